@@ -1,0 +1,245 @@
+"""Organizations, memberships and roles, official accounts with their carrier reviews, gateway
+accounts and API keys."""
+
+import hashlib
+import secrets
+from datetime import time
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .fixed_menu import empty_menu, validate_fixed_menu_field
+
+
+class Organization(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=60, unique=True)
+    quiet_hours_start = models.TimeField(_("quiet hours start"), default=time(21, 0))
+    quiet_hours_end = models.TimeField(_("quiet hours end"), default=time(9, 0))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("organization")
+        verbose_name_plural = _("organizations")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", _("Owner")
+    ADMIN = "admin", _("Admin")
+    MARKETER = "marketer", _("Marketer")
+    OPERATOR = "operator", _("Operator")
+    VIEWER = "viewer", _("Viewer")
+
+
+class Membership(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="membership_unique_user_per_org"),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} @ {self.organization} ({self.get_role_display()})"
+
+
+class GatewayKind(models.TextChoices):
+    RBM = "rbm", _("RCS (RBM REST v1)")
+    CM = "cm", _("SMS (CM.com Business Messaging)")
+
+
+class GatewayAccount(models.Model):
+    """Where an official account's messages go: the adapter kind, its base URL and credentials.
+
+    Credentials (bearer token, RBM client token, CM product token, callback secret) stay in
+    ``credentials``; they are never shown back in full and never logged.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="gateways")
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=8, choices=GatewayKind.choices)
+    base_url = models.URLField(_("base URL"), max_length=500)
+    credentials = models.JSONField(_("credentials"), default=dict, blank=True)
+    rate_per_second = models.PositiveIntegerField(_("sends per second"), default=100)
+    sms_char_limit = models.PositiveIntegerField(_("SMS character limit"), default=660)
+    provider_fallback = models.BooleanField(
+        _("provider-side RCS→SMS fallback"),
+        default=False,
+        help_text=_("CM.com only: send once with allowedChannels RCS+SMS and let the provider fall back."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("gateway account")
+        verbose_name_plural = _("gateway accounts")
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="gateway_unique_name_per_org"),
+            models.CheckConstraint(condition=Q(kind__in=GatewayKind.values), name="gateway_kind_valid"),
+            models.CheckConstraint(condition=Q(rate_per_second__gte=1), name="gateway_rate_positive"),
+            models.CheckConstraint(
+                condition=Q(sms_char_limit__gte=70, sms_char_limit__lte=670), name="gateway_sms_limit_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(provider_fallback=False) | Q(kind=GatewayKind.CM), name="gateway_provider_fallback_cm_only"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def masked_credentials(self):
+        return {key: mask_secret(value) for key, value in (self.credentials or {}).items()}
+
+
+def mask_secret(value) -> str:
+    text = str(value)
+    if len(text) <= 4:
+        return "••••"
+    return "••••" + text[-4:]
+
+
+class OfficialAccount(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="official_accounts")
+    display_name = models.CharField(_("display name"), max_length=100)
+    legal_name = models.CharField(_("formal legal name"), max_length=200)
+    logo = models.ImageField(_("logo"), upload_to="logos/", blank=True)
+    description = models.TextField(_("description"), blank=True, max_length=1000)
+    brand_color = models.CharField(_("brand colour"), max_length=7, default="#0B57D0")
+    sms_sender_id = models.CharField(_("SMS sender id"), max_length=11)
+    fixed_menu = models.JSONField(_("fixed menu"), default=empty_menu, validators=[validate_fixed_menu_field])
+    rcs_gateway = models.ForeignKey(
+        GatewayAccount, verbose_name=_("RCS gateway"), on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    sms_gateway = models.ForeignKey(
+        GatewayAccount, verbose_name=_("SMS gateway"), on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("official account")
+        verbose_name_plural = _("official accounts")
+        ordering = ["display_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "display_name"], name="official_account_unique_name"),
+            models.CheckConstraint(condition=Q(brand_color__regex=r"^#[0-9A-Fa-f]{6}$"), name="official_account_color_hex"),
+            models.CheckConstraint(condition=~Q(legal_name=""), name="official_account_legal_name_required"),
+            models.CheckConstraint(condition=~Q(sms_sender_id=""), name="official_account_sms_sender_required"),
+        ]
+
+    def __str__(self):
+        return self.display_name
+
+    @property
+    def can_send(self) -> bool:
+        """Only an account approved by at least one carrier may send."""
+        return self.reviews.filter(status=ReviewStatus.APPROVED).exists()
+
+
+class Carrier(models.TextChoices):
+    DOCOMO = "docomo", _("docomo")
+    AU = "au", _("au")
+    SOFTBANK = "softbank", _("SoftBank")
+
+
+class ReviewStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+
+
+class CarrierReview(models.Model):
+    """One carrier's review (審査) of an official account."""
+
+    account = models.ForeignKey(OfficialAccount, on_delete=models.CASCADE, related_name="reviews")
+    carrier = models.CharField(_("carrier"), max_length=10, choices=Carrier.choices)
+    status = models.CharField(_("status"), max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+
+    class Meta:
+        verbose_name = _("carrier review")
+        verbose_name_plural = _("carrier reviews")
+        ordering = ["account", "carrier"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "carrier"], name="review_unique_carrier_per_account"),
+            models.CheckConstraint(condition=Q(carrier__in=Carrier.values), name="review_carrier_valid"),
+            models.CheckConstraint(condition=Q(status__in=ReviewStatus.values), name="review_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status=ReviewStatus.PENDING) | Q(decided_at__isnull=False), name="review_decision_has_time"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=ReviewStatus.REJECTED) | ~Q(reason=""), name="review_rejection_has_reason"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.account} / {self.get_carrier_display()}: {self.get_status_display()}"
+
+
+class ApiScope(models.TextChoices):
+    SEND = "send", _("Send messages")
+    CONTACTS = "contacts", _("Contacts")
+    CAMPAIGNS = "campaigns", _("Campaigns")
+    READ_ONLY = "read_only", _("Read only")
+
+
+class ApiKey(models.Model):
+    """An API key of one organization. Only a SHA-256 hash of the secret is stored."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(_("name"), max_length=100)
+    prefix = models.CharField(_("prefix"), max_length=12, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(_("scopes"), default=list)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @classmethod
+    def generate(cls, organization, name, scopes, created_by=None):
+        """Create a key; returns (key, secret). The secret is shown once and never stored."""
+        prefix = secrets.token_hex(4)
+        secret = f"pm_{prefix}_{secrets.token_urlsafe(32)}"
+        key = cls.objects.create(
+            organization=organization,
+            name=name,
+            prefix=prefix,
+            key_hash=cls.hash_secret(secret),
+            scopes=list(scopes),
+            created_by=created_by,
+        )
+        return key, secret
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None
+
+    def revoke(self):
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["revoked_at"])

@@ -1,0 +1,1 @@
+"""Contacts, contact lists, consent, campaigns (content, audience, schedule, approval) and stats."""

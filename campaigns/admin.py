@@ -1,0 +1,57 @@
+from django.contrib import admin
+
+from accounts.admin_scoping import OrgScopedAdmin
+
+from .models import Campaign, Consent, Contact, ContactList, ContactListMembership
+
+
+@admin.register(Contact)
+class ContactAdmin(OrgScopedAdmin):
+    list_display = ["phone", "name", "organization", "opted_out_at", "created_at"]
+    list_filter = ["organization", ("opted_out_at", admin.EmptyFieldListFilter)]
+    search_fields = ["phone", "name"]
+    list_per_page = 50
+    show_full_result_count = False
+
+
+class MembershipInline(admin.TabularInline):
+    model = ContactListMembership
+    raw_id_fields = ["contact"]
+    extra = 0
+
+
+@admin.register(ContactList)
+class ContactListAdmin(OrgScopedAdmin):
+    list_display = ["name", "organization", "purpose", "created_at"]
+    list_filter = ["organization", "purpose"]
+    search_fields = ["name"]
+
+
+@admin.register(ContactListMembership)
+class ContactListMembershipAdmin(OrgScopedAdmin):
+    org_path = "contact_list__organization"
+    list_display = ["contact_list", "contact", "added_at"]
+    list_filter = ["contact_list"]
+    search_fields = ["contact__phone", "contact__name", "contact_list__name"]
+    raw_id_fields = ["contact"]
+    show_full_result_count = False
+
+
+@admin.register(Consent)
+class ConsentAdmin(OrgScopedAdmin):
+    list_display = ["contact", "organization", "method", "source", "wording_version", "granted_at", "revoked_at"]
+    list_filter = ["organization", "method", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["contact__phone", "source", "wording_version"]
+    raw_id_fields = ["contact"]
+    date_hierarchy = "granted_at"
+    show_full_result_count = False
+
+
+@admin.register(Campaign)
+class CampaignAdmin(OrgScopedAdmin):
+    list_display = ["name", "organization", "official_account", "classification", "status", "scheduled_at", "created_by", "created_at"]
+    list_filter = ["organization", "status", "classification"]
+    search_fields = ["name"]
+    filter_horizontal = ["audience_lists", "exclusion_lists"]
+    readonly_fields = ["status", "status_reason", "approved_by", "approved_at", "started_at", "finished_at", "parent"]
+    raw_id_fields = ["created_by"]

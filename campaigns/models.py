@@ -1,0 +1,225 @@
+"""Contacts, contact lists, consent records and campaigns."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import OfficialAccount, Organization
+from messaging.rich_content import validate_rich_content
+
+from .phone import E164_JP_MOBILE
+
+
+class Contact(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="contacts")
+    phone = models.CharField(_("mobile number"), max_length=16, help_text=_("E.164, e.g. +819012345678"))
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    attributes = models.JSONField(_("custom attributes"), default=dict, blank=True)
+    opted_out_at = models.DateTimeField(_("opted out at"), null=True, blank=True)
+    opt_out_method = models.CharField(_("opt-out method"), max_length=32, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "phone"], name="contact_unique_phone_per_org"),
+            models.CheckConstraint(condition=Q(phone__regex=E164_JP_MOBILE), name="contact_phone_e164_jp_mobile"),
+        ]
+
+    def __str__(self):
+        return f"{self.name or self.phone}"
+
+    @property
+    def is_opted_out(self):
+        return self.opted_out_at is not None
+
+
+class ListPurpose(models.TextChoices):
+    PROMOTION = "promotion", _("Promotion")
+    TRANSACTION = "transaction", _("Transaction")
+
+
+class ContactList(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="contact_lists")
+    name = models.CharField(_("name"), max_length=200)
+    purpose = models.CharField(_("purpose"), max_length=16, choices=ListPurpose.choices, default=ListPurpose.PROMOTION)
+    description = models.TextField(_("description"), blank=True)
+    contacts = models.ManyToManyField(Contact, through="ContactListMembership", related_name="lists")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("contact list")
+        verbose_name_plural = _("contact lists")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="contact_list_unique_name_per_org"),
+            models.CheckConstraint(condition=Q(purpose__in=ListPurpose.values), name="contact_list_purpose_valid"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class ContactListMembership(models.Model):
+    contact_list = models.ForeignKey(ContactList, on_delete=models.CASCADE, related_name="memberships")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="list_memberships")
+    added_at = models.DateTimeField(_("added at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("list membership")
+        verbose_name_plural = _("list memberships")
+        constraints = [
+            models.UniqueConstraint(fields=["contact_list", "contact"], name="list_membership_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.contact_list} ∋ {self.contact}"
+
+
+class ConsentMethod(models.TextChoices):
+    WEB_FORM = "web_form", _("Web form")
+    PAPER = "paper", _("Paper form")
+    IMPORT = "import", _("Import (attested)")
+    API = "api", _("API")
+    IN_STORE = "in_store", _("In store")
+    KEYWORD = "keyword", _("Reply keyword")
+
+
+class Consent(models.Model):
+    """A record of prior opt-in (特定電子メール法): who, when, how, which wording, what evidence."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="consents")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consents")
+    granted_at = models.DateTimeField(_("granted at"))
+    method = models.CharField(_("method"), max_length=16, choices=ConsentMethod.choices)
+    source = models.CharField(_("source"), max_length=300, help_text=_("Where: a form URL, a shop, a file name."))
+    wording_version = models.CharField(_("wording version"), max_length=50)
+    evidence = models.TextField(_("evidence"), blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revoke_method = models.CharField(_("revoked how"), max_length=32, blank=True)
+    created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
+        ordering = ["-granted_at"]
+        indexes = [models.Index(fields=["contact", "revoked_at"], name="consent_contact_active")]
+        constraints = [
+            models.CheckConstraint(condition=Q(method__in=ConsentMethod.values), name="consent_method_valid"),
+            models.CheckConstraint(condition=~Q(wording_version=""), name="consent_wording_required"),
+            models.CheckConstraint(condition=~Q(source=""), name="consent_source_required"),
+            models.CheckConstraint(
+                condition=Q(revoked_at__isnull=True) | Q(revoked_at__gte=F("granted_at")),
+                name="consent_revoked_after_granted",
+            ),
+            models.CheckConstraint(
+                condition=Q(revoked_at__isnull=True) | ~Q(revoke_method=""), name="consent_revocation_has_method"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.contact} — {self.get_method_display()} {self.granted_at:%Y-%m-%d}"
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None
+
+
+class Classification(models.TextChoices):
+    PROMOTION = "promotion", _("Promotion")
+    TRANSACTION = "transaction", _("Transaction")
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    PENDING_APPROVAL = "pending_approval", _("Pending approval")
+    APPROVED = "approved", _("Approved")
+    SCHEDULED = "scheduled", _("Scheduled")
+    RUNNING = "running", _("Running")
+    PAUSED = "paused", _("Paused")
+    COMPLETED = "completed", _("Completed")
+    CANCELLED = "cancelled", _("Cancelled")
+    FAILED = "failed", _("Failed")
+
+
+APPROVED_STATES = [
+    CampaignStatus.APPROVED,
+    CampaignStatus.SCHEDULED,
+    CampaignStatus.RUNNING,
+    CampaignStatus.PAUSED,
+    CampaignStatus.COMPLETED,
+]
+
+
+class Campaign(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="campaigns")
+    official_account = models.ForeignKey(
+        OfficialAccount, verbose_name=_("official account"), on_delete=models.PROTECT, related_name="campaigns"
+    )
+    name = models.CharField(_("name"), max_length=200)
+    classification = models.CharField(
+        _("classification"), max_length=16, choices=Classification.choices, default=Classification.PROMOTION
+    )
+    content = models.JSONField(_("+Message content"), default=dict, validators=[validate_rich_content])
+    sms_text = models.TextField(_("SMS fallback text"), max_length=670)
+    audience_lists = models.ManyToManyField(
+        ContactList, verbose_name=_("audience lists"), related_name="campaigns", blank=True
+    )
+    exclusion_lists = models.ManyToManyField(
+        ContactList, verbose_name=_("exclusion lists"), related_name="excluded_from_campaigns", blank=True
+    )
+    ttl_seconds = models.PositiveIntegerField(_("time before SMS fallback (seconds)"), default=3600)
+    status = models.CharField(_("status"), max_length=20, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
+    status_reason = models.CharField(_("status reason"), max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.PROTECT, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("approved by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
+    scheduled_at = models.DateTimeField(_("scheduled at"), null=True, blank=True)
+    recurrence = models.CharField(
+        _("recurrence (crontab)"), max_length=100, blank=True, help_text=_("e.g. “0 10 * * 1” = Mondays 10:00")
+    )
+    parent = models.ForeignKey(
+        "self", verbose_name=_("recurring parent"), on_delete=models.CASCADE, null=True, blank=True, related_name="runs"
+    )
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=CampaignStatus.values), name="campaign_status_valid"),
+            models.CheckConstraint(
+                condition=Q(classification__in=Classification.values), name="campaign_classification_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(ttl_seconds__gte=60, ttl_seconds__lte=30 * 86400), name="campaign_ttl_range"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=APPROVED_STATES) | Q(approved_by__isnull=False, approved_at__isnull=False),
+                name="campaign_approved_states_have_approver",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=CampaignStatus.SCHEDULED) | Q(scheduled_at__isnull=False) | ~Q(recurrence=""),
+                name="campaign_scheduled_has_time",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name

@@ -1,0 +1,105 @@
+"""Deliveries (one per campaign and contact) and the provider events that move them forward."""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Organization
+from campaigns.models import Campaign, Contact
+
+
+class Channel(models.TextChoices):
+    RCS = "rcs", _("+Message")
+    SMS = "sms", _("SMS")
+
+
+class DeliveryStatus(models.IntegerChoices):
+    """Ordered: a delivery's status only ever moves to a higher value (a database trigger refuses less)."""
+
+    QUEUED = 0, _("Queued")
+    SENT = 20, _("Sent")
+    DELIVERED = 30, _("Delivered")
+    READ = 40, _("Read")
+    FAILED = 50, _("Failed")
+    CANCELLED = 60, _("Cancelled")
+
+
+class FallbackReason(models.TextChoices):
+    NOT_CAPABLE = "not_capable", _("Not +Message capable")
+    NOT_REACHABLE = "not_reachable", _("+Message send refused (not reachable)")
+    TTL_EXPIRED = "ttl_expired", _("Not delivered before the TTL")
+    PROVIDER = "provider", _("Fallen back by the provider")
+
+
+class Delivery(models.Model):
+    uuid = models.UUIDField(_("message id"), default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="deliveries")
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
+    )
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(_("channel"), max_length=3, choices=Channel.choices, blank=True)
+    status = models.PositiveSmallIntegerField(_("status"), choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
+    rcs_provider_id = models.CharField(_("RCS provider id"), max_length=100, blank=True)
+    sms_provider_id = models.CharField(_("SMS provider id"), max_length=100, blank=True)
+    error_code = models.CharField(_("error code"), max_length=50, blank=True)
+    error_reason = models.CharField(_("error reason"), max_length=500, blank=True)
+    fallback_reason = models.CharField(_("fallback reason"), max_length=16, choices=FallbackReason.choices, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    failed_at = models.DateTimeField(_("failed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "contact"],
+                condition=Q(campaign__isnull=False),
+                name="delivery_unique_per_campaign_contact",
+            ),
+            models.CheckConstraint(condition=Q(status__in=DeliveryStatus.values), name="delivery_status_valid"),
+            models.CheckConstraint(condition=Q(channel__in=["", *Channel.values]), name="delivery_channel_valid"),
+            models.CheckConstraint(
+                condition=Q(fallback_reason="") | Q(channel=Channel.SMS), name="delivery_fallback_means_sms"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__lt=DeliveryStatus.SENT) | Q(status__gte=DeliveryStatus.FAILED) | ~Q(channel=""),
+                name="delivery_sent_has_channel",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "status", "id"], name="delivery_campaign_status"),
+        ]
+
+    def __str__(self):
+        return str(self.uuid)
+
+
+class ProviderEvent(models.Model):
+    """A webhook event as received, stored before we answer 200; applied later, exactly once."""
+
+    provider = models.CharField(_("provider"), max_length=16)
+    event_id = models.CharField(_("event id"), max_length=200)
+    payload = models.JSONField(_("payload"))
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+    applied_at = models.DateTimeField(_("applied at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("provider event")
+        verbose_name_plural = _("provider events")
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="provider_event_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["applied_at", "id"], name="provider_event_pending"),
+        ]
+
+    def __str__(self):
+        return f"{self.provider}:{self.event_id}"
