@@ -12,6 +12,9 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
+    path("campaigns/", include("campaigns.urls")),
+    path("messaging/", include("messaging.urls")),
 ]
 
 if settings.DEBUG:

@@ -34,7 +34,7 @@ SQLITE_DOWN = "DROP TRIGGER IF EXISTS messaging_delivery_status_forward_only;"
 def forwards(apps, schema_editor):
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_UP)
+        schema_editor.execute(POSTGRES_UP, params=None)
     elif vendor == "sqlite":
         schema_editor.execute(SQLITE_UP)
 
@@ -42,7 +42,7 @@ def forwards(apps, schema_editor):
 def backwards(apps, schema_editor):
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_DOWN)
+        schema_editor.execute(POSTGRES_DOWN, params=None)
     elif vendor == "sqlite":
         schema_editor.execute(SQLITE_DOWN)
 
