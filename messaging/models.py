@@ -103,3 +103,54 @@ class ProviderEvent(models.Model):
 
     def __str__(self):
         return f"{self.provider}:{self.event_id}"
+
+
+class Metric(models.TextChoices):
+    TARGETED = "targeted", _("Targeted")
+    SKIPPED = "skipped", _("Skipped")  # detail: opted_out, no_consent
+    SENT = "sent", _("Sent")
+    DELIVERED = "delivered", _("Delivered")
+    READ = "read", _("Read")
+    FELL_BACK = "fell_back", _("Fell back to SMS")  # detail: the FallbackReason
+    FAILED = "failed", _("Failed")  # detail: the error code
+    CANCELLED = "cancelled", _("Cancelled")
+    CLICKED = "clicked", _("Clicked")
+    REPLIED = "replied", _("Replied")
+
+
+class CounterDelta(models.Model):
+    """Append-only increments written by the engine and receipts, in bulk; folded periodically."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    channel = models.CharField(max_length=3, blank=True)
+    metric = models.CharField(max_length=16, choices=Metric.choices)
+    detail = models.CharField(max_length=50, blank=True)
+    delta = models.IntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["campaign"], name="counter_delta_campaign")]
+
+    def __str__(self):
+        return f"{self.campaign_id} {self.metric} {self.delta:+d}"
+
+
+class CampaignCounter(models.Model):
+    """Folded counters per (campaign, minute, channel, metric, detail): what stats pages read."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="counters")
+    minute = models.DateTimeField()
+    channel = models.CharField(max_length=3, blank=True)
+    metric = models.CharField(max_length=16, choices=Metric.choices)
+    detail = models.CharField(max_length=50, blank=True)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "minute", "channel", "metric", "detail"], name="campaign_counter_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.campaign_id} {self.minute:%H:%M} {self.channel} {self.metric} {self.detail} = {self.count}"

@@ -1,0 +1,23 @@
+"""Carrier gateways: one module per wire format (rbm, cm), registered by kind."""
+
+from .base import (
+    GatewayError,
+    NormalizedEvent,
+    NotReachable,
+    OutboundMessage,
+    Permanent,
+    Retryable,
+    SendResult,
+)
+from .registry import gateway_for
+
+__all__ = [
+    "GatewayError",
+    "NormalizedEvent",
+    "NotReachable",
+    "OutboundMessage",
+    "Permanent",
+    "Retryable",
+    "SendResult",
+    "gateway_for",
+]

@@ -1,0 +1,146 @@
+"""The gateway interface every adapter implements, and the types it speaks in.
+
+Adapters are asynchronous (aiohttp): the fan-out engine sends many messages concurrently from one
+Celery task through one shared ``aiohttp.ClientSession``. Each adapter lives in its own module and
+registers itself by kind (see ``registry``).
+
+Errors come in three kinds, and the engine acts on the kind only:
+- ``NotReachable``: the person cannot get this channel; fall back to SMS.
+- ``Retryable``: try again later (429 with Retry-After, 5xx, timeouts); ``retry_after`` in seconds.
+  ``outcome_unknown`` is set when the request may have reached the carrier (a timeout after
+  sending): the engine then re-sends with the same id, which the carrier deduplicates.
+- ``Permanent``: the request itself is wrong (validation); retrying cannot help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class GatewayError(Exception):
+    kind = "error"
+
+    def __init__(self, reason: str = "", *, code: str = "", retry_after: float | None = None, outcome_unknown=False):
+        super().__init__(reason or code or self.kind)
+        self.reason = reason
+        self.code = code
+        self.retry_after = retry_after
+        self.outcome_unknown = outcome_unknown
+
+
+class NotReachable(GatewayError):
+    kind = "not_reachable"
+
+
+class Retryable(GatewayError):
+    kind = "retryable"
+
+
+class Permanent(GatewayError):
+    kind = "permanent"
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message to one person. ``message_id`` is our idempotency key (RBM messageId, CM reference)."""
+
+    message_id: str
+    phone: str  # E.164
+    content: dict | None = None  # the rich-content document (RCS)
+    sms_text: str = ""  # the SMS text (SMS leg, or CM provider-side fallback)
+    sms_sender: str = ""
+    traffic_type: str = "TRANSACTION"  # RBM messageTrafficType: PROMOTION or TRANSACTION
+    ttl_seconds: int | None = None
+    allowed_channels: tuple[str, ...] = ("SMS",)  # CM only: ("SMS",) or ("RCS", "SMS")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: str
+    provider_id: str = ""
+
+
+@dataclass
+class NormalizedEvent:
+    """One status callback or inbound message, whatever the wire format.
+
+    kind is one of: delivered, read, failed, ttl_revoked, ttl_revoke_failed, is_typing,
+    inbound_text, inbound_postback, inbound_location, inbound_file.
+    """
+
+    provider: str  # "rbm" or "cm"
+    event_id: str  # unique per provider: the store's deduplication key
+    kind: str
+    channel: str  # "rcs" or "sms"
+    message_id: str = ""  # our id for status events (with the "-sms" suffix for SMS legs)
+    phone: str = ""  # E.164
+    occurred_at: datetime | None = None
+    text: str = ""
+    postback: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    file_url: str = ""
+    file_mime: str = ""
+    error_code: str = ""
+    error_reason: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+SMS_LEG_SUFFIX = "-sms"
+
+
+def sms_leg_id(message_id: str) -> str:
+    return f"{message_id}{SMS_LEG_SUFFIX}"
+
+
+class Gateway:
+    """Base class. Subclasses set ``kind`` and implement what their wire format supports."""
+
+    kind = ""
+    max_capability_batch = 10_000
+    max_send_batch = 1
+
+    def __init__(self, account):
+        self.account = account  # accounts.GatewayAccount
+        self.base_url = account.base_url.rstrip("/")
+        self.credentials = dict(account.credentials or {})
+
+    # -- outbound --------------------------------------------------------------------------------
+    async def capability(self, session, phone: str) -> bool:
+        """True if ``phone`` can receive RCS now."""
+        raise NotImplementedError
+
+    async def capabilities(self, session, phones: list[str]) -> set[str]:
+        """The subset of ``phones`` (≤ max_capability_batch) that can receive RCS."""
+        raise NotImplementedError
+
+    async def send(self, session, message: OutboundMessage) -> SendResult:
+        raise NotImplementedError
+
+    async def send_batch(self, session, messages: list[OutboundMessage]) -> list[SendResult | GatewayError]:
+        """Send up to ``max_send_batch`` messages; one result or error per message, in order."""
+        results: list[SendResult | GatewayError] = []
+        for message in messages:
+            try:
+                results.append(await self.send(session, message))
+            except GatewayError as error:
+                results.append(error)
+        return results
+
+    async def revoke(self, session, phone: str, message_id: str) -> bool:
+        """True if revoked before delivery; False if it was already delivered."""
+        raise NotImplementedError
+
+    # -- inbound ---------------------------------------------------------------------------------
+    def verify_webhook(self, headers, body: bytes, url_secret: str = "") -> bool:
+        """Constant-time check that a callback really comes from this gateway."""
+        raise NotImplementedError
+
+    def handshake(self, body: bytes) -> dict | None:
+        """The answer to a registration handshake, or None if ``body`` is not one."""
+        return None
+
+    def parse_events(self, body: bytes) -> list[NormalizedEvent]:
+        raise NotImplementedError
