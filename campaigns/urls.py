@@ -1,5 +1,6 @@
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
-app_name = "campaigns"
-
-urlpatterns: list = []
+urlpatterns = [
+    path("contacts/", include("campaigns.urls_contacts")),
+    path("", include("campaigns.urls_campaigns")),
+]
