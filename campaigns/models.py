@@ -194,6 +194,9 @@ class Campaign(models.Model):
     parent = models.ForeignKey(
         "self", verbose_name=_("recurring parent"), on_delete=models.CASCADE, null=True, blank=True, related_name="runs"
     )
+    audience_cursor = models.BigIntegerField(default=0, editable=False)
+    audience_frozen_at = models.DateTimeField(_("audience frozen at"), null=True, blank=True, editable=False)
+    last_dispatch_at = models.DateTimeField(null=True, blank=True, editable=False)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)

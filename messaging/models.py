@@ -47,6 +47,7 @@ class Delivery(models.Model):
     error_code = models.CharField(_("error code"), max_length=50, blank=True)
     error_reason = models.CharField(_("error reason"), max_length=500, blank=True)
     fallback_reason = models.CharField(_("fallback reason"), max_length=16, choices=FallbackReason.choices, blank=True)
+    pending_fallback = models.BooleanField(_("SMS fallback pending"), default=False)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -76,6 +77,12 @@ class Delivery(models.Model):
         ]
         indexes = [
             models.Index(fields=["campaign", "status", "id"], name="delivery_campaign_status"),
+            models.Index(
+                fields=["campaign", "id"], condition=Q(pending_fallback=True), name="delivery_pending_fallback"
+            ),
+            models.Index(
+                fields=["sent_at"], condition=Q(status=20, channel="rcs"), name="delivery_rcs_awaiting_receipt"
+            ),
         ]
 
     def __str__(self):
