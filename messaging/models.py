@@ -40,6 +40,16 @@ class Delivery(models.Model):
         Campaign, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
     )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="deliveries")
+    # A message sent on its own (API, test send, inbox reply) carries its content; a campaign's
+    # deliveries take it from the campaign.
+    official_account = models.ForeignKey(
+        "accounts.OfficialAccount", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    content = models.JSONField(_("+Message content"), null=True, blank=True)
+    sms_text = models.TextField(_("SMS text"), blank=True)
+    classification = models.CharField(_("classification"), max_length=16, blank=True)
+    ttl_seconds = models.PositiveIntegerField(_("TTL (seconds)"), null=True, blank=True)
+    client_reference = models.CharField(_("client reference"), max_length=100, blank=True)
     channel = models.CharField(_("channel"), max_length=3, choices=Channel.choices, blank=True)
     status = models.PositiveSmallIntegerField(_("status"), choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
     rcs_provider_id = models.CharField(_("RCS provider id"), max_length=100, blank=True)
@@ -66,6 +76,10 @@ class Delivery(models.Model):
                 name="delivery_unique_per_campaign_contact",
             ),
             models.CheckConstraint(condition=Q(status__in=DeliveryStatus.values), name="delivery_status_valid"),
+            models.CheckConstraint(
+                condition=Q(campaign__isnull=False) | Q(official_account__isnull=False),
+                name="delivery_single_has_account",
+            ),
             models.CheckConstraint(condition=Q(channel__in=["", *Channel.values]), name="delivery_channel_valid"),
             models.CheckConstraint(
                 condition=Q(fallback_reason="") | Q(channel=Channel.SMS), name="delivery_fallback_means_sms"
