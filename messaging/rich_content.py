@@ -74,10 +74,14 @@ def url_problem(value) -> str | None:
         return _("The URL is longer than %(limit)d characters.") % {"limit": URL_MAX}
     if _CONTROL_CHARS.search(value):
         return _("The URL contains spaces or control characters.")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return _("Enter a valid URL.")
     if parts.scheme.lower() not in ("http", "https"):
         return _("Only http:// and https:// URLs are allowed.")
-    if not parts.netloc or not parts.hostname:
+    if not parts.netloc or not hostname:
         return _("The URL has no host name.")
     return None
 
