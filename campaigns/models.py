@@ -6,7 +6,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import OfficialAccount, Organization
-from messaging.rich_content import validate_rich_content
+from messaging.rich_content import validate_rich_content_field
 
 from .phone import E164_JP_MOBILE
 
@@ -164,7 +164,7 @@ class Campaign(models.Model):
     classification = models.CharField(
         _("classification"), max_length=16, choices=Classification.choices, default=Classification.PROMOTION
     )
-    content = models.JSONField(_("+Message content"), default=dict, validators=[validate_rich_content])
+    content = models.JSONField(_("+Message content"), default=dict, validators=[validate_rich_content_field])
     sms_text = models.TextField(_("SMS fallback text"), max_length=670)
     audience_lists = models.ManyToManyField(
         ContactList, verbose_name=_("audience lists"), related_name="campaigns", blank=True

@@ -231,6 +231,18 @@ def validate_rich_content(document) -> None:
     errors.raise_if_any()
 
 
+def validate_rich_content_field(document) -> None:
+    """Model-field validator: the same rules, errors flattened onto the field as "path: reason".
+
+    Django's field validators must raise list-style errors; the keyed ValidationError of
+    validate_rich_content would crash Model.full_clean() and the admin with an AttributeError.
+    """
+    try:
+        validate_rich_content(document)
+    except ValidationError as error:
+        raise ValidationError([f"{field}: {msg}" for field, msgs in error.message_dict.items() for msg in msgs]) from None
+
+
 def iter_texts(document: dict):
     """Every human-readable string in a valid document (for display-rule checks and previews)."""
     if document.get("text"):
