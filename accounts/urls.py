@@ -1,5 +1,21 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "accounts"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("switch-organization/", views.switch_organization, name="switch_organization"),
+    path("official/", views.official_account_list, name="official_list"),
+    path("official/new/", views.official_account_create, name="official_create"),
+    path("official/<int:pk>/", views.official_account_detail, name="official_detail"),
+    path("official/<int:pk>/edit/", views.official_account_edit, name="official_edit"),
+    path("official/<int:pk>/logo/", views.official_account_logo, name="official_logo"),
+    path("official/<int:pk>/menu/", views.fixed_menu, name="fixed_menu"),
+    path("official/<int:pk>/menu/item/", views.fixed_menu_item, name="fixed_menu_item"),
+    path("official/<int:pk>/menu/move/", views.fixed_menu_move, name="fixed_menu_move"),
+    path("official/<int:pk>/menu/delete/", views.fixed_menu_delete, name="fixed_menu_delete"),
+    path("members/", views.members, name="members"),
+    path("members/<int:pk>/role/", views.member_role, name="member_role"),
+    path("members/<int:pk>/remove/", views.member_remove, name="member_remove"),
+]

@@ -1,0 +1,199 @@
+"""Forms of the console's account pages: official accounts, logo, fixed-menu items, members."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from messaging.rich_content import CARD_TITLE_MAX, LABEL_MAX, POSTBACK_MAX, URL_MAX
+
+from .models import GatewayAccount, GatewayKind, OfficialAccount, Role
+
+
+class OfficialAccountForm(forms.ModelForm):
+    class Meta:
+        model = OfficialAccount
+        fields = [
+            "display_name",
+            "legal_name",
+            "description",
+            "brand_color",
+            "sms_sender_id",
+            "rcs_gateway",
+            "sms_gateway",
+        ]
+        widgets = {
+            "brand_color": forms.TextInput(attrs={"type": "color"}),
+            "description": forms.Textarea(attrs={"rows": 4}),
+        }
+        help_texts = {
+            "legal_name": _("Shown in every promotional message, as the law requires."),
+            "sms_sender_id": _("Up to 11 letters or digits; shown as the sender of SMS fallback messages."),
+        }
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        gateways = GatewayAccount.objects.filter(organization=organization)
+        self.fields["rcs_gateway"].queryset = gateways.filter(kind=GatewayKind.RBM)
+        self.fields["sms_gateway"].queryset = gateways.filter(kind=GatewayKind.CM)
+        self.fields["rcs_gateway"].empty_label = _("— none —")
+        self.fields["sms_gateway"].empty_label = _("— none —")
+        self.instance.organization = organization
+
+    def clean_sms_sender_id(self):
+        value = self.cleaned_data["sms_sender_id"].strip()
+        if not value.isascii() or not value.replace(" ", "").isalnum():
+            raise forms.ValidationError(_("Use letters and digits only."))
+        return value
+
+    def clean_brand_color(self):
+        value = self.cleaned_data["brand_color"].strip()
+        if len(value) != 7 or not value.startswith("#"):
+            raise forms.ValidationError(_("Use a colour like #0B57D0."))
+        return value.upper()
+
+
+class LogoForm(forms.Form):
+    logo = forms.FileField(
+        label=_("Logo"),
+        help_text=_("PNG, JPEG, GIF or WebP, square, at least 64×64 and at most 2048×2048 pixels, up to 2 MB. SVG is not accepted."),
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/gif,image/webp"}),
+    )
+
+
+ITEM_TYPES = [
+    ("reply", _("Reply (postback)")),
+    ("open_url", _("Open a URL")),
+    ("dial", _("Call a number")),
+    ("location", _("Show a location")),
+    ("calendar", _("Add to calendar")),
+    ("submenu", _("Submenu")),
+]
+
+# Which form fields each item type uses, in display order.
+TYPE_FIELDS = {
+    "reply": ["postback"],
+    "open_url": ["url"],
+    "dial": ["phone"],
+    "location": ["latitude", "longitude", "query"],
+    "calendar": ["title", "start", "end"],
+    "submenu": [],
+}
+
+
+def _local_iso(value):
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(settings.TIME_ZONE))
+    return value.isoformat()
+
+
+class MenuItemForm(forms.Form):
+    """One fixed-menu entry. The whole menu is validated by accounts.fixed_menu after this."""
+
+    type = forms.ChoiceField(label=_("Action"), choices=ITEM_TYPES)
+    label = forms.CharField(label=_("Label"), max_length=LABEL_MAX, help_text=_("Up to 25 characters."))
+    postback = forms.CharField(label=_("Postback data"), max_length=POSTBACK_MAX, required=False,
+                               help_text=_("Sent back to you when the customer taps the item."))
+    url = forms.CharField(label=_("URL"), max_length=URL_MAX, required=False, help_text=_("http:// or https:// only."))
+    phone = forms.CharField(label=_("Phone number"), max_length=20, required=False)
+    latitude = forms.FloatField(label=_("Latitude"), required=False)
+    longitude = forms.FloatField(label=_("Longitude"), required=False)
+    query = forms.CharField(label=_("Place name"), max_length=CARD_TITLE_MAX, required=False)
+    title = forms.CharField(label=_("Event title"), max_length=CARD_TITLE_MAX, required=False)
+    start = forms.DateTimeField(label=_("Starts"), required=False,
+                                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+    end = forms.DateTimeField(label=_("Ends"), required=False,
+                              widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+
+    def __init__(self, *args, allow_submenu=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not allow_submenu:
+            self.fields["type"].choices = [choice for choice in ITEM_TYPES if choice[0] != "submenu"]
+
+    def current_type(self):
+        if self.is_bound:
+            value = self.data.get(self.add_prefix("type"))
+        else:
+            value = self.initial.get("type")
+        return value if value in TYPE_FIELDS else "reply"
+
+    def type_fields(self):
+        return [self[name] for name in TYPE_FIELDS[self.current_type()]]
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("type")
+        required = {"open_url": ["url"], "dial": ["phone"], "location": ["latitude", "longitude"],
+                    "calendar": ["title", "start", "end"], "reply": ["postback"]}.get(kind, [])
+        for name in required:
+            if cleaned.get(name) in (None, ""):
+                self.add_error(name, _("This field is required."))
+        return cleaned
+
+    def to_item(self) -> dict:
+        data = self.cleaned_data
+        kind = data["type"]
+        if kind == "submenu":
+            return {"label": data["label"], "items": []}
+        item = {"type": kind, "label": data["label"]}
+        if kind == "reply":
+            item["postback"] = data["postback"]
+        elif kind == "open_url":
+            item["url"] = data["url"].strip()
+        elif kind == "dial":
+            item["phone"] = data["phone"].strip()
+        elif kind == "location":
+            item["latitude"] = data["latitude"]
+            item["longitude"] = data["longitude"]
+            if data.get("query"):
+                item["query"] = data["query"]
+        elif kind == "calendar":
+            item["title"] = data["title"]
+            item["start"] = _local_iso(data["start"])
+            item["end"] = _local_iso(data["end"])
+        return item
+
+    @staticmethod
+    def initial_from_item(item: dict) -> dict:
+        if "items" in item:
+            return {"type": "submenu", "label": item.get("label", "")}
+        initial = dict(item)
+        for key in ("start", "end"):
+            if initial.get(key):
+                initial[key] = initial[key][:16]
+        return initial
+
+    def add_menu_errors(self, messages: dict[str, list], item_path: str, *, only_own=False, skip_children=False):
+        """Put errors from validate_fixed_menu beside the field they concern (or at the top).
+
+        ``only_own``: ignore errors about other items; ``skip_children``: leave the errors of this
+        item's submenu entries to the child form.
+        """
+        prefix = "fixed_menu.items[" + "].items[".join(item_path.split(".")) + "]"
+        for field_path, errors in messages.items():
+            if only_own and not field_path.startswith(prefix + "."):
+                continue
+            if skip_children and field_path.startswith(prefix + ".items["):
+                continue
+            target = None
+            if field_path.startswith(prefix + "."):
+                name = field_path[len(prefix) + 1:].split(".")[0].split("[")[0]
+                if name in self.fields:
+                    target = name
+            for error in errors:
+                self.add_error(target, error)
+
+
+class MemberAddForm(forms.Form):
+    identifier = forms.CharField(label=_("Username or e-mail address"), max_length=254,
+                                 help_text=_("The person must already have an account on this console."))
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.VIEWER)
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)

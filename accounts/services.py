@@ -1,0 +1,258 @@
+"""Write-side services for organizations, members and official accounts (logo, fixed menu).
+
+Views parse input and call these; every rule (last owner, logo bytes, menu limits) lives here.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import uuid
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from PIL import Image, UnidentifiedImageError
+
+from .fixed_menu import validate_fixed_menu
+from .models import Membership, OfficialAccount, Role
+
+security_log = logging.getLogger("console.security")
+
+LOGO_MAX_BYTES = 2 * 1024 * 1024
+LOGO_MAX_PIXELS = 2048  # per side
+LOGO_MIN_PIXELS = 64
+LOGO_FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
+
+
+# --- members ------------------------------------------------------------------------------------
+
+
+def _owner_count(organization) -> int:
+    return Membership.objects.filter(organization=organization, role=Role.OWNER).count()
+
+
+def membership_add(organization, identifier: str, role: str, *, acting_role: str) -> Membership:
+    """Add an existing user (found by username or e-mail) to ``organization`` with ``role``."""
+    identifier = (identifier or "").strip()
+    if role == Role.OWNER and acting_role != Role.OWNER:
+        raise ValidationError({"role": [_("Only an owner can make someone an owner.")]})
+    user_model = get_user_model()
+    users = list(user_model.objects.filter(Q(username__iexact=identifier) | Q(email__iexact=identifier), is_active=True)[:2])
+    if not identifier or not users:
+        raise ValidationError({"identifier": [_("No user with this username or e-mail address.")]})
+    if len(users) > 1:
+        raise ValidationError({"identifier": [_("Several users share this e-mail address; use the username.")]})
+    user = users[0]
+    if Membership.objects.filter(organization=organization, user=user).exists():
+        raise ValidationError({"identifier": [_("This user is already a member.")]})
+    membership = Membership.objects.create(organization=organization, user=user, role=role)
+    security_log.info("member added: org=%s user=%s role=%s", organization.pk, user.pk, role)
+    return membership
+
+
+@transaction.atomic
+def membership_change_role(membership: Membership, role: str, *, acting_role: str) -> Membership:
+    if role not in Role.values:
+        raise ValidationError({"role": [_("Unknown role.")]})
+    if Role.OWNER in (role, membership.role) and acting_role != Role.OWNER:
+        raise ValidationError({"role": [_("Only an owner can grant or take away the owner role.")]})
+    # Lock the organization's owners so two admins cannot demote the last two owners at once.
+    list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id, role=Role.OWNER))
+    if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(membership.organization) <= 1:
+        raise ValidationError({"role": [_("The last owner cannot be demoted. Make someone else an owner first.")]})
+    membership.role = role
+    membership.save(update_fields=["role"])
+    security_log.info("member role changed: org=%s user=%s role=%s", membership.organization_id, membership.user_id, role)
+    return membership
+
+
+@transaction.atomic
+def membership_remove(membership: Membership, *, acting_role: str) -> None:
+    if membership.role == Role.OWNER and acting_role != Role.OWNER:
+        raise ValidationError(_("Only an owner can remove an owner."))
+    list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id, role=Role.OWNER))
+    if membership.role == Role.OWNER and _owner_count(membership.organization) <= 1:
+        raise ValidationError(_("The last owner cannot be removed. Make someone else an owner first."))
+    security_log.info("member removed: org=%s user=%s", membership.organization_id, membership.user_id)
+    membership.delete()
+
+
+# --- official account: logo ---------------------------------------------------------------------
+
+
+def logo_to_png(uploaded) -> ContentFile:
+    """Check an uploaded logo by its bytes and return it re-encoded as PNG.
+
+    The name and the Content-Type are ignored: Pillow must recognise the bytes as a raster image
+    (PNG, JPEG, GIF, WebP). SVG, which can carry scripts, is refused. Re-encoding drops metadata
+    and anything appended to the image.
+    """
+    size = getattr(uploaded, "size", None)
+    if size is not None and size > LOGO_MAX_BYTES:
+        raise ValidationError(_("The logo is larger than 2 MB."), code="too_large")
+    data = uploaded.read(LOGO_MAX_BYTES + 1)
+    if len(data) > LOGO_MAX_BYTES:
+        raise ValidationError(_("The logo is larger than 2 MB."), code="too_large")
+    if not data:
+        raise ValidationError(_("The file is empty."), code="empty")
+    head = data[:1024].lstrip().lower()
+    if head.startswith(b"<") or b"<svg" in head:
+        raise ValidationError(_("SVG and other vector or text files are not accepted; upload a PNG or JPEG."), code="svg")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            image_format = probe.format
+            width, height = probe.size
+            if image_format not in LOGO_FORMATS:
+                raise ValidationError(_("Upload a PNG, JPEG, GIF or WebP image."), code="format")
+            if width > LOGO_MAX_PIXELS or height > LOGO_MAX_PIXELS:
+                raise ValidationError(
+                    _("The logo is %(w)d×%(h)d pixels; the limit is %(max)d×%(max)d.")
+                    % {"w": width, "h": height, "max": LOGO_MAX_PIXELS},
+                    code="dimensions",
+                )
+            if width < LOGO_MIN_PIXELS or height < LOGO_MIN_PIXELS:
+                raise ValidationError(
+                    _("The logo is %(w)d×%(h)d pixels; use at least %(min)d×%(min)d.")
+                    % {"w": width, "h": height, "min": LOGO_MIN_PIXELS},
+                    code="dimensions",
+                )
+            probe.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            converted = image.convert("RGBA")
+    except ValidationError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise ValidationError(_("This file is not an image we can read. Upload a PNG or JPEG."), code="not_image") from None
+    out = io.BytesIO()
+    converted.save(out, format="PNG", optimize=True)
+    return ContentFile(out.getvalue(), name=f"{uuid.uuid4().hex}.png")
+
+
+def official_account_set_logo(account: OfficialAccount, uploaded) -> OfficialAccount:
+    png = logo_to_png(uploaded)
+    old_name = account.logo.name if account.logo else ""
+    account.logo.save(png.name, png, save=False)
+    account.save(update_fields=["logo"])
+    if old_name and old_name != account.logo.name:
+        account.logo.storage.delete(old_name)
+    return account
+
+
+def official_account_update(account: OfficialAccount, **fields) -> OfficialAccount:
+    for name, value in fields.items():
+        setattr(account, name, value)
+    account.full_clean()
+    account.save()
+    return account
+
+
+# --- official account: fixed menu ---------------------------------------------------------------
+#
+# An item is addressed by a path: "2" is the third top-level item, "2.0" the first entry of that
+# item's submenu. Each operation builds the new menu, validates the whole of it with
+# accounts.fixed_menu.validate_fixed_menu, and saves only if it is valid.
+
+
+class MenuPathError(ValidationError):
+    pass
+
+
+def parse_menu_path(path: str) -> tuple[int, ...]:
+    try:
+        parts = tuple(int(part) for part in str(path).split("."))
+    except ValueError:
+        raise MenuPathError(_("Unknown menu item.")) from None
+    if not 1 <= len(parts) <= 2 or any(part < 0 for part in parts):
+        raise MenuPathError(_("Unknown menu item."))
+    return parts
+
+
+def _siblings(menu: dict, path: tuple[int, ...]) -> list:
+    """The list that holds the item at ``path`` (the top-level list, or a submenu's list)."""
+    items = menu.setdefault("items", [])
+    if len(path) == 1:
+        return items
+    parent_index = path[0]
+    if parent_index >= len(items) or "items" not in items[parent_index]:
+        raise MenuPathError(_("Unknown menu item."))
+    return items[parent_index]["items"]
+
+
+def menu_item_at(menu: dict, path: str) -> dict:
+    parts = parse_menu_path(path)
+    siblings = _siblings(copy.deepcopy(menu), parts)
+    if parts[-1] >= len(siblings):
+        raise MenuPathError(_("Unknown menu item."))
+    return siblings[parts[-1]]
+
+
+def _save_menu(account: OfficialAccount, menu: dict) -> OfficialAccount:
+    validate_fixed_menu(menu)
+    account.fixed_menu = menu
+    account.save(update_fields=["fixed_menu"])
+    return account
+
+
+def fixed_menu_put_item(account: OfficialAccount, item: dict, *, path: str | None = None, parent: str | None = None):
+    """Replace the item at ``path``, or append ``item`` to the top level (or to submenu ``parent``).
+
+    Returns (account, path of the item). Raises ValidationError keyed by the menu field path.
+    """
+    menu = copy.deepcopy(account.fixed_menu or {"items": []})
+    menu.setdefault("items", [])
+    if path is not None:
+        parts = parse_menu_path(path)
+        siblings = _siblings(menu, parts)
+        if parts[-1] >= len(siblings):
+            raise MenuPathError(_("Unknown menu item."))
+        existing = siblings[parts[-1]]
+        if "items" in existing and "items" in item:
+            item = {**item, "items": existing["items"]}  # editing a submenu's label keeps its entries
+        siblings[parts[-1]] = item
+        new_path = parts
+    elif parent is not None:
+        parent_parts = parse_menu_path(parent)
+        if len(parent_parts) != 1 or parent_parts[0] >= len(menu["items"]) or "items" not in menu["items"][parent_parts[0]]:
+            raise MenuPathError(_("Submenus can only be nested one level deep."))
+        submenu = menu["items"][parent_parts[0]]["items"]
+        submenu.append(item)
+        new_path = (parent_parts[0], len(submenu) - 1)
+    else:
+        menu["items"].append(item)
+        new_path = (len(menu["items"]) - 1,)
+    _save_menu(account, menu)
+    return account, ".".join(map(str, new_path))
+
+
+def fixed_menu_move_item(account: OfficialAccount, path: str, direction: str) -> OfficialAccount:
+    parts = parse_menu_path(path)
+    menu = copy.deepcopy(account.fixed_menu or {"items": []})
+    siblings = _siblings(menu, parts)
+    index = parts[-1]
+    target = index - 1 if direction == "up" else index + 1
+    if index >= len(siblings):
+        raise MenuPathError(_("Unknown menu item."))
+    if 0 <= target < len(siblings):
+        siblings[index], siblings[target] = siblings[target], siblings[index]
+        _save_menu(account, menu)
+    return account
+
+
+def fixed_menu_delete_item(account: OfficialAccount, path: str) -> OfficialAccount:
+    parts = parse_menu_path(path)
+    menu = copy.deepcopy(account.fixed_menu or {"items": []})
+    siblings = _siblings(menu, parts)
+    if parts[-1] >= len(siblings):
+        raise MenuPathError(_("Unknown menu item."))
+    del siblings[parts[-1]]
+    if len(parts) == 2 and not siblings:
+        # An empty submenu is invalid; deleting its last entry deletes the submenu.
+        del menu["items"][parts[0]]
+    _save_menu(account, menu)
+    return account
