@@ -226,3 +226,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Fan-out engine ---------------------------------------------------------------------------
+GATEWAY_TIMEOUT_SECONDS = env.float("GATEWAY_TIMEOUT_SECONDS", default=10.0)
+DISPATCH_CHAINS = env.int("DISPATCH_CHAINS", default=2)
+AUTO_PAUSE_ERROR_RATE = env.float("AUTO_PAUSE_ERROR_RATE", default=0.5)  # 0 disables
+AUTO_PAUSE_MIN_BATCH = env.int("AUTO_PAUSE_MIN_BATCH", default=50)
+TTL_GRACE_SECONDS = env.int("TTL_GRACE_SECONDS", default=30)
+CELERY_TASK_ROUTES = {
+    "messaging.tasks.send_message": {"queue": "priority"},
+}
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_BEAT_SCHEDULE = {
+    "messaging-sweep": {"task": "messaging.tasks.sweep", "schedule": env.float("SWEEP_SECONDS", default=15.0)},
+    "messaging-fold-counters": {"task": "messaging.tasks.fold_counters", "schedule": 5.0},
+}

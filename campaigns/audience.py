@@ -1,0 +1,49 @@
+"""Who a campaign reaches: the audience lists minus the exclusion lists, and — for promotions —
+minus opted-out contacts and contacts without an active consent record."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q
+
+from .models import Classification, Consent, Contact, ContactListMembership
+
+
+def candidates(organization_id, include_list_ids, exclude_list_ids):
+    """Contacts in any included list and in no excluded list (before compliance filters)."""
+    in_lists = ContactListMembership.objects.filter(contact_id=OuterRef("pk"), contact_list_id__in=include_list_ids)
+    queryset = Contact.objects.filter(organization_id=organization_id).filter(Exists(in_lists))
+    if exclude_list_ids:
+        excluded = ContactListMembership.objects.filter(
+            contact_id=OuterRef("pk"), contact_list_id__in=exclude_list_ids
+        )
+        queryset = queryset.exclude(Exists(excluded))
+    return queryset
+
+
+def has_active_consent():
+    return Exists(Consent.objects.filter(contact_id=OuterRef("pk"), revoked_at__isnull=True))
+
+
+def eligibility_filter(classification) -> Q:
+    """What a promotion additionally requires of a contact. Transactional messages are exempt."""
+    if classification == Classification.PROMOTION:
+        return Q(opted_out_at__isnull=True) & Q(has_consent=True)
+    return Q()
+
+
+def annotated_candidates(organization_id, include_list_ids, exclude_list_ids):
+    return candidates(organization_id, include_list_ids, exclude_list_ids).annotate(has_consent=has_active_consent())
+
+
+def audience_count(organization, classification, include_list_ids, exclude_list_ids) -> dict:
+    """Live recipient count for the composer: total, eligible, and why the rest are left out."""
+    include_list_ids = list(include_list_ids or [])
+    if not include_list_ids:
+        return {"total": 0, "eligible": 0, "opted_out": 0, "no_consent": 0}
+    base = annotated_candidates(getattr(organization, "id", organization), include_list_ids, exclude_list_ids or [])
+    total = base.count()
+    if classification != Classification.PROMOTION:
+        return {"total": total, "eligible": total, "opted_out": 0, "no_consent": 0}
+    opted_out = base.filter(opted_out_at__isnull=False).count()
+    no_consent = base.filter(opted_out_at__isnull=True, has_consent=False).count()
+    return {"total": total, "eligible": total - opted_out - no_consent, "opted_out": opted_out, "no_consent": no_consent}

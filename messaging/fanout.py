@@ -1,0 +1,701 @@
+"""The fan-out engine: freeze a campaign's audience, then claim, check, send and record in batches.
+
+How one delivery flows (design.md §5):
+
+1. ``audience_freeze`` inserts one QUEUED Delivery per (campaign, contact) with keyset-paged
+   INSERT … SELECT chunks; the cursor moves in the same transaction, so a crash resumes.
+2. ``dispatch_batch`` claims up to N claimable rows with a lease (SKIP LOCKED on PostgreSQL).
+   In the claim transaction each fresh row's channel is decided and written — RCS if the number is
+   RCS-capable (batch capability check, cached in Redis), otherwise SMS with a fallback reason — so
+   a re-claim after a crash can never switch a row to the other channel.
+3. Sends go out concurrently, each at its slot from the account's global token bucket. The delivery
+   UUID is the RBM messageId and the CM reference (+"-sms" for the SMS leg) on every attempt, so a
+   retry after a crash or a timeout is deduplicated by the carrier.
+4. Results are recorded in bulk: sent; not reachable → SMS now; retryable → back off (the lease);
+   permanent → failed. Counter deltas go in with the same transaction.
+5. RCS accepted but not delivered within the TTL → ``ttl_sweep`` revokes it; only a confirmed revoke
+   (or a TTL_EXPIRATION_REVOKED event) marks it ``pending_fallback`` for the SMS leg. Never both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import aiohttp
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import GatewayAccount, GatewayKind
+from campaigns.models import Campaign, CampaignStatus, Classification
+from campaigns.status import TransitionError, campaign_transition
+
+from . import throttle
+from .counters import counters_add
+from .gateways import GatewayError, NotReachable, OutboundMessage, Permanent, Retryable, gateway_for
+from .gateways.base import sms_leg_id
+from .models import Channel, Delivery, DeliveryStatus, FallbackReason, Metric
+from .personalize import personalize_content, personalize_text
+
+logger = logging.getLogger(__name__)
+
+FREEZE_CHUNK = 10_000
+BATCH_SIZE = 500
+LEASE_SECONDS = 120
+MAX_IN_FLIGHT = 64
+
+D = DeliveryStatus
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Freezing the audience
+
+
+def _audience_sql(campaign: Campaign):
+    """SQL and params selecting (contact id, opted out, has consent) of the campaign's candidates."""
+    from campaigns.audience import annotated_candidates
+
+    include = list(campaign.audience_lists.values_list("id", flat=True))
+    exclude = list(campaign.exclusion_lists.values_list("id", flat=True))
+    queryset = annotated_candidates(campaign.organization_id, include, exclude).values_list(
+        "id", "opted_out_at", "has_consent"
+    )
+    return queryset.query.sql_with_params()
+
+
+def audience_freeze_chunk(campaign: Campaign, chunk: int = FREEZE_CHUNK) -> bool:
+    """Insert the next chunk of deliveries. Returns True when the whole audience is frozen."""
+    delivery = Delivery._meta.db_table
+    inner_sql, inner_params = _audience_sql(campaign)
+    promotion = campaign.classification == Classification.PROMOTION
+    uuid_sql = "gen_random_uuid()" if connection.vendor == "postgresql" else "lower(hex(randomblob(16)))"
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().only("audience_cursor", "audience_frozen_at").get(pk=campaign.pk)
+        if locked.audience_frozen_at:
+            return True
+        cursor_id = locked.audience_cursor
+        page = (
+            f"SELECT a.* FROM ({inner_sql}) AS a(id, opted_out_at, has_consent) "
+            f"WHERE a.id > %s ORDER BY a.id LIMIT %s"
+            if connection.vendor == "postgresql"
+            else f"SELECT * FROM ({inner_sql}) WHERE id > %s ORDER BY id LIMIT %s"
+        )
+        page_params = [*inner_params, cursor_id, chunk]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT COUNT(*), MAX(p.id), "
+                f"SUM(CASE WHEN p.opted_out_at IS NOT NULL THEN 1 ELSE 0 END), "
+                f"SUM(CASE WHEN p.opted_out_at IS NULL AND NOT p.has_consent THEN 1 ELSE 0 END) "
+                f"FROM ({page}) AS p",
+                page_params,
+            )
+            count, last_id, opted_out, no_consent = cursor.fetchone()
+            if not count:
+                Campaign.objects.filter(pk=campaign.pk).update(audience_frozen_at=timezone.now())
+                return True
+            eligible = "p.opted_out_at IS NULL AND p.has_consent" if promotion else "1=1"
+            cursor.execute(
+                f"INSERT INTO {delivery} (uuid, organization_id, campaign_id, contact_id, channel, status, "
+                f"rcs_provider_id, sms_provider_id, error_code, error_reason, fallback_reason, pending_fallback, "
+                f"attempts, created_at, sms_text, classification, client_reference) "
+                f"SELECT {uuid_sql}, %s, %s, p.id, '', 0, '', '', '', '', '', FALSE, 0, %s, '', '', '' "
+                f"FROM ({page}) AS p WHERE {eligible} "
+                f"ON CONFLICT (campaign_id, contact_id) WHERE campaign_id IS NOT NULL DO NOTHING",
+                [campaign.organization_id, campaign.pk, timezone.now(), *page_params],
+            )
+            inserted = cursor.rowcount
+        Campaign.objects.filter(pk=campaign.pk).update(audience_cursor=last_id)
+        increments = Counter({(campaign.pk, "", Metric.TARGETED, ""): inserted})
+        if promotion:
+            increments[(campaign.pk, "", Metric.SKIPPED, "opted_out")] += opted_out or 0
+            increments[(campaign.pk, "", Metric.SKIPPED, "no_consent")] += no_consent or 0
+        counters_add(increments)
+    return False
+
+
+def audience_freeze(campaign: Campaign) -> None:
+    while not audience_freeze_chunk(campaign):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Claiming
+
+
+@dataclass
+class Row:
+    id: int
+    uuid: str
+    contact_id: int
+    phone: str
+    name: str
+    attributes: dict
+    opted_out: bool
+    channel: str
+    pending_fallback: bool
+    fallback_reason: str = ""
+    attempts: int = 1
+
+
+@dataclass
+class SendContext:
+    """What a batch needs to know about its campaign (or its single message)."""
+
+    campaign_id: int | None
+    organization_id: int
+    content: dict
+    sms_text: str
+    sms_sender: str
+    classification: str
+    ttl_seconds: int
+    rcs_gateway: GatewayAccount | None
+    sms_gateway: GatewayAccount | None
+
+    @property
+    def traffic_type(self) -> str:
+        return "PROMOTION" if self.classification == Classification.PROMOTION else "TRANSACTION"
+
+    @property
+    def provider_fallback(self) -> bool:
+        return bool(self.sms_gateway and self.sms_gateway.provider_fallback)
+
+
+def _context_for_campaign(campaign: Campaign) -> SendContext:
+    account = campaign.official_account
+    return SendContext(
+        campaign_id=campaign.pk,
+        organization_id=campaign.organization_id,
+        content=campaign.content,
+        sms_text=campaign.sms_text,
+        sms_sender=account.sms_sender_id,
+        classification=campaign.classification,
+        ttl_seconds=campaign.ttl_seconds,
+        rcs_gateway=account.rcs_gateway,
+        sms_gateway=account.sms_gateway,
+    )
+
+
+def _context_for_single(delivery: Delivery) -> SendContext:
+    account = delivery.official_account
+    return SendContext(
+        campaign_id=None,
+        organization_id=delivery.organization_id,
+        content=delivery.content or {},
+        sms_text=delivery.sms_text,
+        sms_sender=account.sms_sender_id,
+        classification=delivery.classification or Classification.TRANSACTION,
+        ttl_seconds=delivery.ttl_seconds or 3600,
+        rcs_gateway=account.rcs_gateway,
+        sms_gateway=account.sms_gateway,
+    )
+
+
+def _claim(where_sql: str, where_params: list, limit: int) -> list[Row]:
+    """Lease up to ``limit`` claimable rows matching ``where_sql``; returns them with their contact."""
+    delivery = Delivery._meta.db_table
+    contact = "campaigns_contact"
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=LEASE_SECONDS)
+    skip_locked = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    claimable = (
+        f"({where_sql}) AND (status = {D.QUEUED} OR pending_fallback) AND (lease_until IS NULL OR lease_until < %s)"
+    )
+    sql = (
+        f"UPDATE {delivery} SET lease_until = %s, attempts = attempts + 1 WHERE id IN ("
+        f"SELECT id FROM {delivery} WHERE {claimable} ORDER BY id LIMIT %s {skip_locked}) "
+        f"RETURNING id, uuid, contact_id, channel, pending_fallback, fallback_reason, attempts"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [lease_until, *where_params, now, limit])
+        claimed = cursor.fetchall()
+        if not claimed:
+            return []
+        ids = [row[2] for row in claimed]
+        cursor.execute(
+            f"SELECT id, phone, name, attributes, opted_out_at FROM {contact} WHERE id IN ({','.join(['%s'] * len(ids))})",
+            ids,
+        )
+        contacts = {row[0]: row for row in cursor.fetchall()}
+    rows = []
+    for delivery_id, uuid, contact_id, channel, pending_fallback, fallback_reason, attempts in claimed:
+        _, phone, name, attributes, opted_out_at = contacts[contact_id]
+        if isinstance(attributes, str):
+            import json
+
+            attributes = json.loads(attributes or "{}")
+        rows.append(
+            Row(
+                id=delivery_id,
+                uuid=str(uuid).replace("-", "") if connection.vendor == "sqlite" else str(uuid),
+                contact_id=contact_id,
+                phone=phone,
+                name=name,
+                attributes=attributes or {},
+                opted_out=opted_out_at is not None,
+                channel=channel,
+                pending_fallback=bool(pending_fallback),
+                fallback_reason=fallback_reason,
+                attempts=attempts,
+            )
+        )
+    rows.sort(key=lambda r: r.id)
+    return rows
+
+
+def _uuid_str(row: Row) -> str:
+    """The canonical, dashed form of the delivery's UUID: the id the carriers see."""
+    import uuid as uuid_module
+
+    return str(uuid_module.UUID(row.uuid))
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Sending
+
+
+@dataclass
+class Outcome:
+    rcs_sent: list[Row] = field(default_factory=list)
+    sms_sent: list[Row] = field(default_factory=list)
+    fallback_sms_sent: list[Row] = field(default_factory=list)  # SMS legs after a revoked RCS
+    retry: dict[int, float] = field(default_factory=dict)  # delivery id → seconds to wait
+    failed: list[tuple[Row, str, str]] = field(default_factory=list)
+    gateway_errors: int = 0
+
+
+async def _at_slot(slot: float):
+    delay = slot - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def _check_capabilities(session, ctx: SendContext, rows: list[Row]) -> dict[str, bool]:
+    gateway_id = ctx.rcs_gateway.pk
+    phones = sorted({row.phone for row in rows})
+    known = throttle.cached_capabilities(gateway_id, phones)
+    unknown = [phone for phone in phones if phone not in known]
+    if unknown:
+        adapter = gateway_for(ctx.rcs_gateway)
+        capable = await adapter.capabilities(session, unknown)
+        answers = {phone: phone in capable for phone in unknown}
+        throttle.cache_capabilities(gateway_id, answers)
+        known.update(answers)
+    return known
+
+
+async def _send_rcs(session, ctx: SendContext, rows: list[Row], outcome: Outcome) -> list[Row]:
+    """Send the RCS leg; returns rows that turned out not reachable (to go by SMS now)."""
+    adapter = gateway_for(ctx.rcs_gateway)
+    slots = throttle.reserve(ctx.rcs_gateway.pk, ctx.rcs_gateway.rate_per_second, len(rows))
+    limiter = asyncio.Semaphore(MAX_IN_FLIGHT)
+    not_reachable: list[Row] = []
+
+    async def one(row: Row, slot: float):
+        async with limiter:
+            await _at_slot(slot)
+            message = OutboundMessage(
+                message_id=_uuid_str(row),
+                phone=row.phone,
+                content=personalize_content(ctx.content, row.name, row.attributes),
+                traffic_type=ctx.traffic_type,
+                ttl_seconds=ctx.ttl_seconds,
+            )
+            try:
+                await adapter.send(session, message)
+                outcome.rcs_sent.append(row)
+            except NotReachable:
+                not_reachable.append(row)
+            except Retryable as error:
+                _note_retry(ctx.rcs_gateway, row, error, outcome)
+            except Permanent as error:
+                outcome.gateway_errors += 1
+                outcome.failed.append((row, error.code or "permanent", error.reason[:500]))
+
+    await asyncio.gather(*(one(row, slot) for row, slot in zip(rows, slots, strict=True)))
+    return not_reachable
+
+
+def _note_retry(gateway: GatewayAccount, row: Row, error: GatewayError, outcome: Outcome):
+    if error.retry_after:  # the carrier asked the whole account to slow down
+        throttle.pause(gateway.pk, error.retry_after)
+    else:
+        outcome.gateway_errors += 1
+    outcome.retry[row.id] = error.retry_after or min(60.0, 2.0 ** min(row.attempts, 6))
+
+
+async def _send_sms(
+    session, ctx: SendContext, rows: list[Row], outcome: Outcome, *, fallback_leg=False, provider_path=False
+):
+    """Send SMS through the CM-format gateway, up to 100 per request.
+
+    ``provider_path``: the account lets the provider fall back (allowedChannels RCS+SMS): the
+    message goes once, under the delivery's own id, with both the rich content and the SMS text.
+    """
+    gateway = ctx.sms_gateway
+    if gateway is None:
+        for row in rows:
+            outcome.failed.append((row, "no_sms_gateway", "The official account has no SMS gateway."))
+        return
+    adapter = gateway_for(gateway)
+    channels = ("RCS", "SMS") if provider_path else ("SMS",)
+    messages = [
+        OutboundMessage(
+            message_id=_uuid_str(row) if provider_path else sms_leg_id(_uuid_str(row)),
+            phone=row.phone,
+            content=personalize_content(ctx.content, row.name, row.attributes) if provider_path else None,
+            sms_text=personalize_text(ctx.sms_text, row.name, row.attributes),
+            sms_sender=ctx.sms_sender,
+            traffic_type=ctx.traffic_type,
+            ttl_seconds=ctx.ttl_seconds,
+            allowed_channels=channels,
+        )
+        for row in rows
+    ]
+    size = max(1, min(adapter.max_send_batch, 100))
+    chunks = [list(range(i, min(i + size, len(rows)))) for i in range(0, len(rows), size)]
+    slots = throttle.reserve(gateway.pk, gateway.rate_per_second, len(rows))
+    limiter = asyncio.Semaphore(max(1, MAX_IN_FLIGHT // size))
+
+    async def one(indexes: list[int]):
+        async with limiter:
+            await _at_slot(slots[indexes[-1]])
+            try:
+                results = await adapter.send_batch(session, [messages[i] for i in indexes])
+            except GatewayError as error:
+                results = [error] * len(indexes)
+            for i, result in zip(indexes, results, strict=True):
+                row = rows[i]
+                if isinstance(result, Retryable):
+                    _note_retry(gateway, row, result, outcome)
+                elif isinstance(result, GatewayError):
+                    outcome.gateway_errors += 1
+                    outcome.failed.append((row, result.code or result.kind, result.reason[:500]))
+                elif fallback_leg:
+                    outcome.fallback_sms_sent.append(row)
+                elif provider_path:
+                    outcome.rcs_sent.append(row)
+                else:
+                    outcome.sms_sent.append(row)
+
+    await asyncio.gather(*(one(indexes) for indexes in chunks))
+
+
+async def _send_all(ctx: SendContext, plan: dict[str, list[Row]], outcome: Outcome, decide_fresh):
+    timeout = aiohttp.ClientTimeout(total=settings.GATEWAY_TIMEOUT_SECONDS)
+    connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT, ttl_dns_cache=300)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        if plan["fresh"]:
+            await decide_fresh(session, plan)
+        tasks = []
+        if plan["rcs"]:
+            tasks.append(_send_rcs(session, ctx, plan["rcs"], outcome))
+        if plan["sms"]:
+            tasks.append(_send_sms(session, ctx, plan["sms"], outcome))
+        if plan["provider"]:
+            tasks.append(_send_sms(session, ctx, plan["provider"], outcome, provider_path=True))
+        if plan["fallback"]:
+            tasks.append(_send_sms(session, ctx, plan["fallback"], outcome, fallback_leg=True))
+        results = await asyncio.gather(*tasks)
+        not_reachable = [row for result in results if isinstance(result, list) for row in result]
+        if not_reachable:
+            _switch_to_sms(not_reachable, FallbackReason.NOT_REACHABLE)
+            await _send_sms(session, ctx, not_reachable, outcome)
+
+
+def _switch_to_sms(rows: list[Row], reason: str) -> None:
+    """Write the channel decision before the SMS goes out, so a re-claim never tries RCS again."""
+    for row in rows:
+        row.channel, row.fallback_reason = Channel.SMS, reason
+    by_reason = defaultdict(list)
+    for row in rows:
+        by_reason[row.fallback_reason].append(row.id)
+    for fallback_reason, ids in by_reason.items():
+        Delivery.objects.filter(id__in=ids, status=D.QUEUED).update(channel=Channel.SMS, fallback_reason=fallback_reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Recording
+
+
+def _record(ctx: SendContext, outcome: Outcome, cancelled: list[Row]) -> None:
+    now = timezone.now()
+    increments: Counter = Counter()
+    cid = ctx.campaign_id
+    with transaction.atomic():
+        for rows, channel in ((outcome.rcs_sent, Channel.RCS), (outcome.sms_sent, Channel.SMS)):
+            if not rows:
+                continue
+            updated = Delivery.objects.filter(id__in=[r.id for r in rows], status=D.QUEUED).update(
+                status=D.SENT, channel=channel, sent_at=now, lease_until=None
+            )
+            increments[(cid, channel, Metric.SENT, "")] += updated
+            for row in rows:
+                if row.fallback_reason and channel == Channel.SMS:
+                    increments[(cid, Channel.SMS, Metric.FELL_BACK, row.fallback_reason)] += 1
+        if outcome.fallback_sms_sent:
+            ids = [r.id for r in outcome.fallback_sms_sent]
+            updated = Delivery.objects.filter(id__in=ids, pending_fallback=True).update(
+                pending_fallback=False, lease_until=None, sent_at=now
+            )
+            increments[(cid, Channel.RCS, Metric.SENT, "")] -= updated
+            increments[(cid, Channel.SMS, Metric.SENT, "")] += updated
+            increments[(cid, Channel.SMS, Metric.FELL_BACK, FallbackReason.TTL_EXPIRED)] += updated
+        for row, code, reason in outcome.failed:
+            updated = Delivery.objects.filter(id=row.id, status__lt=D.FAILED).update(
+                status=D.FAILED, error_code=code[:50], error_reason=reason, failed_at=now, lease_until=None,
+                pending_fallback=False,
+            )
+            increments[(cid, row.channel, Metric.FAILED, code[:50])] += updated
+        by_wait = defaultdict(list)
+        for delivery_id, wait in outcome.retry.items():
+            by_wait[round(wait, 1)].append(delivery_id)
+        for wait, ids in by_wait.items():
+            Delivery.objects.filter(id__in=ids).update(lease_until=now + timedelta(seconds=wait))
+        if cancelled:
+            updated = Delivery.objects.filter(id__in=[r.id for r in cancelled], status__lt=D.CANCELLED).update(
+                status=D.CANCELLED, error_code="opted_out", lease_until=None, pending_fallback=False
+            )
+            increments[(cid, "", Metric.CANCELLED, "opted_out")] += updated
+        if cid:
+            counters_add(increments, now.replace(second=0, microsecond=0))
+
+
+# ---------------------------------------------------------------------------------------------
+# The batch
+
+
+def _process(ctx: SendContext, rows: list[Row]) -> Outcome:
+    outcome = Outcome()
+    promotion = ctx.classification == Classification.PROMOTION
+    cancelled = [row for row in rows if promotion and row.opted_out]
+    rows = [row for row in rows if not (promotion and row.opted_out)]
+    rcs_path = "provider" if ctx.provider_fallback else "rcs"
+    plan = {"fresh": [], "rcs": [], "provider": [], "sms": [], "fallback": []}
+    for row in rows:
+        if row.pending_fallback:
+            plan["fallback"].append(row)
+        elif not row.channel:
+            plan["fresh"].append(row)
+        elif row.channel == Channel.RCS:
+            plan[rcs_path].append(row)
+        else:
+            plan["sms"].append(row)
+
+    async def decide_fresh(session, plan):
+        fresh = plan.pop("fresh")
+        plan["fresh"] = []
+        if ctx.provider_fallback:
+            _write_channel(fresh, Channel.RCS, "")
+            plan["provider"].extend(fresh)
+            return
+        if ctx.rcs_gateway is None:
+            _write_channel(fresh, Channel.SMS, "")
+            plan["sms"].extend(fresh)
+            return
+        try:
+            capable = await _check_capabilities(session, ctx, fresh)
+        except Retryable as error:
+            for row in fresh:
+                _note_retry(ctx.rcs_gateway, row, error, outcome)
+            return
+        rcs_rows = [r for r in fresh if capable.get(r.phone)]
+        sms_rows = [r for r in fresh if not capable.get(r.phone)]
+        _write_channel(rcs_rows, Channel.RCS, "")
+        _write_channel(sms_rows, Channel.SMS, FallbackReason.NOT_CAPABLE)
+        plan["rcs"].extend(rcs_rows)
+        plan["sms"].extend(sms_rows)
+
+    asyncio.run(_send_all(ctx, plan, outcome, decide_fresh))
+    _record(ctx, outcome, cancelled)
+    return outcome
+
+
+def _write_channel(rows: list[Row], channel: str, reason: str) -> None:
+    for row in rows:
+        row.channel, row.fallback_reason = channel, reason
+    if rows:
+        Delivery.objects.filter(id__in=[r.id for r in rows], status=D.QUEUED, channel="").update(
+            channel=channel, fallback_reason=reason
+        )
+
+
+def dispatch_batch(campaign_id: int, batch_size: int = BATCH_SIZE) -> str:
+    """Send one batch of a running campaign. Returns "more", "wait", "done" or "stopped"."""
+    campaign = Campaign.objects.select_related(
+        "official_account__rcs_gateway", "official_account__sms_gateway"
+    ).get(pk=campaign_id)
+    if campaign.status != CampaignStatus.RUNNING:
+        return "stopped"
+    Campaign.objects.filter(pk=campaign_id).update(last_dispatch_at=timezone.now())
+    ctx = _context_for_campaign(campaign)
+    with transaction.atomic():
+        rows = _claim("campaign_id = %s", [campaign_id], batch_size)
+    if rows:
+        outcome = _process(ctx, rows)
+        _maybe_auto_pause(campaign, len(rows), outcome.gateway_errors)
+        return "more"
+    if not campaign.audience_frozen_at:
+        campaign.refresh_from_db(fields=["audience_frozen_at"])
+        if not campaign.audience_frozen_at:
+            return "wait"
+    remaining = Delivery.objects.filter(campaign_id=campaign_id).filter(status=D.QUEUED).exists() or (
+        Delivery.objects.filter(campaign_id=campaign_id, pending_fallback=True).exists()
+    )
+    if remaining:
+        return "wait"
+    try:
+        campaign_transition(campaign, CampaignStatus.COMPLETED)
+    except TransitionError:
+        pass
+    return "done"
+
+
+def _maybe_auto_pause(campaign: Campaign, attempted: int, errors: int) -> None:
+    threshold = settings.AUTO_PAUSE_ERROR_RATE
+    if attempted < settings.AUTO_PAUSE_MIN_BATCH or not threshold or errors / attempted < threshold:
+        return
+    from django.utils.translation import gettext
+
+    reason = gettext("Paused automatically: %(errors)d of %(attempted)d sends failed at the gateway.") % {
+        "errors": errors,
+        "attempted": attempted,
+    }
+    try:
+        campaign_transition(campaign, CampaignStatus.PAUSED, reason=reason)
+        logger.warning("campaign %s auto-paused: %s", campaign.pk, reason)
+    except TransitionError:
+        pass
+
+
+def send_single(delivery_id: int) -> str:
+    """Send one message on its own (API, test send, inbox reply): the priority lane's unit of work."""
+    delivery = Delivery.objects.select_related(
+        "official_account__rcs_gateway", "official_account__sms_gateway"
+    ).get(pk=delivery_id)
+    if delivery.campaign_id:
+        ctx = _context_for_campaign(delivery.campaign)
+    else:
+        ctx = _context_for_single(delivery)
+    with transaction.atomic():
+        rows = _claim("id = %s", [delivery_id], 1)
+    if not rows:
+        return "nothing"
+    outcome = _process(ctx, rows)
+    return "retry" if outcome.retry else "sent"
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Sweepers
+
+
+def running_campaigns_needing_dispatch(stale_seconds: int = 30) -> list[int]:
+    """Running campaigns whose dispatch chain looks dead (a worker was killed): re-queue them."""
+    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
+    return list(
+        Campaign.objects.filter(status=CampaignStatus.RUNNING)
+        .filter(models_q_stale(cutoff))
+        .values_list("id", flat=True)
+    )
+
+
+def models_q_stale(cutoff):
+    from django.db.models import Q
+
+    return Q(last_dispatch_at__isnull=True) | Q(last_dispatch_at__lt=cutoff)
+
+
+def ttl_expired_rcs(limit: int = 1000):
+    """RCS messages accepted but not delivered within their TTL (plus a grace period)."""
+    grace = settings.TTL_GRACE_SECONDS
+    now = timezone.now()
+    sql = (
+        f"SELECT d.id FROM {Delivery._meta.db_table} d "
+        f"LEFT JOIN campaigns_campaign c ON c.id = d.campaign_id "
+        f"WHERE d.status = {D.SENT} AND d.channel = 'rcs' AND NOT d.pending_fallback "
+        f"AND d.sent_at < %s - (COALESCE(c.ttl_seconds, d.ttl_seconds, 3600) + %s) * INTERVAL '1 second' "
+        f"ORDER BY d.id LIMIT %s"
+    )
+    if connection.vendor == "sqlite":
+        sql = (
+            f"SELECT d.id FROM {Delivery._meta.db_table} d "
+            f"LEFT JOIN campaigns_campaign c ON c.id = d.campaign_id "
+            f"WHERE d.status = {D.SENT} AND d.channel = 'rcs' AND NOT d.pending_fallback "
+            f"AND julianday(d.sent_at) < julianday(%s) - (COALESCE(c.ttl_seconds, d.ttl_seconds, 3600) + %s) / 86400.0 "
+            f"ORDER BY d.id LIMIT %s"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, grace, limit])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def ttl_sweep(limit: int = 1000) -> int:
+    """Revoke RCS messages past their TTL; a confirmed revoke queues the SMS leg."""
+    ids = ttl_expired_rcs(limit)
+    if not ids:
+        return 0
+    deliveries = list(
+        Delivery.objects.filter(id__in=ids).select_related(
+            "contact", "campaign__official_account__rcs_gateway", "official_account__rcs_gateway"
+        )
+    )
+
+    async def revoke_all():
+        timeout = aiohttp.ClientTimeout(total=settings.GATEWAY_TIMEOUT_SECONDS)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async def one(delivery):
+                account = delivery.campaign.official_account if delivery.campaign_id else delivery.official_account
+                try:
+                    revoked = await gateway_for(account.rcs_gateway).revoke(
+                        session, delivery.contact.phone, str(delivery.uuid)
+                    )
+                except GatewayError:
+                    return delivery, None
+                return delivery, revoked
+
+            return await asyncio.gather(*(one(d) for d in deliveries))
+
+    results = asyncio.run(revoke_all())
+    revoked = [d.id for d, ok in results if ok is True]
+    already_delivered = [d.id for d, ok in results if ok is False]
+    queue_sms_fallback(revoked)
+    if already_delivered:
+        from .receipts import mark_delivered
+
+        mark_delivered(already_delivered)
+    return len(revoked)
+
+
+def queue_sms_fallback(delivery_ids: list[int]) -> int:
+    """After a confirmed revoke: the SMS leg is queued. Only rows still RCS-and-undelivered move."""
+    if not delivery_ids:
+        return 0
+    return Delivery.objects.filter(id__in=delivery_ids, status=D.SENT, channel=Channel.RCS).update(
+        channel=Channel.SMS,
+        fallback_reason=FallbackReason.TTL_EXPIRED,
+        pending_fallback=True,
+        lease_until=None,
+    )
+
+
+def cancel_remaining(campaign: Campaign) -> int:
+    """Mark every delivery not yet sent as cancelled (campaign cancel)."""
+    with transaction.atomic():
+        updated = Delivery.objects.filter(campaign=campaign, status=D.QUEUED).update(
+            status=D.CANCELLED, error_code="campaign_cancelled", lease_until=None
+        )
+        pending = Delivery.objects.filter(campaign=campaign, pending_fallback=True).update(
+            status=D.CANCELLED, error_code="campaign_cancelled", pending_fallback=False, lease_until=None
+        )
+        counters_add(Counter({(campaign.pk, "", Metric.CANCELLED, "campaign_cancelled"): updated + pending}))
+    return updated + pending
+
+
+def gateway_kinds_ok(account) -> bool:
+    return (account.rcs_gateway is None or account.rcs_gateway.kind == GatewayKind.RBM) and (
+        account.sms_gateway is None or account.sms_gateway.kind == GatewayKind.CM
+    )

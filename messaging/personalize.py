@@ -1,0 +1,30 @@
+"""Personalisation: {{name}} and {{custom_attribute}} placeholders filled per contact."""
+
+import re
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_\-぀-ヿ一-鿿]+)\s*\}\}")
+
+
+def personalize_text(text: str, name: str, attributes: dict) -> str:
+    if not text or "{{" not in text:
+        return text
+
+    def value(match):
+        key = match.group(1)
+        if key == "name":
+            return name or ""
+        found = attributes.get(key)
+        return "" if found is None else str(found)
+
+    return PLACEHOLDER.sub(value, text)
+
+
+def personalize_content(document, name: str, attributes: dict):
+    """A copy of the rich-content document with every string personalised."""
+    if isinstance(document, str):
+        return personalize_text(document, name, attributes)
+    if isinstance(document, list):
+        return [personalize_content(item, name, attributes) for item in document]
+    if isinstance(document, dict):
+        return {key: personalize_content(value, name, attributes) for key, value in document.items()}
+    return document

@@ -1,0 +1,200 @@
+"""Applying provider events (delivery and read receipts, TTL revocations, failures) to deliveries.
+
+Events arrive through the webhook endpoints, are stored as ProviderEvent rows (unique per provider
+and event id) and applied here in batches: each batch claims its events, moves deliveries forward
+with a few set-based UPDATEs (a status never moves back, so a READ that arrives before its DELIVERED
+is kept, and a repeated or late event changes nothing), and appends the counter deltas — all in one
+transaction, so an event is applied exactly once even if a worker dies halfway.
+
+ProviderEvent.payload holds the NormalizedEvent as a dict (see gateways.base).
+"""
+
+from __future__ import annotations
+
+import uuid as uuid_module
+from collections import Counter, defaultdict
+from dataclasses import fields
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .counters import counters_add
+from .gateways.base import SMS_LEG_SUFFIX, NormalizedEvent
+from .models import Channel, Delivery, DeliveryStatus, FallbackReason, Metric, ProviderEvent
+
+D = DeliveryStatus
+_EVENT_FIELDS = {f.name for f in fields(NormalizedEvent)}
+
+
+def event_to_payload(event: NormalizedEvent) -> dict:
+    payload = {name: getattr(event, name) for name in _EVENT_FIELDS}
+    if event.occurred_at:
+        payload["occurred_at"] = event.occurred_at.isoformat()
+    return payload
+
+
+def event_from_payload(payload: dict) -> NormalizedEvent:
+    data = {key: value for key, value in payload.items() if key in _EVENT_FIELDS}
+    if isinstance(data.get("occurred_at"), str):
+        data["occurred_at"] = parse_datetime(data["occurred_at"])
+    return NormalizedEvent(**data)
+
+
+def _db_uuid(value: str) -> str | None:
+    try:
+        parsed = uuid_module.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return parsed.hex if connection.vendor == "sqlite" else str(parsed)
+
+
+def _split_leg(message_id: str) -> tuple[str | None, bool]:
+    """(our delivery uuid, is the SMS leg)."""
+    if message_id.endswith(SMS_LEG_SUFFIX):
+        return _db_uuid(message_id[: -len(SMS_LEG_SUFFIX)]), True
+    return _db_uuid(message_id), False
+
+
+def _update_returning(set_sql: str, set_params: list, uuids: list[str], where_sql: str) -> list[tuple]:
+    if not uuids:
+        return []
+    table = Delivery._meta.db_table
+    placeholders = ",".join(["%s"] * len(uuids))
+    sql = (
+        f"UPDATE {table} SET {set_sql} WHERE uuid IN ({placeholders}) AND {where_sql} "
+        f"RETURNING id, campaign_id, channel"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*set_params, *uuids])
+        return cursor.fetchall()
+
+
+def _count(increments: Counter, rows, metric, detail=""):
+    for _id, campaign_id, channel in rows:
+        if campaign_id:
+            increments[(campaign_id, channel, metric, detail)] += 1
+
+
+def apply_events(events: list[NormalizedEvent]) -> Counter:
+    """Apply status events to deliveries; returns the counter increments made."""
+    now = timezone.now()
+    increments: Counter = Counter()
+    by_kind: dict[tuple[str, str], list[str]] = defaultdict(list)
+    provider_sms: list[str] = []
+    failures: list[tuple[str, str, str, str]] = []
+    for event in events:
+        if not event.message_id:
+            continue
+        delivery_uuid, sms_leg = _split_leg(event.message_id)
+        if delivery_uuid is None:
+            continue
+        leg = Channel.SMS if sms_leg else Channel.RCS
+        if not sms_leg and event.provider == "cm" and event.channel == Channel.SMS:
+            # Provider-side fallback: CM delivered our RCS message by SMS under the same reference.
+            provider_sms.append(delivery_uuid)
+            leg = Channel.SMS
+        if event.kind in ("delivered", "read", "ttl_revoked"):
+            by_kind[(event.kind, leg)].append(delivery_uuid)
+        elif event.kind == "failed":
+            failures.append((delivery_uuid, leg, event.error_code or "carrier_failed", event.error_reason))
+
+    if provider_sms:
+        rows = _update_returning(
+            "channel = %s, fallback_reason = %s",
+            [Channel.SMS, FallbackReason.PROVIDER],
+            provider_sms,
+            f"channel = '{Channel.RCS}' AND status >= {D.SENT}",
+        )
+        for _id, campaign_id, _channel in rows:
+            if campaign_id:
+                increments[(campaign_id, Channel.RCS, Metric.SENT, "")] -= 1
+                increments[(campaign_id, Channel.SMS, Metric.SENT, "")] += 1
+                increments[(campaign_id, Channel.SMS, Metric.FELL_BACK, FallbackReason.PROVIDER)] += 1
+
+    for leg in (Channel.RCS, Channel.SMS):
+        delivered_or_read = by_kind[("delivered", leg)] + by_kind[("read", leg)]
+        rows = _update_returning(
+            "status = %s, delivered_at = COALESCE(delivered_at, %s)",
+            [D.DELIVERED, now],
+            delivered_or_read,
+            f"status >= {D.SENT} AND status < {D.DELIVERED} AND channel = '{leg}' AND NOT pending_fallback",
+        )
+        _count(increments, rows, Metric.DELIVERED)
+        rows = _update_returning(
+            "status = %s, read_at = COALESCE(read_at, %s)",
+            [D.READ, now],
+            by_kind[("read", leg)],
+            f"status = {D.DELIVERED} AND channel = '{leg}'",
+        )
+        _count(increments, rows, Metric.READ)
+
+    revoked = by_kind[("ttl_revoked", Channel.RCS)]
+    if revoked:
+        _update_returning(
+            "channel = %s, fallback_reason = %s, pending_fallback = %s, lease_until = NULL",
+            [Channel.SMS, FallbackReason.TTL_EXPIRED, True],
+            revoked,
+            f"status = {D.SENT} AND channel = '{Channel.RCS}' AND NOT pending_fallback",
+        )
+
+    for delivery_uuid, leg, code, reason in failures:
+        rows = _update_returning(
+            "status = %s, error_code = %s, error_reason = %s, failed_at = %s, pending_fallback = %s",
+            [D.FAILED, code[:50], (reason or "")[:500], now, False],
+            [delivery_uuid],
+            f"status >= {D.SENT} AND status < {D.DELIVERED} AND channel = '{leg}'",
+        )
+        _count(increments, rows, Metric.FAILED, code[:50])
+
+    counters_add(increments)
+    return increments
+
+
+def events_apply(event_ids: list[int]) -> int:
+    """Claim and apply stored events by id. Returns how many were applied by this call."""
+    if not event_ids:
+        return 0
+    table = ProviderEvent._meta.db_table
+    placeholders = ",".join(["%s"] * len(event_ids))
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET applied_at = %s WHERE id IN ({placeholders}) AND applied_at IS NULL "
+                f"RETURNING id, payload",
+                [timezone.now(), *event_ids],
+            )
+            claimed = cursor.fetchall()
+        events = []
+        for _id, payload in claimed:
+            if isinstance(payload, str):
+                import json
+
+                payload = json.loads(payload)
+            events.append(event_from_payload(payload))
+        apply_events(events)
+    return len(claimed)
+
+
+def pending_event_ids(limit: int = 5000) -> list[int]:
+    """Stored events not yet applied (a worker died, or the task was lost): the sweeper's work."""
+    return list(
+        ProviderEvent.objects.filter(applied_at__isnull=True).order_by("id").values_list("id", flat=True)[:limit]
+    )
+
+
+def mark_delivered(delivery_ids: list[int]) -> int:
+    """A revoke answered 'already delivered': record the delivery if no receipt has yet."""
+    now = timezone.now()
+    increments: Counter = Counter()
+    with transaction.atomic():
+        rows = list(
+            Delivery.objects.filter(id__in=delivery_ids, status=D.SENT).values_list("id", "campaign_id", "channel")
+        )
+        updated = Delivery.objects.filter(id__in=[r[0] for r in rows], status=D.SENT).update(
+            status=D.DELIVERED, delivered_at=now
+        )
+        if updated == len(rows):
+            _count(increments, rows, Metric.DELIVERED)
+            counters_add(increments)
+    return updated

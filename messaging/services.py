@@ -1,0 +1,71 @@
+"""Single messages: one person, one message, through the priority lane (API, test sends, replies)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from campaigns.models import Classification, Contact
+from campaigns.phone import normalize_mobile
+
+from .models import Delivery
+from .rich_content import validate_rich_content
+from .sms_text import validate_sms_text
+
+
+def message_send(
+    *,
+    organization,
+    official_account,
+    phone: str,
+    content: dict,
+    sms_text: str,
+    classification: str = Classification.TRANSACTION,
+    ttl_seconds: int = 3600,
+    client_reference: str = "",
+) -> Delivery:
+    """Validate, record and enqueue one message; the send happens on the priority queue."""
+    from .tasks import send_message
+
+    if official_account.organization_id != organization.id:
+        raise ValidationError({"official_account": [_("Unknown official account.")]})
+    if not official_account.can_send:
+        raise ValidationError({"official_account": [_("The official account has not been approved by any carrier yet.")]})
+    try:
+        e164 = normalize_mobile(phone)
+    except ValidationError as error:
+        raise ValidationError({"to": error.messages}) from None
+    validate_rich_content(content)
+    limit = official_account.sms_gateway.sms_char_limit if official_account.sms_gateway else 660
+    validate_sms_text(sms_text, limit=limit)
+    with transaction.atomic():
+        contact, _created = Contact.objects.get_or_create(organization=organization, phone=e164)
+        if classification == Classification.PROMOTION and contact.opted_out_at:
+            raise ValidationError({"to": [_("This person has opted out of promotional messages.")]})
+        delivery = Delivery.objects.create(
+            organization=organization,
+            official_account=official_account,
+            contact=contact,
+            content=content,
+            sms_text=sms_text,
+            classification=classification,
+            ttl_seconds=ttl_seconds,
+            client_reference=client_reference,
+        )
+        transaction.on_commit(lambda: send_message.delay(delivery.pk))
+    return delivery
+
+
+def send_test_message(campaign, phone_e164: str, user) -> Delivery:
+    """Send the campaign's content to one number, outside the campaign and its stats."""
+    return message_send(
+        organization=campaign.organization,
+        official_account=campaign.official_account,
+        phone=phone_e164,
+        content=campaign.content,
+        sms_text=campaign.sms_text,
+        classification=Classification.TRANSACTION,
+        ttl_seconds=campaign.ttl_seconds,
+        client_reference=f"test:{campaign.pk}",
+    )

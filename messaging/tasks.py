@@ -1,0 +1,91 @@
+"""Celery tasks of the messaging app. Each loads by id and calls a service; nothing else.
+
+Queues: ``priority`` for single messages (API, test sends, inbox replies) served by their own worker
+processes, so a million-recipient campaign on the default queue never delays them.
+"""
+
+from celery import shared_task
+from django.conf import settings
+
+from campaigns.models import Campaign
+
+from . import fanout, receipts
+from .counters import counters_fold
+
+
+def start_dispatch(campaign_id: int) -> None:
+    """Start the campaign's parallel dispatch chains (each claims its own batches)."""
+    for _ in range(settings.DISPATCH_CHAINS):
+        dispatch_campaign.delay(campaign_id)
+
+
+@shared_task(acks_late=True)
+def launch_campaign(campaign_id: int) -> None:
+    campaign = Campaign.objects.get(pk=campaign_id)
+    started = False
+    while not fanout.audience_freeze_chunk(campaign):
+        if not started:  # start sending as soon as the first chunk is frozen
+            start_dispatch(campaign_id)
+            started = True
+    if not started:
+        start_dispatch(campaign_id)
+
+
+@shared_task(acks_late=True)
+def dispatch_campaign(campaign_id: int) -> str:
+    result = fanout.dispatch_batch(campaign_id)
+    if result == "more":
+        dispatch_campaign.delay(campaign_id)
+    elif result == "wait":
+        dispatch_campaign.apply_async((campaign_id,), countdown=1)
+    return result
+
+
+@shared_task(acks_late=True)
+def send_message(delivery_id: int) -> str:
+    result = fanout.send_single(delivery_id)
+    if result == "retry":
+        send_message.apply_async((delivery_id,), countdown=5, queue="priority")
+    return result
+
+
+@shared_task(acks_late=True)
+def start_scheduled_campaign(campaign_id: int) -> None:
+    from campaigns.models import CampaignStatus
+    from campaigns.services import campaign_start
+
+    campaign = Campaign.objects.get(pk=campaign_id)
+    if campaign.status == CampaignStatus.SCHEDULED:
+        campaign_start(campaign)
+
+
+@shared_task(acks_late=True)
+def start_recurring_run(parent_id: int) -> None:
+    from campaigns.models import CampaignStatus
+    from campaigns.services import campaign_new_run, campaign_start
+
+    parent = Campaign.objects.get(pk=parent_id)
+    if parent.status == CampaignStatus.SCHEDULED:
+        campaign_start(campaign_new_run(parent))
+
+
+@shared_task
+def sweep() -> dict:
+    """Periodic: restart dead dispatch chains, revoke RCS past its TTL, apply stray events."""
+    stale = fanout.running_campaigns_needing_dispatch()
+    for campaign_id in stale:
+        start_dispatch(campaign_id)
+    revoked = fanout.ttl_sweep()
+    pending = receipts.pending_event_ids()
+    applied = receipts.events_apply(pending) if pending else 0
+    return {"restarted": len(stale), "revoked": revoked, "events": applied}
+
+
+@shared_task
+def fold_counters() -> int:
+    return counters_fold()
+
+
+@shared_task(acks_late=True)
+def apply_provider_events(event_ids: list[int]) -> int:
+    return receipts.events_apply(event_ids)
