@@ -34,6 +34,11 @@ def can_transition(current: str, target: str) -> bool:
     return target in TRANSITIONS.get(current, ())
 
 
+def _label(status: str) -> str:
+    """The status's display name; an unknown value (bad input) is shown as given, not a ValueError."""
+    return CampaignStatus(status).label if status in CampaignStatus.values else repr(status)
+
+
 def campaign_transition(campaign: Campaign, target: str, *, reason: str = "", **fields) -> Campaign:
     """Move ``campaign`` to ``target`` if allowed, with a conditional UPDATE on the current status.
 
@@ -44,7 +49,7 @@ def campaign_transition(campaign: Campaign, target: str, *, reason: str = "", **
     if not can_transition(current, target):
         raise TransitionError(
             _("A campaign cannot go from “%(current)s” to “%(target)s”.")
-            % {"current": CampaignStatus(current).label, "target": CampaignStatus(target).label},
+            % {"current": _label(current), "target": _label(target)},
             code="invalid_transition",
         )
     now = timezone.now()
