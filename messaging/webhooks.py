@@ -1,0 +1,118 @@
+"""Webhook endpoints for the carriers: verify, store durably, answer 200, apply later.
+
+Per request: one cached gateway lookup, a constant-time signature (RBM) or URL-secret (CM.com)
+check — 403 and nothing stored when it fails — then one INSERT … ON CONFLICT DO NOTHING RETURNING
+for the request's events (unique per provider and event id, so a repeated callback is stored once
+and enqueued once), and after commit one Celery task that applies the new events in a batch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from django.db import connection, transaction
+from django.db.models.signals import post_delete, post_save
+from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotFound, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from accounts.models import GatewayAccount, GatewayKind
+
+from .gateways import gateway_for
+from .gateways.base import Gateway, NormalizedEvent
+from .models import ProviderEvent
+
+GATEWAY_CACHE_SECONDS = 30.0
+_gateways: dict[tuple[int, str], tuple[float, Gateway | None]] = {}
+
+
+def _gateway(gateway_id: int, kind: str) -> Gateway | None:
+    """The adapter for a gateway account, cached briefly: the hot path must not query it each time."""
+    key = (gateway_id, kind)
+    cached = _gateways.get(key)
+    current = time.monotonic()
+    if cached is not None and cached[0] > current:
+        return cached[1]
+    account = GatewayAccount.objects.filter(pk=gateway_id, kind=kind).first()
+    gateway = gateway_for(account) if account is not None else None
+    _gateways[key] = (current + GATEWAY_CACHE_SECONDS, gateway)
+    return gateway
+
+
+def _forget_gateway(sender, instance, **kwargs):
+    for kind in GatewayKind.values:
+        _gateways.pop((instance.pk, kind), None)
+
+
+post_save.connect(_forget_gateway, sender=GatewayAccount, dispatch_uid="webhooks_forget_gateway_saved")
+post_delete.connect(_forget_gateway, sender=GatewayAccount, dispatch_uid="webhooks_forget_gateway_deleted")
+
+
+def provider_events_store(provider: str, events: list[NormalizedEvent]) -> list[int]:
+    """Store events durably; returns the ids of the rows that are new (repeats are skipped)."""
+    from .receipts import event_to_payload
+
+    unique: dict[str, NormalizedEvent] = {}
+    for event in events:
+        if event.event_id:
+            unique.setdefault(event.event_id, event)
+    if not unique:
+        return []
+    table = ProviderEvent._meta.db_table
+    now = timezone.now()
+    rows, params = [], []
+    payload_sql = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
+    for event_id, event in unique.items():
+        rows.append(f"(%s, %s, {payload_sql}, %s)")
+        params.extend([provider, event_id[:200], json.dumps(event_to_payload(event), ensure_ascii=False), now])
+    sql = (
+        f"INSERT INTO {table} (provider, event_id, payload, received_at) VALUES {', '.join(rows)} "
+        f"ON CONFLICT (provider, event_id) DO NOTHING RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _enqueue(event_ids: list[int]) -> None:
+    from .tasks import apply_provider_events
+
+    apply_provider_events.delay(event_ids)
+
+
+def _receive(request, gateway: Gateway, url_secret: str = ""):
+    body = request.body
+    if not gateway.verify_webhook(request.headers, body, url_secret):
+        return HttpResponseForbidden()
+    try:
+        events = gateway.parse_events(body)
+    except ValueError:
+        return HttpResponse(status=400)
+    with transaction.atomic():
+        event_ids = provider_events_store(gateway.kind, events)
+        if event_ids:
+            transaction.on_commit(lambda: _enqueue(event_ids))
+    return HttpResponse(status=200)
+
+
+@csrf_exempt
+@require_POST
+def rbm_webhook(request, gateway_id: int):
+    gateway = _gateway(gateway_id, GatewayKind.RBM)
+    if gateway is None:
+        return HttpResponseNotFound()
+    answer = gateway.handshake(request.body)
+    if answer is not None:
+        return JsonResponse(answer)
+    return _receive(request, gateway)
+
+
+@csrf_exempt
+@require_POST
+def cm_webhook(request, gateway_id: int, secret: str):
+    gateway = _gateway(gateway_id, GatewayKind.CM)
+    if gateway is None:
+        return HttpResponseNotFound()
+    return _receive(request, gateway, secret)
