@@ -226,3 +226,73 @@ class Campaign(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class ImportStatus(models.TextChoices):
+    MAPPING = "mapping", _("Waiting for column mapping")
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Importing")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class ImportJob(models.Model):
+    """One contact import: the uploaded file, its column mapping, progress, counts and row report.
+
+    The file is read twice at most (a row count for the progress bar, then the import) and never
+    held whole in memory; bad rows are kept in ``row_errors`` as {"row", "value", "reason"}.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="import_jobs")
+    contact_list = models.ForeignKey(
+        ContactList, verbose_name=_("contact list"), on_delete=models.CASCADE, related_name="import_jobs"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/")
+    original_name = models.CharField(_("file name"), max_length=255)
+    file_format = models.CharField(_("format"), max_length=8)  # csv or xlsx
+    encoding = models.CharField(_("encoding"), max_length=16, blank=True)
+    headers = models.JSONField(_("columns"), default=list, blank=True)
+    sample_rows = models.JSONField(_("sample rows"), default=list, blank=True)
+    mapping = models.JSONField(_("column mapping"), default=dict, blank=True)
+    consent_defaults = models.JSONField(_("consent defaults"), default=dict, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=ImportStatus.choices, default=ImportStatus.MAPPING)
+    total_rows = models.PositiveIntegerField(_("rows"), default=0)
+    processed_rows = models.PositiveIntegerField(_("rows processed"), default=0)
+    created_count = models.PositiveIntegerField(_("contacts created"), default=0)
+    updated_count = models.PositiveIntegerField(_("contacts updated"), default=0)
+    error_count = models.PositiveIntegerField(_("rows refused"), default=0)
+    row_errors = models.JSONField(_("row report"), default=list, blank=True)
+    failure = models.TextField(_("failure"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("contact import")
+        verbose_name_plural = _("contact imports")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ImportStatus.values), name="import_job_status_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.original_name} ({self.get_status_display()})"
+
+    @property
+    def is_finished(self):
+        return self.status in (ImportStatus.DONE, ImportStatus.FAILED)
+
+    @property
+    def percent(self):
+        if self.status == ImportStatus.DONE:
+            return 100
+        if not self.total_rows:
+            return 0
+        return min(99, int(self.processed_rows * 100 / self.total_rows))
+
+    @property
+    def imported_count(self):
+        return self.created_count + self.updated_count

@@ -1,10 +1,296 @@
-"""Contact pages (placeholder until the full views land)."""
+"""Contact pages: contacts with search and keyset pagination, detail with consent and message history,
+lists, the opt-out list, CSV export, and the import flow (upload → column mapping → progress → report).
 
-from django.shortcuts import render
+Every query is scoped to request.organization (set by member_required), so another organization's
+ids answer 404.
+"""
+
+import csv
+import logging
+import re
+import unicodedata
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Q
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django_htmx.http import HttpResponseStopPolling
 
 from accounts.decorators import member_required
+from messaging.models import Delivery
+
+from .forms_contacts import ContactListForm, ContactSearchForm, ImportMappingForm, ImportUploadForm
+from .imports import csv_safe, import_job_create, import_job_set_mapping, row_report_lines
+from .models import Contact, ContactList, ImportJob, ImportStatus
+from .phone import national_format
+
+security_log = logging.getLogger("console.security")
+
+PAGE_SIZE = 50
+REPORT_PREVIEW = 200
+
+
+# --- contacts -----------------------------------------------------------------------------------
+
+
+def _phone_prefix(query: str) -> str | None:
+    """The E.164 prefix a typed number stands for ("090-12" → "+8190 12"), or None for a name."""
+    text = unicodedata.normalize("NFKC", query).strip()
+    digits = re.sub(r"[\s\-‐ー()]", "", text)
+    if not re.fullmatch(r"\+?[0-9]{2,15}", digits):
+        return None
+    if digits.startswith("+"):
+        return digits
+    if digits.startswith("81") and len(digits) > 10:
+        return "+" + digits
+    if digits.startswith("0"):
+        return "+81" + digits[1:]
+    return None
+
+
+def _filtered_contacts(request, form):
+    contacts = Contact.objects.filter(organization=request.organization)
+    if form.is_valid():
+        query = form.cleaned_data["q"].strip()
+        if query:
+            prefix = _phone_prefix(query)
+            if prefix:
+                contacts = contacts.filter(phone__startswith=prefix)
+            else:
+                contacts = contacts.filter(name__icontains=query)
+        if form.cleaned_data["list"]:
+            contacts = contacts.filter(list_memberships__contact_list=form.cleaned_data["list"])
+        if form.cleaned_data["opted_out"] == "yes":
+            contacts = contacts.filter(opted_out_at__isnull=False)
+        elif form.cleaned_data["opted_out"] == "no":
+            contacts = contacts.filter(opted_out_at__isnull=True)
+    return contacts
 
 
 @member_required("view")
 def contact_list(request):
-    return render(request, "contacts/contact_list.html", {})
+    """Newest first, paged by id (keyset): constant time on any page, whatever the contact count."""
+    form = ContactSearchForm(request.GET or None, organization=request.organization)
+    contacts = _filtered_contacts(request, form).order_by("-id")
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        contacts = contacts.filter(id__lt=int(before))
+    page = list(contacts[: PAGE_SIZE + 1])
+    has_next = len(page) > PAGE_SIZE
+    page = page[:PAGE_SIZE]
+    query = request.GET.copy()
+    query.pop("before", None)
+    has_any = has_next or bool(page) or Contact.objects.filter(organization=request.organization).exists()
+    context = {
+        "form": form,
+        "contacts": [(contact, national_format(contact.phone)) for contact in page],
+        "next_before": page[-1].id if has_next else None,
+        "is_first_page": not before,
+        "query": query.urlencode(),
+        "has_any": has_any,
+    }
+    template = "contacts/contact_list.html"
+    if request.htmx and request.htmx.target == "contact-results":
+        template += "#contact-results"
+    return render(request, template, context)
+
+
+@member_required("view")
+def contact_detail(request, pk):
+    contact = get_object_or_404(Contact, pk=pk, organization=request.organization)
+    consents = contact.consents.filter(organization=request.organization).order_by("-granted_at")
+    deliveries = (
+        Delivery.objects.filter(organization=request.organization, contact=contact)
+        .select_related("campaign")
+        .order_by("-created_at")[:200]
+    )
+    lists = contact.lists.filter(organization=request.organization).order_by("name")
+    return render(
+        request,
+        "contacts/contact_detail.html",
+        {
+            "contact": contact,
+            "phone_display": national_format(contact.phone),
+            "consents": consents,
+            "deliveries": deliveries,
+            "lists": lists,
+            "attributes": sorted((contact.attributes or {}).items()),
+        },
+    )
+
+
+@member_required("view")
+def opt_outs(request):
+    contacts = Contact.objects.filter(organization=request.organization, opted_out_at__isnull=False).order_by("-id")
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        contacts = contacts.filter(id__lt=int(before))
+    page = list(contacts[: PAGE_SIZE + 1])
+    has_next = len(page) > PAGE_SIZE
+    page = page[:PAGE_SIZE]
+    return render(
+        request,
+        "contacts/opt_outs.html",
+        {
+            "contacts": [(contact, national_format(contact.phone)) for contact in page],
+            "next_before": page[-1].id if has_next else None,
+            "is_first_page": not before,
+        },
+    )
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@member_required("compose")
+def contact_export(request):
+    """Stream the filtered contacts as CSV (UTF-8 with BOM, so Excel opens it), formula cells neutralised."""
+    form = ContactSearchForm(request.GET or None, organization=request.organization)
+    contacts = _filtered_contacts(request, form).order_by("id")
+    attribute_keys = sorted(
+        {key for attributes in contacts.values_list("attributes", flat=True)[:1000] for key in (attributes or {})}
+    )
+    writer = csv.writer(_Echo())
+    security_log.info("contacts exported: org=%s user=%s", request.organization.pk, request.user.pk)
+
+    def lines():
+        yield "\ufeff"
+        yield writer.writerow(
+            [_("Mobile number"), _("Name"), _("Opted out at"), _("Created at"), *attribute_keys]
+        )
+        for contact in contacts.iterator(chunk_size=2000):
+            attributes = contact.attributes or {}
+            yield writer.writerow(
+                [
+                    csv_safe(contact.phone),
+                    csv_safe(contact.name),
+                    timezone.localtime(contact.opted_out_at).isoformat() if contact.opted_out_at else "",
+                    timezone.localtime(contact.created_at).isoformat(),
+                    *[csv_safe(attributes.get(key, "")) for key in attribute_keys],
+                ]
+            )
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="contacts-{stamp}.csv"'
+    return response
+
+
+# --- lists --------------------------------------------------------------------------------------
+
+
+@member_required("view")
+def list_index(request):
+    lists = (
+        ContactList.objects.filter(organization=request.organization)
+        .annotate(
+            size=Count("memberships"),
+            reachable=Count("memberships", filter=Q(memberships__contact__opted_out_at__isnull=True)),
+        )
+        .order_by("name")
+    )
+    return render(request, "contacts/lists.html", {"lists": lists})
+
+
+@member_required("compose")
+def list_create(request):
+    form = ContactListForm(request.POST or None, organization=request.organization)
+    if request.method == "POST" and form.is_valid():
+        contact_list = form.save()
+        messages.success(request, _("The list “%(name)s” was created.") % {"name": contact_list.name})
+        return redirect("contacts:lists")
+    return render(request, "contacts/list_form.html", {"form": form, "contact_list": None})
+
+
+@member_required("compose")
+def list_edit(request, pk):
+    contact_list = get_object_or_404(ContactList, pk=pk, organization=request.organization)
+    form = ContactListForm(request.POST or None, instance=contact_list, organization=request.organization)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, _("Saved."))
+        return redirect("contacts:lists")
+    return render(request, "contacts/list_form.html", {"form": form, "contact_list": contact_list})
+
+
+# --- import -------------------------------------------------------------------------------------
+
+
+def _job_or_404(request, pk):
+    return get_object_or_404(ImportJob.objects.select_related("contact_list"), pk=pk, organization=request.organization)
+
+
+@member_required("compose")
+def import_upload(request):
+    form = ImportUploadForm(request.POST or None, request.FILES or None, organization=request.organization)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = import_job_create(
+                request.organization, request.user, form.cleaned_data["file"], form.cleaned_data["contact_list"]
+            )
+        except ValidationError as error:
+            for message in error.messages:
+                form.add_error("file", message)
+        else:
+            return redirect("contacts:import_mapping", pk=job.pk)
+    recent = ImportJob.objects.filter(organization=request.organization).select_related("contact_list")[:10]
+    has_lists = ContactList.objects.filter(organization=request.organization).exists()
+    return render(request, "contacts/import_upload.html", {"form": form, "recent": recent, "has_lists": has_lists})
+
+
+@member_required("compose")
+def import_mapping(request, pk):
+    job = _job_or_404(request, pk)
+    if job.status != ImportStatus.MAPPING:
+        return redirect("contacts:import_status", pk=job.pk)
+    form = ImportMappingForm(request.POST or None, job=job)
+    if request.method == "POST" and form.is_valid():
+        defaults = {**form.consent_defaults(), "language": get_language()}
+        try:
+            import_job_set_mapping(job, form.mapping(), defaults)
+        except ValidationError as error:
+            for message in error.messages:
+                form.add_error(None, message)
+        else:
+            from .tasks import import_contacts
+
+            transaction.on_commit(lambda: import_contacts.delay(job.pk))
+            return redirect("contacts:import_status", pk=job.pk)
+    return render(request, "contacts/import_mapping.html", {"form": form, "job": job})
+
+
+@member_required("compose")
+def import_status(request, pk):
+    job = _job_or_404(request, pk)
+    return render(request, "contacts/import_status.html", _status_context(job))
+
+
+def _status_context(job):
+    return {"job": job, "report_preview": job.row_errors[:REPORT_PREVIEW] if job.is_finished else []}
+
+
+@member_required("compose")
+def import_progress(request, pk):
+    """The polled progress region; answers 286 (stop polling) once the import has finished."""
+    job = _job_or_404(request, pk)
+    response = render(request, "contacts/import_status.html#import-progress", _status_context(job))
+    if job.is_finished:
+        stop = HttpResponseStopPolling(response.content)
+        return stop
+    return response
+
+
+@member_required("compose")
+def import_report(request, pk):
+    job = _job_or_404(request, pk)
+    lines = ["\ufeff", *row_report_lines(job)]
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
+    return response

@@ -1,0 +1,97 @@
+"""Forms of the contact pages: lists, search and filters, import upload and column mapping."""
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .imports import TARGET_CHOICES
+from .models import ConsentMethod, ContactList
+
+
+class ContactListForm(forms.ModelForm):
+    class Meta:
+        model = ContactList
+        fields = ["name", "purpose", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        help_texts = {
+            "purpose": _("Promotional lists need each person's prior consent (特定電子メール法); transactional lists do not."),
+        }
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+        self.instance.organization = organization
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        clash = ContactList.objects.filter(organization=self.organization, name=name).exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError(_("A list with this name already exists."))
+        return name
+
+
+class ContactSearchForm(forms.Form):
+    q = forms.CharField(label=_("Search"), required=False,
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("Phone number or name")}))
+    list = forms.ModelChoiceField(label=_("List"), queryset=ContactList.objects.none(), required=False,
+                                  empty_label=_("All lists"))
+    opted_out = forms.ChoiceField(
+        label=_("Opt-out"),
+        required=False,
+        choices=[("", _("Everyone")), ("no", _("Reachable")), ("yes", _("Opted out"))],
+    )
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["list"].queryset = ContactList.objects.filter(organization=organization)
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(
+        label=_("File"),
+        help_text=_("CSV (UTF-8, or Shift_JIS as Excel saves it) or Excel .xlsx. The first row names the columns."),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,.xlsx,text/csv"}),
+    )
+    contact_list = forms.ModelChoiceField(label=_("Add to list"), queryset=ContactList.objects.none())
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["contact_list"].queryset = ContactList.objects.filter(organization=organization)
+
+
+class ImportMappingForm(forms.Form):
+    """One choice per column of the file, plus consent defaults for rows (or files) without them."""
+
+    attested = forms.BooleanField(
+        label=_("I confirm that every person in this file gave prior consent to receive promotional messages, "
+                "and that the records of that consent are kept."),
+        required=False,
+    )
+    method = forms.ChoiceField(label=_("Consent method"), choices=ConsentMethod.choices, initial=ConsentMethod.IMPORT,
+                               help_text=_("Used for rows without a method column."))
+    source = forms.CharField(label=_("Consent source"), max_length=300, required=False,
+                             help_text=_("Where consent was collected: a form URL, a shop… Defaults to the file name."))
+    wording_version = forms.CharField(label=_("Consent wording version"), max_length=50, required=False,
+                                      help_text=_("The version of the text people agreed to, e.g. “2024-04 v2”."))
+
+    def __init__(self, *args, job, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.job = job
+        self.column_fields = []
+        for index, header in enumerate(job.headers):
+            name = f"col_{index}"
+            self.fields[name] = forms.ChoiceField(
+                label=header, choices=TARGET_CHOICES, required=False, initial=job.mapping.get(str(index), "")
+            )
+            samples = [row[index] for row in job.sample_rows if index < len(row) and row[index]]
+            self.column_fields.append((self[name], samples))
+
+    def mapping(self):
+        return {str(index): self.cleaned_data.get(f"col_{index}", "") for index in range(len(self.job.headers))}
+
+    def consent_defaults(self):
+        return {
+            "attested": self.cleaned_data["attested"],
+            "method": self.cleaned_data["method"],
+            "source": self.cleaned_data["source"].strip(),
+            "wording_version": self.cleaned_data["wording_version"].strip(),
+        }

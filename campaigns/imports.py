@@ -1,0 +1,549 @@
+"""Contact import: read a CSV (UTF-8 with or without BOM, or CP932 as Japanese Excel writes it) or an
+XLSX file, map its columns, and upsert the good rows while reporting every bad one.
+
+Flow: ``import_job_create`` stores the upload and reads the header and a few sample rows;
+``import_job_set_mapping`` records what each column means; ``import_job_run`` (called by the Celery
+task campaigns.tasks.import_contacts) streams the rows, validates each one (mobile number via
+campaigns.phone.normalize_mobile, duplicates within the file, consent for promotional lists), and
+writes in chunks with bulk upserts. Memory stays constant: the file is streamed and only one chunk
+is held at a time (plus the set of numbers already seen, for duplicate detection).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import logging
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import File
+from django.db import transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from .models import (
+    Consent,
+    ConsentMethod,
+    Contact,
+    ContactList,
+    ContactListMembership,
+    ImportJob,
+    ImportStatus,
+    ListPurpose,
+)
+from .phone import normalize_mobile
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 2000
+IMPORT_MAX_BYTES = 100 * 1024 * 1024
+SAMPLE_ROWS = 3
+ATTRIBUTE_MAX = 50  # custom attribute columns per file
+XLSX_MAGIC = b"PK\x03\x04"
+
+# What a column can mean.
+TARGET_IGNORE = ""
+TARGET_PHONE = "phone"
+TARGET_NAME = "name"
+TARGET_ATTRIBUTE = "attribute"
+TARGET_CONSENT_GRANTED_AT = "consent_granted_at"
+TARGET_CONSENT_METHOD = "consent_method"
+TARGET_CONSENT_SOURCE = "consent_source"
+TARGET_CONSENT_WORDING = "consent_wording_version"
+TARGET_CONSENT_EVIDENCE = "consent_evidence"
+
+TARGET_CHOICES = [
+    (TARGET_IGNORE, gettext_lazy("Do not import")),
+    (TARGET_PHONE, gettext_lazy("Mobile number")),
+    (TARGET_NAME, gettext_lazy("Name")),
+    (TARGET_ATTRIBUTE, gettext_lazy("Custom attribute (named after the column)")),
+    (TARGET_CONSENT_GRANTED_AT, gettext_lazy("Consent: date given")),
+    (TARGET_CONSENT_METHOD, gettext_lazy("Consent: method")),
+    (TARGET_CONSENT_SOURCE, gettext_lazy("Consent: source")),
+    (TARGET_CONSENT_WORDING, gettext_lazy("Consent: wording version")),
+    (TARGET_CONSENT_EVIDENCE, gettext_lazy("Consent: evidence")),
+]
+SINGLE_TARGETS = {t for t, _label in TARGET_CHOICES} - {TARGET_IGNORE, TARGET_ATTRIBUTE}
+
+# Header words that suggest a column's meaning (compared after NFKC and lower-casing).
+_GUESSES = [
+    (TARGET_PHONE, ("電話", "携帯", "phone", "mobile", "tel", "msisdn", "番号")),
+    (TARGET_CONSENT_GRANTED_AT, ("同意日", "同意日時", "consent_date", "granted_at", "consented_at", "opt_in_at")),
+    (TARGET_CONSENT_METHOD, ("同意方法", "取得方法", "consent_method", "method")),
+    (TARGET_CONSENT_SOURCE, ("同意取得元", "取得元", "consent_source", "source")),
+    (TARGET_CONSENT_WORDING, ("文言", "wording", "規約バージョン")),
+    (TARGET_CONSENT_EVIDENCE, ("証跡", "evidence")),
+    (TARGET_NAME, ("氏名", "名前", "お名前", "name", "顧客名")),
+]
+
+_METHOD_ALIASES = {
+    "web": ConsentMethod.WEB_FORM, "webform": ConsentMethod.WEB_FORM, "web_form": ConsentMethod.WEB_FORM,
+    "form": ConsentMethod.WEB_FORM, "ウェブ": ConsentMethod.WEB_FORM, "webフォーム": ConsentMethod.WEB_FORM,
+    "フォーム": ConsentMethod.WEB_FORM, "paper": ConsentMethod.PAPER, "紙": ConsentMethod.PAPER,
+    "書面": ConsentMethod.PAPER, "申込書": ConsentMethod.PAPER, "import": ConsentMethod.IMPORT,
+    "インポート": ConsentMethod.IMPORT, "api": ConsentMethod.API, "in_store": ConsentMethod.IN_STORE,
+    "store": ConsentMethod.IN_STORE, "店頭": ConsentMethod.IN_STORE, "店舗": ConsentMethod.IN_STORE,
+    "keyword": ConsentMethod.KEYWORD, "キーワード": ConsentMethod.KEYWORD,
+}
+
+# Cells that a spreadsheet would run as a formula (CSV injection), neutralised with a leading '.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value) -> str:
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
+# --- reading files ------------------------------------------------------------------------------
+
+
+def detect_csv_encoding(stream) -> str:
+    """utf-8-sig if the whole file decodes as UTF-8 (with or without BOM), else cp932.
+
+    Raises ValidationError when it is neither.
+    """
+    stream.seek(0)
+    head = stream.read(4096)
+    if b"\x00" in head:  # binary data, or UTF-16 which Excel calls "Unicode text"
+        stream.seek(0)
+        raise ValidationError(_("This is not a CSV text file. Save it from Excel as “CSV UTF-8” or as .xlsx."))
+    for encoding in ("utf-8-sig", "cp932"):
+        stream.seek(0)
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            while chunk := stream.read(1024 * 1024):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        stream.seek(0)
+        return encoding
+    stream.seek(0)
+    raise ValidationError(_("The file is neither UTF-8 nor Shift_JIS (CP932) text. Save it as CSV or XLSX."))
+
+
+def _csv_dialect(sample: str):
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",\t;")
+    except csv.Error:
+        return csv.excel
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value).replace("\x00", "").strip()
+
+
+class _Rows:
+    """Iterates the data rows of an import file as (row number, [cell, …]); row 1 is the header."""
+
+    def __init__(self, job: ImportJob):
+        self.job = job
+
+    def __enter__(self):
+        self.binary = self.job.file.open("rb")
+        if self.job.file_format == "xlsx":
+            import openpyxl
+
+            self.workbook = openpyxl.load_workbook(self.binary, read_only=True, data_only=True)
+            sheet = self.workbook.worksheets[0]
+            self.rows = (list(row) for row in sheet.iter_rows(values_only=True))
+        else:
+            self.text = io.TextIOWrapper(self.binary, encoding=self.job.encoding or "utf-8-sig", newline="")
+            sample = self.text.read(16 * 1024)
+            self.text.seek(0)
+            self.rows = csv.reader(self.text, _csv_dialect(sample))
+        return self
+
+    def __exit__(self, *exc):
+        if self.job.file_format == "xlsx":
+            self.workbook.close()
+        self.binary.close()
+
+    def header(self):
+        return next(self.rows, None)
+
+    def __iter__(self):
+        for number, row in enumerate(self.rows, start=2):
+            cells = [_cell(value) for value in row]
+            if not any(cells):
+                continue  # blank lines (and Excel's trailing empty rows) are not rows
+            yield number, cells
+
+
+def guess_target(header: str) -> str:
+    text = unicodedata.normalize("NFKC", header or "").strip().lower()
+    for target, words in _GUESSES:
+        if any(word in text for word in words):
+            return target
+    return TARGET_ATTRIBUTE if text else TARGET_IGNORE
+
+
+def import_job_create(organization, user, uploaded, contact_list: ContactList) -> ImportJob:
+    """Store an uploaded file, recognise its format by its bytes, read its header and sample rows."""
+    if contact_list.organization_id != organization.id:
+        raise ValidationError(_("Unknown contact list."))
+    if uploaded.size > IMPORT_MAX_BYTES:
+        raise ValidationError(_("The file is larger than 100 MB. Split it into smaller files."))
+    uploaded.seek(0)
+    head = uploaded.read(8)
+    uploaded.seek(0)
+    if head.startswith(XLSX_MAGIC):
+        file_format, encoding = "xlsx", ""
+    elif head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise ValidationError(_("Old Excel files (.xls) are not supported. Save the file as .xlsx or CSV."))
+    else:
+        file_format, encoding = "csv", detect_csv_encoding(uploaded)
+    job = ImportJob(
+        organization=organization,
+        contact_list=contact_list,
+        created_by=user,
+        original_name=(uploaded.name or "import")[-255:],
+        file_format=file_format,
+        encoding=encoding,
+    )
+    suffix = ".xlsx" if file_format == "xlsx" else ".csv"
+    job.file.save(f"contacts{suffix}", File(uploaded), save=False)
+    try:
+        with _Rows(job) as rows:
+            header = rows.header()
+            samples = []
+            for _number, cells in rows:
+                samples.append(cells)
+                if len(samples) >= SAMPLE_ROWS:
+                    break
+    except ValidationError:
+        job.file.delete(save=False)
+        raise
+    except Exception:
+        job.file.delete(save=False)
+        raise ValidationError(_("The file could not be read as CSV or XLSX.")) from None
+    header = [_cell(value) for value in (header or [])]
+    if not any(header):
+        job.file.delete(save=False)
+        raise ValidationError(_("The file is empty. The first row must name the columns."))
+    job.headers = [name or _("Column %(number)d") % {"number": index + 1} for index, name in enumerate(header)]
+    job.sample_rows = samples
+    job.mapping = {str(index): guess_target(name) for index, name in enumerate(header)}
+    phone_columns = [key for key, target in job.mapping.items() if target == TARGET_PHONE]
+    for key in phone_columns[1:]:
+        job.mapping[key] = TARGET_ATTRIBUTE
+    job.save()
+    return job
+
+
+def import_job_set_mapping(job: ImportJob, mapping: dict, consent_defaults: dict) -> ImportJob:
+    """Record the column mapping and consent defaults; check that the import can run."""
+    errors = []
+    targets = list(mapping.values())
+    if targets.count(TARGET_PHONE) != 1:
+        errors.append(_("Choose exactly one column as the mobile number."))
+    for target in SINGLE_TARGETS - {TARGET_PHONE}:
+        if targets.count(target) > 1:
+            label = dict(TARGET_CHOICES)[target]
+            errors.append(_("Only one column can be “%(target)s”.") % {"target": label})
+    if targets.count(TARGET_ATTRIBUTE) > ATTRIBUTE_MAX:
+        errors.append(_("At most %(max)d custom attribute columns.") % {"max": ATTRIBUTE_MAX})
+    promotional = job.contact_list.purpose == ListPurpose.PROMOTION
+    has_consent_column = TARGET_CONSENT_GRANTED_AT in targets
+    if promotional and not has_consent_column and not consent_defaults.get("attested"):
+        errors.append(
+            _("This is a promotional list: map the consent date column, or confirm that every person gave prior consent.")
+        )
+    if promotional and TARGET_CONSENT_WORDING not in targets and not consent_defaults.get("wording_version"):
+        errors.append(_("Give the version of the consent wording people agreed to."))
+    if errors:
+        raise ValidationError(errors)
+    job.mapping = mapping
+    job.consent_defaults = consent_defaults
+    job.status = ImportStatus.QUEUED
+    job.save(update_fields=["mapping", "consent_defaults", "status"])
+    return job
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _GoodRow:
+    phone: str
+    name: str
+    attributes: dict
+    consent: dict | None
+
+
+@dataclass
+class _Run:
+    job: ImportJob
+    chunk: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+    created: int = 0
+    updated: int = 0
+
+
+_DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d",
+    "%Y年%m月%d日 %H:%M", "%Y年%m月%d日", "%Y%m%d",
+)
+
+
+def parse_consent_time(text: str, tz) -> datetime | None:
+    value = unicodedata.normalize("NFKC", text).strip()
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+        for fmt in _DATE_FORMATS:
+            try:
+                parsed = datetime.strptime(value, fmt)
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        raise ValueError(value)
+    if isinstance(parsed, date) and not isinstance(parsed, datetime):
+        parsed = datetime.combine(parsed, time())
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed
+
+
+def _consent_method(text: str) -> str | None:
+    key = unicodedata.normalize("NFKC", text).strip().lower().replace(" ", "_")
+    if key in ConsentMethod.values:
+        return key
+    return _METHOD_ALIASES.get(key)
+
+
+def import_job_run(job: ImportJob) -> ImportJob:
+    """Import every row of ``job``; good rows go in, bad rows are reported. Safe to call once per job."""
+    claimed = ImportJob.objects.filter(pk=job.pk, status=ImportStatus.QUEUED).update(
+        status=ImportStatus.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        job.refresh_from_db()
+        return job
+    job.refresh_from_db()
+    language = (job.consent_defaults or {}).get("language") or settings.LANGUAGE_CODE
+    try:
+        with translation.override(language):  # the row report reads in the importer's language
+            _run(job)
+    except Exception as error:  # the job must end, and say why, whatever went wrong
+        logger.exception("contact import %s failed", job.pk)
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportStatus.FAILED, failure=str(error)[:2000], finished_at=timezone.now()
+        )
+    job.refresh_from_db()
+    return job
+
+
+def _count_rows(job: ImportJob) -> int:
+    with _Rows(job) as rows:
+        rows.header()
+        return sum(1 for _ in rows)
+
+
+def _run(job: ImportJob) -> None:
+    tz = ZoneInfo(settings.TIME_ZONE)
+    total = _count_rows(job)
+    ImportJob.objects.filter(pk=job.pk).update(total_rows=total)
+    mapping = {int(key): target for key, target in job.mapping.items() if target}
+    phone_col = next(index for index, target in mapping.items() if target == TARGET_PHONE)
+    columns = {target: index for index, target in mapping.items() if target not in (TARGET_ATTRIBUTE, TARGET_PHONE)}
+    attribute_cols = [(index, job.headers[index]) for index, target in mapping.items() if target == TARGET_ATTRIBUTE]
+    defaults = job.consent_defaults or {}
+    promotional = job.contact_list.purpose == ListPurpose.PROMOTION
+    attested_at = job.started_at or timezone.now()
+    default_method = defaults.get("method") or ConsentMethod.IMPORT
+    default_source = (defaults.get("source") or job.original_name)[:300]
+    default_wording = (defaults.get("wording_version") or "")[:50]
+
+    run = _Run(job=job)
+    seen: dict[str, int] = {}
+    processed = 0
+
+    def bad(number, value, reason):
+        run.errors.append({"row": number, "value": value, "reason": str(reason)})
+
+    def cell(cells, target):
+        index = columns.get(target)
+        return cells[index].strip() if index is not None and index < len(cells) else ""
+
+    with _Rows(job) as rows:
+        rows.header()
+        for number, cells in rows:
+            processed += 1
+            raw_phone = cells[phone_col] if phone_col < len(cells) else ""
+            try:
+                phone = normalize_mobile(raw_phone)
+            except ValidationError as error:
+                bad(number, raw_phone, error.messages[0])
+            else:
+                if phone in seen:
+                    bad(number, raw_phone, _("Duplicate: the same number is on row %(row)d.") % {"row": seen[phone]})
+                else:
+                    good = _build_row(number, cells, phone, raw_phone, cell, attribute_cols, bad, tz, promotional,
+                                      defaults, attested_at, default_method, default_source, default_wording)
+                    if good is not None:
+                        seen[phone] = number
+                        run.chunk.append(good)
+            if len(run.chunk) >= CHUNK_SIZE:
+                _flush(run)
+            if processed % CHUNK_SIZE == 0:
+                _progress(run, processed)
+    _flush(run)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportStatus.DONE,
+        processed_rows=processed,
+        total_rows=max(total, processed),
+        created_count=run.created,
+        updated_count=run.updated,
+        error_count=len(run.errors),
+        row_errors=run.errors,
+        finished_at=timezone.now(),
+    )
+
+
+def _build_row(number, cells, phone, raw_phone, cell, attribute_cols, bad, tz, promotional, defaults,
+               attested_at, default_method, default_source, default_wording):
+    name = cell(cells, TARGET_NAME)[:200]
+    attributes = {}
+    for index, key in attribute_cols:
+        if index < len(cells) and cells[index] != "":
+            attributes[key] = cells[index]
+    consent = None
+    granted_text = cell(cells, TARGET_CONSENT_GRANTED_AT)
+    try:
+        granted_at = parse_consent_time(granted_text, tz) if granted_text else None
+    except ValueError:
+        bad(number, raw_phone, _("The consent date “%(value)s” is not a date.") % {"value": granted_text})
+        return None
+    if granted_at and granted_at > timezone.now():
+        bad(number, raw_phone, _("The consent date “%(value)s” is in the future.") % {"value": granted_text})
+        return None
+    if granted_at is None and promotional and defaults.get("attested"):
+        granted_at = attested_at
+    if granted_at is not None:
+        method_text = cell(cells, TARGET_CONSENT_METHOD)
+        method = _consent_method(method_text) if method_text else default_method
+        if method is None:
+            bad(number, raw_phone, _("Unknown consent method “%(value)s”.") % {"value": method_text})
+            return None
+        wording = cell(cells, TARGET_CONSENT_WORDING)[:50] or default_wording
+        if not wording:
+            bad(number, raw_phone, _("The consent wording version is missing."))
+            return None
+        consent = {
+            "granted_at": granted_at,
+            "method": method,
+            "source": (cell(cells, TARGET_CONSENT_SOURCE) or default_source)[:300],
+            "wording_version": wording,
+            "evidence": cell(cells, TARGET_CONSENT_EVIDENCE)
+            or (_("Attested by the importer.") if not granted_text else ""),
+        }
+    elif promotional:
+        bad(number, raw_phone, _("No consent: a promotional list needs each person's prior consent."))
+        return None
+    return _GoodRow(phone=phone, name=name, attributes=attributes, consent=consent)
+
+
+def _progress(run: _Run, processed: int) -> None:
+    ImportJob.objects.filter(pk=run.job.pk).update(
+        processed_rows=processed, created_count=run.created, updated_count=run.updated, error_count=len(run.errors)
+    )
+
+
+def _flush(run: _Run) -> None:
+    if not run.chunk:
+        return
+    job = run.job
+    chunk, run.chunk = run.chunk, []
+    organization_id = job.organization_id
+    phones = [row.phone for row in chunk]
+    with transaction.atomic():
+        existing = {
+            phone: (name, attributes)
+            for phone, name, attributes in Contact.objects.filter(
+                organization_id=organization_id, phone__in=phones
+            ).values_list("phone", "name", "attributes")
+        }
+        contacts = []
+        for row in chunk:
+            old_name, old_attributes = existing.get(row.phone, ("", {}))
+            contacts.append(
+                Contact(
+                    organization_id=organization_id,
+                    phone=row.phone,
+                    name=row.name or old_name,
+                    attributes={**(old_attributes or {}), **row.attributes},
+                )
+            )
+        Contact.objects.bulk_create(
+            contacts,
+            update_conflicts=True,
+            unique_fields=["organization", "phone"],
+            update_fields=["name", "attributes", "updated_at"],
+        )
+        if any(contact.pk is None for contact in contacts):
+            ids = dict(Contact.objects.filter(organization_id=organization_id, phone__in=phones).values_list("phone", "id"))
+            for contact in contacts:
+                contact.pk = contact.id = ids[contact.phone]
+        ContactListMembership.objects.bulk_create(
+            [ContactListMembership(contact_list_id=job.contact_list_id, contact_id=contact.pk) for contact in contacts],
+            ignore_conflicts=True,
+        )
+        with_consent = [(contact, row.consent) for contact, row in zip(contacts, chunk, strict=True) if row.consent]
+        if with_consent:
+            known = set(
+                Consent.objects.filter(contact_id__in=[contact.pk for contact, _c in with_consent]).values_list(
+                    "contact_id", "granted_at", "wording_version"
+                )
+            )
+            new = [
+                Consent(organization_id=organization_id, contact_id=contact.pk, **consent)
+                for contact, consent in with_consent
+                if (contact.pk, consent["granted_at"], consent["wording_version"]) not in known
+            ]
+            Consent.objects.bulk_create(new, batch_size=CHUNK_SIZE)
+    run.created += len(chunk) - len(existing)
+    run.updated += len(existing)
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+
+def row_report_lines(job: ImportJob):
+    """The bad-row report as CSV lines (header first), with formula cells neutralised."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush():
+        value = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return value
+
+    writer.writerow([_("Row"), _("Value"), _("Reason")])
+    yield flush()
+    for error in job.row_errors:
+        writer.writerow([error["row"], csv_safe(error["value"]), csv_safe(error["reason"])])
+        yield flush()
+
+

@@ -1,0 +1,209 @@
+"""The contact import service and task: encodings, XLSX, row report, consent, upserts."""
+
+import io
+
+import openpyxl
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from campaigns.imports import (
+    TARGET_ATTRIBUTE,
+    TARGET_CONSENT_GRANTED_AT,
+    TARGET_IGNORE,
+    TARGET_NAME,
+    TARGET_PHONE,
+    csv_safe,
+    import_job_create,
+    import_job_run,
+    import_job_set_mapping,
+    row_report_lines,
+)
+from campaigns.models import Consent, Contact, ContactListMembership, ImportStatus, ListPurpose
+from tests.accounts.factories import OrganizationFactory, UserFactory
+from tests.campaigns.factories import ContactFactory, ContactListFactory
+
+pytestmark = pytest.mark.django_db
+
+SJIS_CSV = (
+    "電話番号,氏名,会員ランク,同意日時\r\n"
+    "090-1234-5678,山田 太郎,ゴールド,2024/04/01 10:00\r\n"  # row 2 ok
+    "０８０－２２２２－３３３３,佐藤 花子,シルバー,2024-05-02\r\n"  # row 3 ok (full-width)
+    "03-1234-5678,固定 電話,,2024/04/01\r\n"  # row 4 landline
+    "050-1234-5678,アイピー,,2024/04/01\r\n"  # row 5 VoIP
+    "abc,不明,,2024/04/01\r\n"  # row 6 malformed
+    "09012345678,山田 重複,,2024/04/01\r\n"  # row 7 duplicate of row 2
+    "070-3333-4444,同意なし,,\r\n"  # row 8 no consent (promotional list)
+    "\r\n"  # blank line: skipped, not a row error
+    "080-5555-6666,鈴木 一郎,ブロンズ,2024/06/01 09:30\r\n"  # row 10 ok
+)
+
+
+@pytest.fixture
+def org():
+    return OrganizationFactory()
+
+
+def make_job(org, data: bytes, name="contacts.csv", purpose=ListPurpose.PROMOTION):
+    contact_list = ContactListFactory(organization=org, purpose=purpose)
+    return import_job_create(org, UserFactory(), SimpleUploadedFile(name, data), contact_list)
+
+
+def run(job, mapping=None, **defaults):
+    import_job_set_mapping(job, mapping or job.mapping, {"wording_version": "v1", **defaults})
+    return import_job_run(job)
+
+
+def test_cp932_csv_with_bad_rows(org, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    job = make_job(org, SJIS_CSV.encode("cp932"))
+    assert job.encoding == "cp932"
+    assert job.headers == ["電話番号", "氏名", "会員ランク", "同意日時"]
+    assert job.mapping == {"0": TARGET_PHONE, "1": TARGET_NAME, "2": TARGET_ATTRIBUTE, "3": TARGET_CONSENT_GRANTED_AT}
+    assert job.sample_rows[0][0] == "090-1234-5678"
+
+    job = run(job)
+    assert job.status == ImportStatus.DONE
+    assert (job.created_count, job.updated_count, job.error_count) == (3, 0, 5)
+    assert job.processed_rows == job.total_rows == 8
+    reasons = {error["row"]: error["reason"] for error in job.row_errors}
+    assert sorted(reasons) == [4, 5, 6, 7, 8]
+    assert "landline" in reasons[4]
+    assert "050" in reasons[5]
+    assert "is not a phone number" in reasons[6]
+    assert reasons[7] == "Duplicate: the same number is on row 2."
+    assert "No consent" in reasons[8]
+
+    contact = Contact.objects.get(organization=org, phone="+819012345678")
+    assert contact.name == "山田 太郎" and contact.attributes == {"会員ランク": "ゴールド"}
+    assert Contact.objects.filter(organization=org, phone="+818022223333").exists()
+    assert ContactListMembership.objects.filter(contact_list=job.contact_list).count() == 3
+    consent = Consent.objects.get(contact=contact)
+    assert consent.method == "import" and consent.wording_version == "v1" and consent.source == "contacts.csv"
+    assert consent.granted_at.isoformat() == "2024-04-01T01:00:00+00:00"  # 10:00 Asia/Tokyo
+
+    lines = "".join(row_report_lines(job)).splitlines()
+    assert lines[0] == "Row,Value,Reason"
+    assert lines[1].startswith("4,03-1234-5678,")
+    assert len(lines) == 6
+
+
+def test_utf8_bom_csv_and_reimport_updates_without_losing_data(org, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    existing = ContactFactory(organization=org, phone="+819011112222", name="既存", attributes={"店舗": "渋谷"})
+    data = "\ufeffphone,name,rank\n090-1111-2222,,gold\n090-3333-4444,New Person,\n".encode()
+    job = make_job(org, data, purpose=ListPurpose.TRANSACTION)
+    assert job.encoding == "utf-8-sig"
+    assert job.headers[0] == "phone"  # the BOM is not part of the first header
+    job = run(job)
+    assert (job.created_count, job.updated_count, job.error_count) == (1, 1, 0)
+    existing.refresh_from_db()
+    assert existing.name == "既存"  # an empty cell does not erase the name
+    assert existing.attributes == {"店舗": "渋谷", "rank": "gold"}
+    assert not Consent.objects.filter(contact=existing).exists()  # transactional: no consent needed
+
+
+def test_utf8_without_bom(org, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    job = make_job(org, "電話,名前\n090-1234-5678,テスト\n".encode(), purpose=ListPurpose.TRANSACTION)
+    assert job.encoding == "utf-8-sig"
+    job = run(job)
+    assert job.created_count == 1
+    assert Contact.objects.get(organization=org).name == "テスト"
+
+
+def test_xlsx(org, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["携帯番号", "お名前", "同意日"])
+    sheet.append([9012345678, "数値の番号", "2024-04-01"])  # Excel dropped the leading 0
+    sheet.append(["080-2222-3333", "文字の番号", None])
+    sheet.append(["0312345678", "固定", "2024-04-01"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    job = make_job(org, buffer.getvalue(), name="contacts.xlsx")
+    assert job.file_format == "xlsx"
+    assert job.mapping["0"] == TARGET_PHONE and job.mapping["2"] == TARGET_CONSENT_GRANTED_AT
+    job = run(job, attested=True)
+    assert job.status == ImportStatus.DONE
+    assert job.created_count == 2
+    assert [error["row"] for error in job.row_errors] == [4]
+    attested = Consent.objects.get(contact__phone="+818022223333")
+    assert attested.evidence  # attested consent says so
+
+
+def test_mapping_requires_phone_and_consent_for_promotions(org, settings, tmp_path):
+    from django.core.exceptions import ValidationError
+
+    settings.MEDIA_ROOT = tmp_path
+    job = make_job(org, b"phone,name\n09012345678,a\n")
+    with pytest.raises(ValidationError) as error:
+        import_job_set_mapping(job, {"0": TARGET_IGNORE, "1": TARGET_NAME}, {"wording_version": "v1"})
+    assert "exactly one column" in str(error.value)
+    with pytest.raises(ValidationError) as error:
+        import_job_set_mapping(job, {"0": TARGET_PHONE, "1": TARGET_NAME}, {"wording_version": "v1"})
+    assert "promotional list" in str(error.value)
+    import_job_set_mapping(job, {"0": TARGET_PHONE, "1": TARGET_NAME}, {"attested": True, "wording_version": "v1"})
+    job = import_job_run(job)
+    assert job.created_count == 1
+
+
+def test_not_text_is_refused(org, settings, tmp_path):
+    from django.core.exceptions import ValidationError
+
+    settings.MEDIA_ROOT = tmp_path
+    with pytest.raises(ValidationError):
+        make_job(org, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x81\x82" * 20, name="contacts.csv")
+
+
+def test_run_twice_is_a_no_op(org, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    job = make_job(org, b"phone\n09012345678\n", purpose=ListPurpose.TRANSACTION)
+    job = run(job)
+    again = import_job_run(job)
+    assert again.created_count == 1 and Contact.objects.filter(organization=org).count() == 1
+
+
+def test_through_the_celery_task_eagerly(org, settings, tmp_path, django_capture_on_commit_callbacks):
+    """The real task, run eagerly: upload → mapping view → on_commit enqueue → import."""
+    from django.urls import reverse
+
+    from accounts.models import Role
+    from tests.accounts.factories import member
+
+    settings.MEDIA_ROOT = tmp_path
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from console.celery import app
+
+    app.conf.task_always_eager = True
+    try:
+        user = member(org, Role.MARKETER)
+        contact_list = ContactListFactory(organization=org, purpose=ListPurpose.PROMOTION)
+        from django.test import Client
+
+        client = Client()
+        client.force_login(user)
+        response = client.post(reverse("contacts:import"), {
+            "file": SimpleUploadedFile("shop.csv", SJIS_CSV.encode("cp932")), "contact_list": contact_list.pk})
+        assert response.status_code == 302
+        job = contact_list.import_jobs.get()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(reverse("contacts:import_mapping", args=[job.pk]), {
+                "col_0": "phone", "col_1": "name", "col_2": "attribute", "col_3": "consent_granted_at",
+                "method": "web_form", "source": "https://shop.example.jp/join", "wording_version": "2024-04"})
+        assert response.status_code == 302
+        job.refresh_from_db()
+        assert job.status == ImportStatus.DONE
+        assert job.created_count == 3 and job.error_count == 5
+        assert Consent.objects.filter(organization=org, method="web_form", wording_version="2024-04").count() == 3
+    finally:
+        app.conf.task_always_eager = False
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [("=SUM(A1)", "'=SUM(A1)"), ("+81", "'+81"), ("-1", "'-1"), ("@cmd", "'@cmd"), ("\tx", "'\tx"),
+     ("\rx", "'\rx"), ("山田", "山田"), ("", ""), (None, "")],
+)
+def test_csv_safe(value, expected):
+    assert csv_safe(value) == expected
