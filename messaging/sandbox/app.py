@@ -224,6 +224,7 @@ class SandboxApp:
             msgs = messages["msg"]
         except (ValueError, KeyError, TypeError, AttributeError):
             raise _BadRequest(400, _dumps({"details": "Invalid request", "errorCode": 201, "messages": []})) from None
+        self.carrier.tallies["cm_requests"] += 1
         registration = self.carrier.cm_by_token.get(str(token))
         if registration is None:
             raise _BadRequest(

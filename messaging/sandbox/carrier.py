@@ -336,15 +336,17 @@ class Carrier:
         out_of_order = reads and self.faults["out_of_order_rate"] and self.rng.random() < self.faults["out_of_order_rate"]
         if out_of_order:
             self.tallies["out_of_order"] += 1
-            self._rbm_user_event(message, "READ")
+            self._rbm_read(message)
             self._later(self._delay("read"), self._rbm_user_event, message, "DELIVERED")
         else:
             self._rbm_user_event(message, "DELIVERED")
             if reads:
-                self._later(self._delay("read"), self._rbm_user_event, message, "READ")
+                self._later(self._delay("read"), self._rbm_read, message)
         self._script(message.phone, "delivered", message)
-        if reads:
-            self._later(self._delay("read"), self._script, message.phone, "read", message)
+
+    def _rbm_read(self, message: SentMessage) -> None:
+        self._rbm_user_event(message, "READ")
+        self._script(message.phone, "read", message)
 
     def _rbm_expire(self, message: SentMessage) -> None:
         if message.state != "pending":
@@ -467,8 +469,11 @@ class Carrier:
         self._cm_status(message, 2, channel)
         self._script(message.phone, "delivered", message)
         if message.channel == "rcs" and self.mix.profile_for(message.phone).reads:
-            self._later(self._delay("read"), self._cm_status, message, 4, channel)
-            self._later(self._delay("read"), self._script, message.phone, "read", message)
+            self._later(self._delay("read"), self._cm_read, message)
+
+    def _cm_read(self, message: SentMessage) -> None:
+        self._cm_status(message, 4, "RCS")
+        self._script(message.phone, "read", message)
 
     def _cm_status(self, message: SentMessage, code: int, channel: str, error_code=None, error=None) -> None:
         self.tallies[f"cm_status_{code}"] += 1
