@@ -11,3 +11,57 @@ class DeliveryFactory(factory.django.DjangoModelFactory):
     campaign = factory.SubFactory(CampaignFactory)
     organization = factory.LazyAttribute(lambda o: o.campaign.organization)
     contact = factory.SubFactory(ContactFactory, organization=factory.SelfAttribute("..organization"))
+
+
+def tenant_objects(organization, tag="", user=None):
+    """One row of every organization-scoped model, all belonging to ``organization``.
+
+    Returns {model label: instance}. ``tag`` goes into every name, so a test can tell whether any of
+    these rows leaked into a page (an admin list filter, a choice list).
+    """
+    from django.utils import timezone
+
+    from accounts.models import ApiKey, Carrier, Role
+    from campaigns.models import ContactListMembership
+    from tests.accounts.factories import (
+        CarrierReviewFactory,
+        GatewayAccountFactory,
+        OfficialAccountFactory,
+        member,
+    )
+    from tests.campaigns.factories import ConsentFactory, ContactListFactory
+
+    owner = user or member(organization, Role.OWNER, username=f"{tag}-owner")
+    gateway = GatewayAccountFactory(organization=organization, name=f"{tag}-gateway")
+    account = OfficialAccountFactory(
+        organization=organization,
+        display_name=f"{tag}-account",
+        legal_name=f"{tag}-legal",
+        rcs_gateway=gateway,
+    )
+    review = CarrierReviewFactory(account=account, carrier=Carrier.DOCOMO, decided_at=timezone.now())
+    api_key, _secret = ApiKey.generate(organization, f"{tag}-key", ["send"], created_by=owner)
+    contact = ContactFactory(organization=organization, name=f"{tag}-contact")
+    contact_list = ContactListFactory(organization=organization, name=f"{tag}-list")
+    list_membership = ContactListMembership.objects.create(contact_list=contact_list, contact=contact)
+    consent = ConsentFactory(contact=contact, organization=organization, source=f"https://{tag}.example.jp/form")
+    campaign = CampaignFactory(
+        organization=organization, official_account=account, name=f"{tag}-campaign", created_by=owner
+    )
+    campaign.audience_lists.add(contact_list)
+    delivery = DeliveryFactory(organization=organization, campaign=campaign, contact=contact)
+    return {
+        "auth.user": owner,
+        "accounts.organization": organization,
+        "accounts.membership": owner.memberships.get(organization=organization),
+        "accounts.gatewayaccount": gateway,
+        "accounts.officialaccount": account,
+        "accounts.carrierreview": review,
+        "accounts.apikey": api_key,
+        "campaigns.contact": contact,
+        "campaigns.contactlist": contact_list,
+        "campaigns.contactlistmembership": list_membership,
+        "campaigns.consent": consent,
+        "campaigns.campaign": campaign,
+        "messaging.delivery": delivery,
+    }
