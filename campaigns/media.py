@@ -1,0 +1,168 @@
+"""Media uploads for the composer: checked by their bytes, streamed to default storage.
+
+The name and the Content-Type a browser sends prove nothing, so the kind is read from the bytes:
+Pillow opens images (JPEG, PNG, GIF, WebP; SVG and anything else refused) and re-encodes them, which
+drops metadata and anything appended to the picture; video and files are recognised by their magic
+numbers (MP4 ``ftyp`` box, WebM EBML header, PDF ``%PDF-``). Files go to default storage under
+``media/<organization id>/`` in chunks — an upload is never read whole into memory — and the
+composer keeps only the public URL in the content document.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import default_storage
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.utils.translation import gettext as _
+from PIL import Image, UnidentifiedImageError
+
+MAX_BYTES = 100 * 1024 * 1024
+MAX_IMAGE_PIXELS = 40_000_000  # well above any phone screen; refuses decompression bombs
+IMAGE_FORMATS = {"JPEG": ("jpg", "image/jpeg"), "PNG": ("png", "image/png"), "GIF": ("gif", "image/gif"),
+                 "WEBP": ("webp", "image/webp")}
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    url: str
+    kind: str  # image, video or file
+    content_type: str
+    size: int
+    name: str  # the storage name
+
+
+class SizeLimitUploadHandler(FileUploadHandler):
+    """Stops reading an upload once it passes ``MAX_BYTES``; the view then answers with the reason.
+
+    Installed first in ``request.upload_handlers`` so a 2 GB body is not written to disk first.
+    """
+
+    def __init__(self, request=None, limit=MAX_BYTES):
+        super().__init__(request)
+        self.limit = limit
+        self.received = 0
+        self.too_large = False
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        if content_length and content_length > self.limit + 64 * 1024:
+            self.too_large = True
+            raise StopUpload(connection_reset=True)
+        return None
+
+    def receive_data_chunk(self, raw_data, start):
+        self.received += len(raw_data)
+        if self.received > self.limit:
+            self.too_large = True
+            raise StopUpload(connection_reset=True)
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+def sniff_kind(head: bytes) -> tuple[str, str, str] | None:
+    """(kind, extension, content type) of a video or document by its first bytes, or None."""
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        return "video", "mp4", "video/mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video", "webm", "video/webm"
+    if head.startswith(b"%PDF-"):
+        return "file", "pdf", "application/pdf"
+    return None
+
+
+def _looks_like_image(head: bytes) -> bool:
+    return (
+        head.startswith(b"\xff\xd8\xff")
+        or head.startswith(b"\x89PNG\r\n\x1a\n")
+        or head.startswith((b"GIF87a", b"GIF89a"))
+        or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+    )
+
+
+def _read_head(upload, size=64) -> bytes:
+    upload.seek(0)
+    head = upload.read(size)
+    upload.seek(0)
+    return head
+
+
+def _reencode_image(upload) -> tuple[ContentFile, str, str]:
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        upload.seek(0)
+        with Image.open(upload) as probe:
+            image_format = probe.format
+            probe.verify()
+        if image_format not in IMAGE_FORMATS:
+            raise ValidationError(_("Only JPEG, PNG, GIF and WebP images are accepted."))
+        upload.seek(0)
+        with Image.open(upload) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise ValidationError(_("The image is too large (more than 40 megapixels)."))
+            buffer = io.BytesIO()
+            if image_format == "JPEG":
+                image.convert("RGB").save(buffer, "JPEG", quality=90, optimize=True)
+            elif image_format == "GIF" and getattr(image, "is_animated", False):
+                image.save(buffer, "GIF", save_all=True)
+            else:
+                image.save(buffer, image_format)
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError, ValueError):
+        raise ValidationError(_("The file is not a readable image.")) from None
+    extension, content_type = IMAGE_FORMATS[image_format]
+    return ContentFile(buffer.getvalue()), extension, content_type
+
+
+def public_url(name: str) -> str:
+    """An absolute http(s) URL for a stored file: the carriers fetch media from it."""
+    url = default_storage.url(name)
+    if url.startswith(("http://", "https://")):
+        return url
+    return settings.PUBLIC_BASE_URL.rstrip("/") + "/" + url.lstrip("/")
+
+
+def store_media(upload, organization, expected_kind: str | None = None) -> StoredMedia:
+    """Check ``upload`` by its bytes and store it; raise ValidationError with the reason otherwise.
+
+    ``expected_kind`` (image, video or file) refuses a file of another kind, e.g. a PDF in a card
+    image slot.
+    """
+    if upload is None:
+        raise ValidationError(_("Choose a file to upload."))
+    if upload.size is not None and upload.size > MAX_BYTES:
+        raise ValidationError(_("The file is larger than 100 MB."))
+    if upload.size == 0:
+        raise ValidationError(_("The file is empty."))
+    head = _read_head(upload)
+    if head.lstrip().startswith((b"<svg", b"<?xml")):
+        raise ValidationError(_("SVG images are not accepted; use PNG or JPEG."))
+    if _looks_like_image(head):
+        content, extension, content_type = _reencode_image(upload)
+        kind, source = "image", content
+    else:
+        sniffed = sniff_kind(head)
+        if sniffed is None:
+            raise ValidationError(
+                _("This file type is not supported. Use an image (JPEG, PNG, GIF, WebP), a video (MP4, WebM) or a PDF.")
+            )
+        kind, extension, content_type = sniffed
+        upload.seek(0)
+        source = File(upload)  # storage.save copies it in chunks
+    if expected_kind and kind != expected_kind:
+        labels = {"image": _("an image"), "video": _("a video"), "file": _("a PDF file")}
+        raise ValidationError(_("This slot needs %(kind)s.") % {"kind": labels.get(expected_kind, expected_kind)})
+    name = default_storage.save(f"media/{organization.id}/{secrets.token_hex(12)}.{extension}", source)
+    return StoredMedia(url=public_url(name), kind=kind, content_type=content_type, size=default_storage.size(name),
+                       name=name)
+
+
+def is_own_media_url(url: str, organization) -> bool:
+    """Whether ``url`` points at this organization's stored media (used to show thumbnails)."""
+    prefix = public_url(f"media/{organization.id}/")
+    return isinstance(url, str) and url.startswith(prefix)
