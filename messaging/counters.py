@@ -85,8 +85,9 @@ def counter_rows(campaign_id: int):
 
 
 def _as_datetime(value):
-    """SQLite hands raw SQL datetimes back as text (stored in UTC)."""
+    """SQLite hands raw-SQL datetimes back as text or naive values (stored in UTC)."""
     if isinstance(value, str):
-        parsed = parse_datetime(value)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        value = parse_datetime(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
     return value

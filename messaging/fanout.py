@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 FREEZE_CHUNK = 10_000
 BATCH_SIZE = 500
-LEASE_SECONDS = 120
+LEASE_SECONDS = 60
 MAX_IN_FLIGHT = 64
 
 D = DeliveryStatus
@@ -385,26 +385,25 @@ async def _send_sms(
     await asyncio.gather(*(one(indexes) for indexes in chunks))
 
 
-async def _send_all(ctx: SendContext, plan: dict[str, list[Row]], outcome: Outcome, decide_fresh):
+def _new_session():
     timeout = aiohttp.ClientTimeout(total=settings.GATEWAY_TIMEOUT_SECONDS)
     connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT, ttl_dns_cache=300)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        if plan["fresh"]:
-            await decide_fresh(session, plan)
-        tasks = []
-        if plan["rcs"]:
-            tasks.append(_send_rcs(session, ctx, plan["rcs"], outcome))
-        if plan["sms"]:
-            tasks.append(_send_sms(session, ctx, plan["sms"], outcome))
-        if plan["provider"]:
-            tasks.append(_send_sms(session, ctx, plan["provider"], outcome, provider_path=True))
-        if plan["fallback"]:
-            tasks.append(_send_sms(session, ctx, plan["fallback"], outcome, fallback_leg=True))
-        results = await asyncio.gather(*tasks)
-        not_reachable = [row for result in results if isinstance(result, list) for row in result]
-        if not_reachable:
-            _switch_to_sms(not_reachable, FallbackReason.NOT_REACHABLE)
-            await _send_sms(session, ctx, not_reachable, outcome)
+    return aiohttp.ClientSession(timeout=timeout, connector=connector)
+
+
+async def _send_planned(session, ctx: SendContext, plan: dict[str, list[Row]], outcome: Outcome) -> list[Row]:
+    """Send every planned leg concurrently; returns the RCS rows that turned out not reachable."""
+    tasks = []
+    if plan["rcs"]:
+        tasks.append(_send_rcs(session, ctx, plan["rcs"], outcome))
+    if plan["sms"]:
+        tasks.append(_send_sms(session, ctx, plan["sms"], outcome))
+    if plan["provider"]:
+        tasks.append(_send_sms(session, ctx, plan["provider"], outcome, provider_path=True))
+    if plan["fallback"]:
+        tasks.append(_send_sms(session, ctx, plan["fallback"], outcome, fallback_leg=True))
+    results = await asyncio.gather(*tasks)
+    return [row for result in results if isinstance(result, list) for row in result]
 
 
 def _switch_to_sms(rows: list[Row], reason: str) -> None:
@@ -486,33 +485,52 @@ def _process(ctx: SendContext, rows: list[Row]) -> Outcome:
         else:
             plan["sms"].append(row)
 
-    async def decide_fresh(session, plan):
-        fresh = plan.pop("fresh")
-        plan["fresh"] = []
-        if ctx.provider_fallback:
-            _write_channel(fresh, Channel.RCS, "")
-            plan["provider"].extend(fresh)
-            return
-        if ctx.rcs_gateway is None:
-            _write_channel(fresh, Channel.SMS, "")
-            plan["sms"].extend(fresh)
-            return
+    # One event loop per batch; database writes happen between its steps, never inside them.
+    loop = asyncio.new_event_loop()
+    try:
+        session = loop.run_until_complete(_open(_new_session))
         try:
-            capable = await _check_capabilities(session, ctx, fresh)
-        except Retryable as error:
-            for row in fresh:
-                _note_retry(ctx.rcs_gateway, row, error, outcome)
-            return
-        rcs_rows = [r for r in fresh if capable.get(r.phone)]
-        sms_rows = [r for r in fresh if not capable.get(r.phone)]
-        _write_channel(rcs_rows, Channel.RCS, "")
-        _write_channel(sms_rows, Channel.SMS, FallbackReason.NOT_CAPABLE)
-        plan["rcs"].extend(rcs_rows)
-        plan["sms"].extend(sms_rows)
-
-    asyncio.run(_send_all(ctx, plan, outcome, decide_fresh))
+            if plan["fresh"]:
+                _decide_fresh(loop, session, ctx, plan, outcome)
+            not_reachable = loop.run_until_complete(_send_planned(session, ctx, plan, outcome))
+            if not_reachable:
+                _switch_to_sms(not_reachable, FallbackReason.NOT_REACHABLE)
+                loop.run_until_complete(_send_sms(session, ctx, not_reachable, outcome))
+        finally:
+            loop.run_until_complete(session.close())
+    finally:
+        loop.close()
     _record(ctx, outcome, cancelled)
     return outcome
+
+
+async def _open(factory):
+    return factory()
+
+
+def _decide_fresh(loop, session, ctx: SendContext, plan: dict, outcome: Outcome) -> None:
+    """Choose and write the channel of rows never tried before."""
+    fresh, plan["fresh"] = plan["fresh"], []
+    if ctx.provider_fallback:
+        _write_channel(fresh, Channel.RCS, "")
+        plan["provider"].extend(fresh)
+        return
+    if ctx.rcs_gateway is None:
+        _write_channel(fresh, Channel.SMS, "")
+        plan["sms"].extend(fresh)
+        return
+    try:
+        capable = loop.run_until_complete(_check_capabilities(session, ctx, fresh))
+    except Retryable as error:
+        for row in fresh:
+            _note_retry(ctx.rcs_gateway, row, error, outcome)
+        return
+    rcs_rows = [r for r in fresh if capable.get(r.phone)]
+    sms_rows = [r for r in fresh if not capable.get(r.phone)]
+    _write_channel(rcs_rows, Channel.RCS, "")
+    _write_channel(sms_rows, Channel.SMS, FallbackReason.NOT_CAPABLE)
+    plan["rcs"].extend(rcs_rows)
+    plan["sms"].extend(sms_rows)
 
 
 def _write_channel(rows: list[Row], channel: str, reason: str) -> None:
