@@ -1,0 +1,275 @@
+"""Contact pages: every page and role, tenant isolation, search and paging, export, import flow."""
+
+import csv
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Role
+from campaigns import views_contacts
+from campaigns.imports import import_job_run
+from campaigns.models import ContactList, ContactListMembership, ImportJob, ImportStatus, ListPurpose
+from tests.accounts.factories import OrganizationFactory, member
+from tests.campaigns.factories import CampaignFactory, ConsentFactory, ContactFactory, ContactListFactory
+from tests.messaging.factories import DeliveryFactory
+
+pytestmark = pytest.mark.django_db
+
+ALL_ROLES = [Role.OWNER, Role.ADMIN, Role.MARKETER, Role.OPERATOR, Role.VIEWER]
+COMPOSERS = {Role.OWNER, Role.ADMIN, Role.MARKETER}
+
+
+@pytest.fixture
+def org():
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def as_role(client, org):
+    def _as(role):
+        client.force_login(member(org, role))
+        return client
+
+    return _as
+
+
+def body(response):
+    return response.content.decode()
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_every_contact_page_by_role(as_role, org, role, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    contact = ContactFactory(organization=org)
+    contact_list = ContactListFactory(organization=org)
+    job = ImportJob.objects.create(organization=org, contact_list=contact_list, original_name="a.csv",
+                                   file_format="csv", headers=["phone"], mapping={"0": "phone"})
+    client = as_role(role)
+    for name, args in [("list", []), ("detail", [contact.pk]), ("opt_outs", []), ("lists", [])]:
+        assert client.get(reverse(f"contacts:{name}", args=args)).status_code == 200, name
+    expected = 200 if role in COMPOSERS else 403
+    for name, args in [("export", []), ("list_create", []), ("list_edit", [contact_list.pk]), ("import", []),
+                       ("import_mapping", [job.pk]), ("import_status", [job.pk]), ("import_progress", [job.pk]),
+                       ("import_report", [job.pk])]:
+        assert client.get(reverse(f"contacts:{name}", args=args)).status_code == expected, name
+
+
+def test_anonymous_redirected(client):
+    assert client.get(reverse("contacts:list")).status_code == 302
+
+
+def test_another_organizations_ids_are_404(as_role, org):
+    other = OrganizationFactory()
+    contact = ContactFactory(organization=other)
+    contact_list = ContactListFactory(organization=other)
+    job = ImportJob.objects.create(organization=other, contact_list=contact_list, original_name="a.csv",
+                                   file_format="csv")
+    ContactListFactory(organization=org)
+    client = as_role(Role.OWNER)
+    assert client.get(reverse("contacts:detail", args=[contact.pk])).status_code == 404
+    assert client.get(reverse("contacts:list_edit", args=[contact_list.pk])).status_code == 404
+    for name in ("import_mapping", "import_status", "import_progress", "import_report"):
+        assert client.get(reverse(f"contacts:{name}", args=[job.pk])).status_code == 404
+    # another org's list cannot be used as a filter or an import target
+    response = client.get(reverse("contacts:list"), {"list": contact_list.pk})
+    assert contact.phone not in body(response)
+    response = client.post(reverse("contacts:import"), {
+        "file": SimpleUploadedFile("a.csv", b"phone\n09012345678\n"), "contact_list": contact_list.pk})
+    assert response.status_code == 200 and "errorlist" in body(response)
+    assert not ImportJob.objects.filter(organization=org).exists()
+
+
+def test_list_shows_only_own_contacts(as_role, org):
+    mine = ContactFactory(organization=org, name="自社の人")
+    theirs = ContactFactory(organization=OrganizationFactory(), name="他社の人")
+    page = body(as_role(Role.VIEWER).get(reverse("contacts:list")))
+    assert mine.name in page and theirs.name not in page
+
+
+def test_empty_states(as_role):
+    client = as_role(Role.MARKETER)
+    assert "No contacts yet" in body(client.get(reverse("contacts:list")))
+    assert "No lists yet" in body(client.get(reverse("contacts:lists")))
+    assert "Nobody has opted out" in body(client.get(reverse("contacts:opt_outs")))
+    assert "Create a list first" in body(client.get(reverse("contacts:import")))
+
+
+def test_search_by_phone_and_name_and_filters(as_role, org):
+    yamada = ContactFactory(organization=org, phone="+819012345678", name="山田 太郎")
+    sato = ContactFactory(organization=org, phone="+818011112222", name="佐藤 花子", opted_out_at=timezone.now())
+    vip = ContactListFactory(organization=org)
+    ContactListMembership.objects.create(contact_list=vip, contact=sato)
+    client = as_role(Role.VIEWER)
+
+    def names(**params):
+        page = body(client.get(reverse("contacts:list"), params))
+        return {c.name for c in (yamada, sato) if c.name in page}
+
+    assert names(q="090-1234") == {"山田 太郎"}
+    assert names(q="０８０１１１") == {"佐藤 花子"}
+    assert names(q="+8190") == {"山田 太郎"}
+    assert names(q="花子") == {"佐藤 花子"}
+    assert names(list=vip.pk) == {"佐藤 花子"}
+    assert names(opted_out="yes") == {"佐藤 花子"}
+    assert names(opted_out="no") == {"山田 太郎"}
+    assert "No contacts match" in body(client.get(reverse("contacts:list"), {"q": "存在しない"}))
+
+
+def test_search_htmx_returns_the_results_partial(as_role, org):
+    ContactFactory(organization=org, name="山田")
+    response = as_role(Role.VIEWER).get(reverse("contacts:list"), {"q": "山田"}, HTTP_HX_REQUEST="true",
+                                        HTTP_HX_TARGET="contact-results")
+    assert body(response).lstrip().startswith('<div id="contact-results"')
+    assert "<html" not in body(response)
+
+
+def test_keyset_pagination(as_role, org, monkeypatch):
+    monkeypatch.setattr(views_contacts, "PAGE_SIZE", 3)
+    contacts = [ContactFactory(organization=org, name=f"人{i:02d}") for i in range(7)]
+    client = as_role(Role.VIEWER)
+    first = body(client.get(reverse("contacts:list")))
+    assert all(c.name in first for c in contacts[4:]) and contacts[3].name not in first
+    assert f"before={contacts[4].id}" in first
+    second = body(client.get(reverse("contacts:list"), {"before": contacts[4].id}))
+    assert all(c.name in second for c in contacts[1:4]) and contacts[4].name not in second
+    third = body(client.get(reverse("contacts:list"), {"before": contacts[1].id}))
+    assert contacts[0].name in third and "Next page" not in third
+
+
+def test_contact_detail_shows_consent_history_and_messages(as_role, org):
+    contact = ContactFactory(organization=org, attributes={"会員ランク": "ゴールド"})
+    ConsentFactory(contact=contact, wording_version="2024-04 v2", source="https://shop.example.jp/join")
+    revoked = ConsentFactory(contact=contact, wording_version="2023-01 v1")
+    revoked.revoked_at = timezone.now()
+    revoked.revoke_method = "keyword"
+    revoked.save()
+    campaign = CampaignFactory(organization=org, name="春のセール")
+    DeliveryFactory(campaign=campaign, contact=contact, channel="sms", status=30, fallback_reason="not_capable")
+    page = body(as_role(Role.VIEWER).get(reverse("contacts:detail", args=[contact.pk])))
+    assert "2024-04 v2" in page and "https://shop.example.jp/join" in page and "Revoked" in page
+    assert "春のセール" in page and "Not +Message capable" in page
+    assert "ゴールド" in page
+
+
+def test_opt_out_page_lists_opted_out_only(as_role, org):
+    out = ContactFactory(organization=org, name="停止した人", opted_out_at=timezone.now(), opt_out_method="keyword")
+    stay = ContactFactory(organization=org, name="受信する人")
+    page = body(as_role(Role.VIEWER).get(reverse("contacts:opt_outs")))
+    assert out.name in page and stay.name not in page
+
+
+def test_lists_create_rename_and_errors_keep_input(as_role, org):
+    client = as_role(Role.MARKETER)
+    response = client.post(reverse("contacts:list_create"), {"name": "会員", "purpose": "promotion", "description": ""})
+    assert response.status_code == 302
+    contact_list = ContactList.objects.get(organization=org, name="会員")
+    response = client.post(reverse("contacts:list_create"), {"name": "会員", "purpose": "transaction",
+                                                              "description": "説明文"})
+    assert "already exists" in body(response) and "説明文" in body(response)
+    response = client.post(reverse("contacts:list_edit", args=[contact_list.pk]),
+                           {"name": "会員（販促）", "purpose": "transaction", "description": ""})
+    assert response.status_code == 302
+    contact_list.refresh_from_db()
+    assert contact_list.name == "会員（販促）" and contact_list.purpose == ListPurpose.TRANSACTION
+    assert "会員（販促）" in body(client.get(reverse("contacts:lists")))
+
+
+def test_viewer_cannot_post_lists(as_role):
+    response = as_role(Role.VIEWER).post(reverse("contacts:list_create"), {"name": "x", "purpose": "promotion"})
+    assert response.status_code == 403
+
+
+def test_csv_export_neutralises_formulas(as_role, org):
+    ContactFactory(organization=org, phone="+819012345678", name="=HYPERLINK(\"http://evil\")",
+                   attributes={"memo": "+SUM(1)", "note": "-2", "tag": "@x", "ok": "普通"})
+    ContactFactory(organization=org, phone="+819011112222", name="\tタブ")
+    ContactFactory(organization=OrganizationFactory(), phone="+819099999999", name="他社")
+    response = as_role(Role.MARKETER).get(reverse("contacts:export"))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    text = b"".join(response.streaming_content).decode("utf-8")
+    assert text.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    header = rows[0]
+    assert header[:2] == ["Mobile number", "Name"]
+    by_phone = {row[0]: dict(zip(header, row, strict=True)) for row in rows[1:]}
+    assert set(by_phone) == {"'+819012345678", "'+819011112222"}
+    first = by_phone["'+819012345678"]
+    assert first["Name"] == "'=HYPERLINK(\"http://evil\")"
+    assert first["memo"] == "'+SUM(1)" and first["note"] == "'-2" and first["tag"] == "'@x" and first["ok"] == "普通"
+    assert by_phone["'+819011112222"]["Name"] == "'\tタブ"
+
+
+def test_export_respects_filters(as_role, org):
+    ContactFactory(organization=org, name="停止", opted_out_at=timezone.now())
+    ContactFactory(organization=org, name="受信")
+    response = as_role(Role.ADMIN).get(reverse("contacts:export"), {"opted_out": "yes"})
+    text = b"".join(response.streaming_content).decode("utf-8")
+    assert "停止" in text and "受信" not in text
+
+
+SJIS = ("電話番号,氏名,同意日時\r\n090-1234-5678,山田 太郎,2024/04/01\r\n03-1234-5678,固定,2024/04/01\r\n"
+        "09012345678,重複,2024/04/01\r\n080-1111-2222,同意なし,\r\n").encode("cp932")
+
+
+def test_import_flow_upload_mapping_progress_report(as_role, org, settings, tmp_path, monkeypatch,
+                                                     django_capture_on_commit_callbacks):
+    settings.MEDIA_ROOT = tmp_path
+    enqueued = []
+    from campaigns import tasks
+
+    monkeypatch.setattr(tasks.import_contacts, "delay", lambda job_id: enqueued.append(job_id))
+    contact_list = ContactListFactory(organization=org, purpose=ListPurpose.PROMOTION, name="会員")
+    client = as_role(Role.MARKETER)
+    response = client.post(reverse("contacts:import"), {"file": SimpleUploadedFile("会員.csv", SJIS),
+                                                         "contact_list": contact_list.pk})
+    assert response.status_code == 302
+    job = ImportJob.objects.get(organization=org)
+    page = body(client.get(response["Location"]))
+    assert "電話番号" in page and "090-1234-5678" in page and "cp932" in page
+
+    # an error comes back beside the form, with the choices kept
+    response = client.post(reverse("contacts:import_mapping", args=[job.pk]),
+                           {"col_0": "phone", "col_1": "name", "col_2": "", "method": "import", "source": "",
+                            "wording_version": "v9"})
+    assert response.status_code == 200
+    assert "promotional list" in body(response)
+    assert 'value="v9"' in body(response)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("contacts:import_mapping", args=[job.pk]),
+                               {"col_0": "phone", "col_1": "name", "col_2": "consent_granted_at", "method": "paper",
+                                "source": "店頭申込書", "wording_version": "v9"})
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.status == ImportStatus.QUEUED
+
+    progress_url = reverse("contacts:import_progress", args=[job.pk])
+    response = client.get(progress_url, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert 'hx-trigger="every 1s"' in body(response)
+    assert "<html" not in body(response)
+
+    import_job_run(job)  # what the task does
+    response = client.get(progress_url, HTTP_HX_REQUEST="true")
+    assert response.status_code == 286  # stop polling
+    page = body(response)
+    assert "hx-trigger" not in page
+    assert "100%" in page
+    job.refresh_from_db()
+    assert (job.created_count, job.error_count) == (1, 3)
+    for row in ("3", "4", "5"):
+        assert f'<td class="num">{row}</td>' in page
+    assert "Duplicate: the same number is on row 2." in page
+    assert "No consent" in page
+
+    report = client.get(reverse("contacts:import_report", args=[job.pk]))
+    text = b"".join(report.streaming_content).decode("utf-8").lstrip("\ufeff")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["Row", "Value", "Reason"]
+    assert [row[0] for row in rows[1:]] == ["3", "4", "5"]
+    assert rows[1][1] == "03-1234-5678"
+    assert enqueued == [job.pk]
