@@ -18,3 +18,6 @@ from console.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AXES_ENABLED = True
+
+# Live-server and webhook threads each open a connection; persistent ones would pile up per thread.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
