@@ -1,0 +1,132 @@
+"""The dashboard: numbers from the counters (never from Delivery rows), charts, campaigns, roles."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Role
+from campaigns.models import CampaignStatus
+from console.dashboard import bar_chart, dashboard_data, donut_chart
+from messaging.models import CampaignCounter, CounterDelta, Metric
+from tests.accounts.factories import OrganizationFactory, UserFactory, member
+from tests.campaigns.factories import CampaignFactory
+
+pytestmark = pytest.mark.django_db
+
+ALL_ROLES = [Role.OWNER, Role.ADMIN, Role.MARKETER, Role.OPERATOR, Role.VIEWER]
+
+
+@pytest.fixture
+def org():
+    return OrganizationFactory()
+
+
+def minute(dt):
+    return dt.replace(second=0, microsecond=0)
+
+
+def add_counts(campaign, when, channel, **metrics):
+    for metric, count in metrics.items():
+        CampaignCounter.objects.create(campaign=campaign, minute=minute(when), channel=channel, metric=metric,
+                                       count=count)
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_dashboard_renders_for_every_role(client, org, role):
+    client.force_login(member(org, role))
+    response = client.get(reverse("dashboard"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Sent today" in page and "<svg" in page
+    assert "Recent replies" in page and "No replies to show yet" in page
+
+
+def test_dashboard_for_a_user_without_organization(client):
+    client.force_login(UserFactory())
+    response = client.get(reverse("dashboard"))
+    assert response.status_code == 200
+    assert "not a member of any organization" in response.content.decode()
+
+
+def test_dashboard_anonymous_redirects(client):
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_numbers_come_from_counters_and_deltas(client, org):
+    now = timezone.now()
+    campaign = CampaignFactory(organization=org)
+    add_counts(campaign, now, "rcs", sent=80, delivered=70, read=35)
+    add_counts(campaign, now, "sms", sent=20, delivered=20, fell_back=20)
+    CounterDelta.objects.create(campaign=campaign, minute=minute(now), channel="rcs", metric=Metric.SENT, delta=10)
+    CounterDelta.objects.create(campaign=campaign, minute=minute(now), channel="rcs", metric=Metric.DELIVERED,
+                                delta=10)
+    # another organization's counters are not ours
+    foreign = CampaignFactory(organization=OrganizationFactory())
+    add_counts(foreign, now, "rcs", sent=999)
+
+    data = dashboard_data(org, now=now)
+    assert data["today"]["sent"] == 110
+    assert data["today"]["rcs"] == 90 and data["today"]["sms"] == 20
+    assert data["today"]["delivery_rate"] == 90.9  # 100 / 110
+    assert data["today"]["read_rate"] == 43.8  # 35 / 80 delivered by +Message
+    assert data["month"]["sent"] >= 110
+    assert data["month"]["fell_back"] >= 20
+
+    client.force_login(member(org, Role.VIEWER))
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("dashboard")).content.decode()
+    assert "110" in page and "90.9%" in page
+    assert not any("messaging_delivery" in query["sql"] for query in queries.captured_queries)
+
+
+def test_month_and_today_are_split_in_japan_time(org):
+    campaign = CampaignFactory(organization=org)
+    now = timezone.now()
+    yesterday = now - timedelta(days=1)
+    add_counts(campaign, now, "rcs", sent=5)
+    add_counts(campaign, yesterday, "rcs", sent=7)
+    data = dashboard_data(org, now=now)
+    assert data["today"]["sent"] == 5
+    bars = {bar["day"]: bar["total"] for bar in data["chart"]["bars"]}
+    today = timezone.localtime(now).date()
+    assert bars[today] == 5 and bars[today - timedelta(days=1)] == 7
+    assert len(bars) == 14
+
+
+def test_running_and_scheduled_campaigns_listed(client, org):
+    approver = UserFactory()
+    running = CampaignFactory(organization=org, name="配信中のキャンペーン", status=CampaignStatus.RUNNING,
+                              approved_by=approver, approved_at=timezone.now(), started_at=timezone.now())
+    scheduled = CampaignFactory(organization=org, name="予約済みのキャンペーン", status=CampaignStatus.SCHEDULED,
+                                approved_by=approver, approved_at=timezone.now(),
+                                scheduled_at=timezone.now() + timedelta(days=1))
+    CampaignFactory(organization=org, name="下書き")
+    CampaignFactory(organization=OrganizationFactory(), name="他社の配信", status=CampaignStatus.RUNNING,
+                    approved_by=approver, approved_at=timezone.now())
+    client.force_login(member(org, Role.OPERATOR))
+    page = client.get(reverse("dashboard")).content.decode()
+    assert running.name in page and scheduled.name in page
+    assert "下書き" not in page and "他社の配信" not in page
+
+
+def test_empty_dashboard_says_what_to_do(client, org):
+    client.force_login(member(org, Role.MARKETER))
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "Nothing sent in the last 14 days" in page
+    assert "Nothing is sending" in page and "Nothing scheduled" in page
+
+
+def test_chart_geometry():
+    chart = bar_chart([("d1", 0, 0), ("d2", 30, 10), ("d3", 10, 0)])
+    assert not chart["empty"]
+    tallest = chart["bars"][1]
+    assert tallest["rcs_h"] + tallest["sms_h"] <= chart["height"]
+    assert chart["grid"][-1]["value"] >= 40
+    assert bar_chart([("d1", 0, 0)])["empty"]
+    donut = donut_chart([("rcs", 75), ("sms", 25)])
+    assert [segment["percent"] for segment in donut["segments"]] == [75.0, 25.0]
+    assert donut_chart([("rcs", 0), ("sms", 0)])["total"] == 0
