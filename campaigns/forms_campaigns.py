@@ -321,7 +321,10 @@ def _suggestion_vm(prefix: str, index: int, item: dict, errors: dict, remove_op:
 
 def media_slot(path: str, url, errors: dict, kind: str | None = None) -> dict:
     """One media input: the stored URL, the file chooser and the errors of both."""
-    return {"path": path, "url": url or "", "kind": kind, "is_message_media": path == "media",
+    from .media import display_url
+
+    return {"path": path, "url": url or "", "display_url": display_url(url or ""), "kind": kind,
+            "is_message_media": path == "media",
             "errors": errors.get(f"{path}.url", []) + errors.get(path, []) + errors.get(f"{path}.kind", [])}
 
 

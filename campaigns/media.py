@@ -162,6 +162,15 @@ def store_media(upload, organization, expected_kind: str | None = None) -> Store
                        name=name)
 
 
+def display_url(url):
+    """The URL to show our own stored media from in the console: relative to this site, so a
+    preview works whatever host the console is reached on (carriers get the public URL)."""
+    base = settings.PUBLIC_BASE_URL.rstrip("/") + "/"
+    if isinstance(url, str) and url.startswith(base + settings.MEDIA_URL.lstrip("/")):
+        return "/" + url[len(base):]
+    return url
+
+
 def is_own_media_url(url: str, organization) -> bool:
     """Whether ``url`` points at this organization's stored media (used to show thumbnails)."""
     prefix = public_url(f"media/{organization.id}/")

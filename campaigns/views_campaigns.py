@@ -48,7 +48,7 @@ from messaging.sms_text import measure_sms
 
 from . import forms_campaigns as cf
 from .compliance import OPT_OUT_PLACEHOLDER, TOKYO, display_rule_problems, quiet_hours_notice
-from .media import SizeLimitUploadHandler, store_media
+from .media import SizeLimitUploadHandler, display_url, store_media
 from .models import Campaign, CampaignStatus, Classification, Contact, ContactList
 from .phone import national_format
 
@@ -202,11 +202,16 @@ def _sms_measure(text: str, limit: int = 660) -> dict:
 def preview_context(document, sms_text, account, contact, mode) -> dict:
     document = document if isinstance(document, dict) else {}
     shown = _personalise_document(document, contact)
+    if isinstance(shown.get("media"), dict):
+        shown["media"]["url"] = display_url(shown["media"].get("url"))
     cards = []
     if isinstance(shown.get("card"), dict):
         cards = [shown["card"]]
     elif isinstance(shown.get("carousel"), dict):
         cards = [c for c in shown["carousel"].get("cards") or [] if isinstance(c, dict)]
+    for card in cards:
+        if isinstance(card.get("media"), dict):
+            card["media"]["url"] = display_url(card["media"].get("url"))
     sms_shown = personalise(sms_text or "", contact)
     limit = account.sms_gateway.sms_char_limit if account and account.sms_gateway_id else 660
     return {
@@ -557,7 +562,8 @@ def media_upload(request):
         except ValidationError as error:
             errors.extend(error.messages)
     context = {
-        "slot": {"path": slot, "url": url, "errors": errors, "kind": kind, "is_message_media": slot == "media"},
+        "slot": {"path": slot, "url": url, "display_url": display_url(url), "errors": errors, "kind": kind,
+                 "is_message_media": slot == "media"},
         "b": cf.builder_context(cf.empty_state(), {}),
     }
     response = render(request, "campaigns/_builder.html#media_slot", context)

@@ -1,0 +1,810 @@
+"""Campaign pages: list, composer, preview, uploads, workflow, monitor — for every role, scoped to the
+member's organization."""
+
+import csv
+import io
+from datetime import datetime, time, timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from PIL import Image
+
+from accounts.models import Role
+from campaigns.compliance import TOKYO
+from campaigns.models import Campaign, CampaignStatus, Classification, ContactListMembership
+from messaging.models import CampaignCounter, Channel, DeliveryStatus, Metric
+from tests.accounts.factories import GatewayAccountFactory, OrganizationFactory, approved_account, member
+from tests.campaigns.factories import CampaignFactory, ConsentFactory, ContactFactory, ContactListFactory
+from tests.messaging.factories import DeliveryFactory
+
+pytestmark = pytest.mark.django_db
+
+LEGAL = "株式会社テスト商事"
+PROMO_TEXT = f"{LEGAL}より冬のセールのお知らせ。配信停止は「停止」と返信してください。"
+PROMO_SMS = f"【{LEGAL}】冬のセール開催中 配信停止は「停止」と返信"
+ALL_ROLES = [Role.OWNER, Role.ADMIN, Role.MARKETER, Role.OPERATOR, Role.VIEWER]
+
+
+@pytest.fixture
+def org():
+    organization = OrganizationFactory()
+    # No quiet hours unless a test sets them, so results do not depend on the time of day.
+    organization.quiet_hours_start = organization.quiet_hours_end = time(0, 0)
+    organization.save()
+    return organization
+
+
+@pytest.fixture
+def account(org):
+    return approved_account(org, legal_name=LEGAL, rcs_gateway=GatewayAccountFactory(organization=org))
+
+
+@pytest.fixture
+def users(org):
+    return {role: member(org, role, username=f"{role}-user") for role in ALL_ROLES}
+
+
+@pytest.fixture
+def audience(org):
+    contact_list = ContactListFactory(organization=org, name="会員")
+    for index in range(3):
+        contact = ContactFactory(organization=org, name=f"会員{index}", attributes={"rank": "gold"})
+        ConsentFactory(contact=contact)
+        ContactListMembership.objects.create(contact_list=contact_list, contact=contact)
+    return contact_list
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PUBLIC_BASE_URL = "https://console.example.jp"
+    return settings.MEDIA_ROOT
+
+
+def login(client, user):
+    """Sign in and read pages in English (the product's default language is Japanese)."""
+    from django.conf import settings
+
+    client.force_login(user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    return client
+
+
+def campaign_for(org, account, user, **kwargs):
+    values = {
+        "organization": org,
+        "official_account": account,
+        "created_by": user,
+        "classification": Classification.PROMOTION,
+        "content": {"text": PROMO_TEXT},
+        "sms_text": PROMO_SMS,
+    }
+    values.update(kwargs)
+    return CampaignFactory(**values)
+
+
+def composer_data(account, **overrides):
+    data = {
+        "name": "冬のセール",
+        "official_account": str(account.pk),
+        "classification": "promotion",
+        "kind": "text",
+        "text": PROMO_TEXT,
+        "sms_text": PROMO_SMS,
+        "ttl_seconds": "3600",
+        "schedule_mode": "now",
+        "scheduled_at": "",
+        "recurrence": "",
+        "action": "save",
+    }
+    data.update(overrides)
+    return data
+
+
+def carousel_data(account, **overrides):
+    data = composer_data(account, kind="carousel", text="")
+    data.update(
+        {
+            "carousel.width": "MEDIUM",
+            "carousel.cards[0].title": "コート 30%オフ",
+            "carousel.cards[0].description": f"{LEGAL} 配信停止は「停止」と返信",
+            "carousel.cards[0].media.url": "https://cdn.example.jp/coat.jpg",
+            "carousel.cards[0].media.height": "MEDIUM",
+            "carousel.cards[0].buttons[0].type": "open_url",
+            "carousel.cards[0].buttons[0].label": "購入する",
+            "carousel.cards[0].buttons[0].url": "https://shop.example.jp/coat",
+            "carousel.cards[0].buttons[1].type": "dial",
+            "carousel.cards[0].buttons[1].label": "電話する",
+            "carousel.cards[0].buttons[1].phone": "+81312345678",
+            "carousel.cards[1].title": "ブーツ",
+            "carousel.cards[1].description": "新作入荷",
+            "carousel.cards[1].buttons[0].type": "location",
+            "carousel.cards[1].buttons[0].label": "店舗を見る",
+            "carousel.cards[1].buttons[0].latitude": "35.6812",
+            "carousel.cards[1].buttons[0].longitude": "139.7671",
+            "carousel.cards[1].buttons[1].type": "calendar",
+            "carousel.cards[1].buttons[1].label": "予定に追加",
+            "carousel.cards[1].buttons[1].title": "セール最終日",
+            "carousel.cards[1].buttons[1].start": "2030-01-10T10:00",
+            "carousel.cards[1].buttons[1].end": "2030-01-10T20:00",
+            "chips[0].type": "reply",
+            "chips[0].label": "配信停止",
+            "chips[0].postback": "optout",
+        }
+    )
+    data.update(overrides)
+    return data
+
+
+def jpeg_bytes(size=(40, 30)):
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 40, 40)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def upload(name, content, content_type="image/jpeg"):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, content, content_type=content_type)
+
+
+# --- List --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_list_every_role_sees_campaigns(client, org, account, users, role):
+    campaign_for(org, account, users[Role.MARKETER], name="見えるキャンペーン")
+    response = login(client, users[role]).get(reverse("campaigns:list"))
+    assert response.status_code == 200
+    assert "見えるキャンペーン" in response.content.decode()
+    can_create = reverse("campaigns:create") in response.content.decode()
+    assert can_create == (role in (Role.OWNER, Role.ADMIN, Role.MARKETER))
+
+
+def test_list_requires_sign_in(client):
+    response = client.get(reverse("campaigns:list"))
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
+
+
+def test_list_empty_state_says_what_to_do(client, org, users):
+    body = login(client, users[Role.MARKETER]).get(reverse("campaigns:list")).content.decode()
+    assert "No campaigns yet" in body
+    assert "Create your first campaign" in body
+    viewer_body = login(client, users[Role.VIEWER]).get(reverse("campaigns:list")).content.decode()
+    assert "Ask a marketer or an admin" in viewer_body
+
+
+def test_list_filters_by_status_and_hides_other_orgs(client, org, account, users):
+    campaign_for(org, account, users[Role.MARKETER], name="下書きA")
+    campaign_for(org, account, users[Role.MARKETER], name="承認待ちB", status=CampaignStatus.PENDING_APPROVAL)
+    other = OrganizationFactory()
+    other_account = approved_account(other)
+    CampaignFactory(organization=other, official_account=other_account, name="他社のキャンペーン")
+    login(client, users[Role.VIEWER])
+    body = client.get(reverse("campaigns:list"), {"status": "pending_approval"}).content.decode()
+    assert "承認待ちB" in body and "下書きA" not in body
+    assert "他社のキャンペーン" not in client.get(reverse("campaigns:list")).content.decode()
+    empty = client.get(reverse("campaigns:list"), {"q": "存在しない"}).content.decode()
+    assert "No campaigns match these filters" in empty
+
+
+def test_list_htmx_returns_only_the_table(client, org, account, users):
+    campaign_for(org, account, users[Role.MARKETER], name="部分")
+    response = login(client, users[Role.VIEWER]).get(
+        reverse("campaigns:list"), {"q": "部分"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="campaign-table"
+    )
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div id="campaign-table">')
+    assert "部分" in body and "<html" not in body
+
+
+# --- Composer: roles -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("role,status", [(Role.OWNER, 200), (Role.ADMIN, 200), (Role.MARKETER, 200),
+                                         (Role.OPERATOR, 403), (Role.VIEWER, 403)])
+def test_composer_open_to_composers_only(client, org, account, users, role, status):
+    assert login(client, users[role]).get(reverse("campaigns:create")).status_code == status
+
+
+@pytest.mark.parametrize("role", [Role.OPERATOR, Role.VIEWER])
+def test_composer_post_refused_for_lookers(client, org, account, users, role):
+    response = login(client, users[role]).post(reverse("campaigns:create"), composer_data(account))
+    assert response.status_code == 403
+    assert not Campaign.objects.exists()
+
+
+def test_composer_warns_when_no_approved_account(client, org, users):
+    body = login(client, users[Role.MARKETER]).get(reverse("campaigns:create")).content.decode()
+    assert "No approved official account" in body
+
+
+def test_composer_lists_only_approved_accounts_of_this_org(client, org, account, users):
+    from tests.accounts.factories import OfficialAccountFactory
+
+    OfficialAccountFactory(organization=org, display_name="審査中アカウント")
+    other = OrganizationFactory()
+    approved_account(other, display_name="他社アカウント")
+    body = login(client, users[Role.MARKETER]).get(reverse("campaigns:create")).content.decode()
+    assert account.display_name in body
+    assert "審査中アカウント" not in body and "他社アカウント" not in body
+
+
+def test_composer_offers_personalisation_fields_from_contacts(client, org, account, users, audience):
+    body = login(client, users[Role.MARKETER]).get(reverse("campaigns:create")).content.decode()
+    assert 'data-insert="{{name}}"' in body
+    assert 'data-insert="{{rank}}"' in body
+
+
+# --- Composer: saving and validation --------------------------------------------------------------
+
+def test_marketer_saves_a_text_draft(client, org, account, users, audience):
+    response = login(client, users[Role.MARKETER]).post(
+        reverse("campaigns:create"), composer_data(account, audience_lists=[str(audience.pk)])
+    )
+    campaign = Campaign.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("campaigns:edit", args=[campaign.pk])
+    assert campaign.content == {"text": PROMO_TEXT}
+    assert campaign.status == CampaignStatus.DRAFT
+    assert campaign.created_by == users[Role.MARKETER]
+    assert campaign.organization == org
+    assert list(campaign.audience_lists.all()) == [audience]
+
+
+def test_marketer_saves_a_carousel_with_buttons_and_chips(client, org, account, users):
+    response = login(client, users[Role.MARKETER]).post(reverse("campaigns:create"), carousel_data(account))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    content = Campaign.objects.get().content
+    cards = content["carousel"]["cards"]
+    assert len(cards) == 2
+    assert cards[0]["media"] == {"url": "https://cdn.example.jp/coat.jpg", "height": "MEDIUM"}
+    assert cards[0]["buttons"][0] == {"type": "open_url", "label": "購入する", "url": "https://shop.example.jp/coat"}
+    assert cards[0]["buttons"][1]["phone"] == "+81312345678"
+    assert cards[1]["buttons"][0]["latitude"] == pytest.approx(35.6812)
+    assert cards[1]["buttons"][1]["start"] == "2030-01-10T10:00:00+09:00"
+    assert content["chips"] == [{"type": "reply", "label": "配信停止", "postback": "optout"}]
+
+
+def test_validation_errors_appear_beside_their_fields_and_nothing_is_lost(client, org, account, users):
+    data = carousel_data(
+        account,
+        **{
+            "carousel.cards[0].buttons[0].url": "javascript:alert(1)",
+            "carousel.cards[0].buttons[1].label": "あ" * 26,
+            "carousel.cards[1].title": "",
+            "carousel.cards[1].description": "",
+            "carousel.cards[1].buttons[0].latitude": "123",
+        },
+    )
+    data["name"] = ""
+    response = login(client, users[Role.MARKETER]).post(reverse("campaigns:create"), data)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert not Campaign.objects.exists()
+    assert 'data-error-for="carousel.cards[0].buttons[0].url"' in body
+    assert "Only http:// and https:// URLs are allowed." in body
+    assert 'data-error-for="carousel.cards[0].buttons[1].label"' in body
+    assert 'data-error-for="carousel.cards[1]"' in body
+    assert 'data-error-for="carousel.cards[1].buttons[0].latitude"' in body
+    # the error list sits inside the field of the same name
+    field_start = body.index('data-field="carousel.cards[0].buttons[0].url"')
+    assert body.index('data-error-for="carousel.cards[0].buttons[0].url"') > field_start
+    assert "has-error" in body[field_start - 80: field_start]
+    # what the marketer typed is all still there
+    assert 'value="javascript:alert(1)"' in body
+    assert "コート 30%オフ" in body
+    assert 'value="https://cdn.example.jp/coat.jpg"' in body
+    assert 'value="あああ' in body
+    assert "This field is required." in body  # the campaign name
+
+
+def test_carousel_needs_two_cards(client, org, account, users):
+    data = carousel_data(account)
+    data = {k: v for k, v in data.items() if not k.startswith("carousel.cards[1]")}
+    body = login(client, users[Role.MARKETER]).post(reverse("campaigns:create"), data).content.decode()
+    assert 'data-error-for="carousel.cards"' in body
+    assert "A carousel holds 2 to 10 cards" in body
+
+
+def test_sms_text_limit_is_checked_on_the_server(client, org, account, users):
+    data = composer_data(account, sms_text="あ" * 661)
+    body = login(client, users[Role.MARKETER]).post(reverse("campaigns:create"), data).content.decode()
+    assert "The SMS text is 661 characters long; the limit is 660." in body
+    assert not Campaign.objects.exists()
+
+
+def test_text_over_2730_characters_is_refused(client, org, account, users):
+    data = composer_data(account, text="あ" * 2731)
+    body = login(client, users[Role.MARKETER]).post(reverse("campaigns:create"), data).content.decode()
+    assert 'data-error-for="text"' in body
+    assert "Is 2731 characters long; the limit is 2730." in body
+
+
+def test_schedule_at_a_time_and_recurring(client, org, account, users):
+    login(client, users[Role.MARKETER])
+    when = (timezone.now() + timedelta(days=2)).astimezone(TOKYO).replace(hour=10, minute=0)
+    client.post(reverse("campaigns:create"),
+                composer_data(account, schedule_mode="at", scheduled_at=when.strftime("%Y-%m-%dT%H:%M")))
+    campaign = Campaign.objects.get()
+    assert campaign.scheduled_at == when.replace(second=0, microsecond=0)
+    assert campaign.recurrence == ""
+    client.post(reverse("campaigns:edit", args=[campaign.pk]),
+                composer_data(account, schedule_mode="recurring", recurrence="0 10 * * 1"))
+    campaign.refresh_from_db()
+    assert campaign.recurrence == "0 10 * * 1" and campaign.scheduled_at is None
+    body = client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert "Every Monday at 10:00" in body
+    bad = client.post(reverse("campaigns:edit", args=[campaign.pk]),
+                      composer_data(account, schedule_mode="recurring", recurrence="* * * * *"))
+    assert "Sending every minute is not allowed" in bad.content.decode()
+
+
+def test_builder_operations_add_cards_and_cap_buttons(client, org, account, users):
+    login(client, users[Role.MARKETER])
+    data = carousel_data(account, op="add_card")
+    response = client.post(reverse("campaigns:compose_builder"), data, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response["HX-Trigger"] == "builderChanged"
+    assert 'name="carousel.cards[2].title"' in body
+    assert "コート 30%オフ" in body  # typed values survive the re-render
+    for _ in range(5):
+        data = carousel_data(account, op="add_button:1")
+        data.update({f"carousel.cards[1].buttons[{i}].type": "reply" for i in range(2, 4)})
+        data.update({f"carousel.cards[1].buttons[{i}].label": f"B{i}" for i in range(2, 4)})
+        body = client.post(reverse("campaigns:compose_builder"), data).content.decode()
+    assert 'name="carousel.cards[1].buttons[3].label"' in body
+    assert 'name="carousel.cards[1].buttons[4].label"' not in body
+
+
+def test_builder_operation_without_javascript_rerenders_the_page(client, org, account, users):
+    response = login(client, users[Role.MARKETER]).post(reverse("campaigns:create"),
+                                                        carousel_data(account, op="remove_card:1"))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'name="carousel.cards[1].title"' not in body
+    assert not Campaign.objects.exists()
+
+
+def test_edit_only_drafts(client, org, account, users):
+    campaign = campaign_for(org, account, users[Role.MARKETER], status=CampaignStatus.PENDING_APPROVAL)
+    response = login(client, users[Role.MARKETER]).get(reverse("campaigns:edit", args=[campaign.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("campaigns:detail", args=[campaign.pk])
+
+
+def test_edit_loads_the_saved_carousel(client, org, account, users):
+    login(client, users[Role.MARKETER]).post(reverse("campaigns:create"), carousel_data(account))
+    campaign = Campaign.objects.get()
+    body = client.get(reverse("campaigns:edit", args=[campaign.pk])).content.decode()
+    assert 'value="carousel" checked' in body
+    assert 'value="2030-01-10T10:00"' in body
+    assert "ブーツ" in body
+
+
+# --- Uploads ---------------------------------------------------------------------------------------
+
+def test_upload_refuses_text_bytes_named_jpg(client, org, account, users, media_root):
+    login(client, users[Role.MARKETER])
+    response = client.post(
+        reverse("campaigns:media_upload"),
+        {"media.upload": upload("photo.jpg", b"just some text, not a picture"), "media.kind": "image"},
+        HTTP_HX_REQUEST="true", HTTP_HX_TRIGGER_NAME="media.upload",
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "This file type is not supported" in body
+    assert not media_root.exists() or not any(media_root.rglob("*.*"))
+
+
+def test_upload_accepts_a_real_jpeg_and_keeps_its_url(client, org, account, users, media_root):
+    login(client, users[Role.MARKETER])
+    response = client.post(
+        reverse("campaigns:media_upload"),
+        {"carousel.cards[0].media.upload": upload("whatever.png", jpeg_bytes(), "application/octet-stream")},
+        HTTP_HX_REQUEST="true", HTTP_HX_TRIGGER_NAME="carousel.cards[0].media.upload",
+    )
+    body = response.content.decode()
+    stored = list((media_root / "media" / str(org.id)).glob("*.jpg"))
+    assert len(stored) == 1
+    url = f"https://console.example.jp/media/media/{org.id}/{stored[0].name}"
+    assert f'name="carousel.cards[0].media.url" value="{url}"' in body
+    assert response["HX-Trigger"] == "builderChanged"
+    with Image.open(stored[0]) as image:
+        assert image.format == "JPEG"
+
+
+@pytest.mark.parametrize(
+    "name,content,slot,accepted,kind",
+    [
+        ("doc.pdf", b"%PDF-1.7\n%\xe2\xe3\n1 0 obj\n", "media", True, "file"),
+        ("clip.mp4", b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64, "media", True, "video"),
+        ("clip.webm", b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01" + b"\x00" * 64, "media", True, "video"),
+        ("logo.svg", b'<svg xmlns="http://www.w3.org/2000/svg"></svg>', "media", False, None),
+        ("doc.pdf", b"%PDF-1.7\n", "card.media", False, None),
+        ("fake.jpg", b"\xff\xd8\xff\xe0 not really a jpeg", "media", False, None),
+    ],
+)
+def test_uploads_are_recognised_by_their_bytes(client, org, account, users, name, content, slot, accepted, kind):
+    login(client, users[Role.MARKETER])
+    field = f"{slot}.upload"
+    body = client.post(reverse("campaigns:media_upload"), {field: upload(name, content, "text/plain")},
+                       HTTP_HX_REQUEST="true", HTTP_HX_TRIGGER_NAME=field).content.decode()
+    assert ('https://console.example.jp/media/' in body) == accepted, body
+    if kind:
+        assert f'<option value="{kind}" selected>' in body
+    else:
+        assert 'class="errorlist"' in body
+
+
+def test_upload_size_limit_stops_reading(rf):
+    from django.core.files.uploadhandler import StopUpload
+
+    from campaigns.media import SizeLimitUploadHandler
+
+    handler = SizeLimitUploadHandler(rf.post("/"), limit=10)
+    handler.receive_data_chunk(b"x" * 8, 0)
+    with pytest.raises(StopUpload):
+        handler.receive_data_chunk(b"x" * 8, 8)
+    assert handler.too_large
+
+
+def test_upload_refused_for_viewers(client, org, users):
+    login(client, users[Role.VIEWER])
+    response = client.post(reverse("campaigns:media_upload"), {"media.upload": upload("a.jpg", jpeg_bytes())},
+                           HTTP_HX_REQUEST="true", HTTP_HX_TRIGGER_NAME="media.upload")
+    assert response.status_code == 403
+
+
+def test_upload_with_the_whole_form_keeps_the_url_when_the_form_has_errors(client, org, account, users):
+    data = composer_data(account, kind="media", text="", name="")
+    data["media.upload"] = upload("p.jpg", jpeg_bytes())
+    body = login(client, users[Role.MARKETER]).post(reverse("campaigns:create"), data).content.decode()
+    assert not Campaign.objects.exists()
+    assert f'name="media.url" value="https://console.example.jp/media/media/{org.id}/' in body
+
+
+# --- Preview ---------------------------------------------------------------------------------------
+
+def test_preview_renders_the_carousel_with_buttons_and_chips(client, org, account, users, audience):
+    login(client, users[Role.MARKETER])
+    contact = audience.contacts.order_by("id").first()
+    data = carousel_data(account, preview_mode="rcs", sample_contact=str(contact.pk),
+                         **{"carousel.cards[0].title": "{{name}}様へ {{rank}}会員特典"})
+    response = client.post(reverse("campaigns:compose_preview"), data, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "rc-carousel" in body
+    assert body.count('class="rc-card"') == 2
+    assert "会員0様へ gold会員特典" in body
+    assert "購入する" in body and "店舗を見る" in body
+    assert 'class="rc-chip"' in body and "配信停止" in body
+    assert account.display_name in body
+    assert 'id="compliance" class="compliance" hx-swap-oob="true"' in body
+
+
+def test_preview_renders_the_sms_view_with_segments(client, org, account, users):
+    login(client, users[Role.MARKETER])
+    sms = "あ" * 71
+    body = client.post(reverse("campaigns:compose_preview"),
+                       composer_data(account, sms_text=sms, preview_mode="sms")).content.decode()
+    assert "sms-bubble" in body
+    assert "rc-card" not in body
+    assert "UCS-2" in body and "71 / 660 characters" in body and "2 segments" in body
+    assert account.sms_sender_id in body
+
+
+def test_preview_lists_display_rule_problems_and_quiet_hours(client, org, account, users):
+    org.quiet_hours_start, org.quiet_hours_end = time(21, 0), time(9, 0)
+    org.save()
+    login(client, users[Role.MARKETER])
+    night = (timezone.now() + timedelta(days=1)).astimezone(TOKYO).replace(hour=23, minute=0)
+    data = composer_data(account, text="セールです", sms_text="セールです", schedule_mode="at",
+                         scheduled_at=night.strftime("%Y-%m-%dT%H:%M"))
+    body = client.post(reverse("campaigns:compose_preview"), data).content.decode()
+    assert f"The +Message content must name the sender’s formal name “{LEGAL}”." in body
+    assert "The SMS text must say how to opt out" in body
+    assert "within quiet hours (21:00–09:00, Japan time)" in body
+    transactional = client.post(
+        reverse("campaigns:compose_preview"), {**data, "classification": "transaction"}
+    ).content.decode()
+    assert "Display rules met" in transactional
+    assert "quiet hours (21:00" not in transactional
+
+
+# --- Audience --------------------------------------------------------------------------------------
+
+def test_audience_count_after_opt_outs(client, org, account, users, audience):
+    opted = audience.contacts.order_by("id").first()
+    opted.opted_out_at = timezone.now()
+    opted.save()
+    login(client, users[Role.MARKETER])
+    body = client.post(reverse("campaigns:compose_audience"),
+                       {"audience_lists": [str(audience.pk)], "classification": "promotion"}).content.decode()
+    assert '<span class="value">2</span>' in body
+    assert "1 opted out" in body
+
+
+def test_audience_ignores_other_orgs_lists(client, org, account, users):
+    other_list = ContactListFactory(organization=OrganizationFactory())
+    body = login(client, users[Role.MARKETER]).post(
+        reverse("campaigns:compose_audience"), {"audience_lists": [str(other_list.pk)]}
+    ).content.decode()
+    assert "Choose at least one list" in body
+
+
+# --- Campaign page and workflow --------------------------------------------------------------------
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_detail_every_role_can_look(client, org, account, users, role):
+    campaign = campaign_for(org, account, users[Role.MARKETER], content=carousel_data_document())
+    body = login(client, users[role]).get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert campaign.name in body
+    assert "rc-carousel" in body and "sms-bubble" in body
+    assert ("Submit for approval" in body) == (role in (Role.OWNER, Role.ADMIN, Role.MARKETER))
+
+
+def carousel_data_document():
+    return {
+        "carousel": {"cards": [
+            {"title": "A", "description": f"{LEGAL} 配信停止は「停止」と返信",
+             "buttons": [{"type": "open_url", "label": "開く", "url": "https://shop.example.jp/"}]},
+            {"title": "B"},
+        ]},
+        "chips": [{"type": "reply", "label": "配信停止", "postback": "optout"}],
+    }
+
+
+def test_marketer_submits_and_admin_approves(client, org, account, users, audience):
+    login(client, users[Role.MARKETER])
+    response = client.post(reverse("campaigns:create"),
+                           composer_data(account, action="submit", audience_lists=[str(audience.pk)]))
+    campaign = Campaign.objects.get()
+    assert response["Location"] == reverse("campaigns:detail", args=[campaign.pk])
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.PENDING_APPROVAL
+    assert client.post(reverse("campaigns:approve", args=[campaign.pk])).status_code == 403
+    login(client, users[Role.ADMIN])
+    body = client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert reverse("campaigns:approve", args=[campaign.pk]) in body
+    client.post(reverse("campaigns:approve", args=[campaign.pk]))
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.APPROVED
+    assert campaign.approved_by == users[Role.ADMIN]
+
+
+def test_submit_refused_with_the_reason_when_display_rules_are_missing(client, org, account, users, audience):
+    login(client, users[Role.MARKETER])
+    response = client.post(reverse("campaigns:create"), composer_data(
+        account, action="submit", text="セール", sms_text="セール", audience_lists=[str(audience.pk)]), follow=True)
+    campaign = Campaign.objects.get()
+    assert campaign.status == CampaignStatus.DRAFT
+    assert "must name the sender’s formal name" in response.content.decode()
+
+
+def test_admin_sends_back_with_a_reason(client, org, account, users):
+    campaign = campaign_for(org, account, users[Role.MARKETER], status=CampaignStatus.PENDING_APPROVAL)
+    login(client, users[Role.ADMIN])
+    client.post(reverse("campaigns:send_back", args=[campaign.pk]), {"reason": "画像を差し替えてください"})
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.DRAFT
+    assert campaign.status_reason == "画像を差し替えてください"
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.OPERATOR])
+def test_lookers_cannot_submit_or_launch(client, org, account, users, role):
+    draft = campaign_for(org, account, users[Role.MARKETER])
+    login(client, users[role])
+    assert client.post(reverse("campaigns:submit", args=[draft.pk])).status_code == 403
+    assert client.post(reverse("campaigns:launch", args=[draft.pk])).status_code == 403
+    draft.refresh_from_db()
+    assert draft.status == CampaignStatus.DRAFT
+
+
+def test_launch_dialog_states_the_audience_size(client, org, account, users, audience):
+    campaign = campaign_for(org, account, users[Role.MARKETER], status=CampaignStatus.APPROVED,
+                            approved_by=users[Role.ADMIN], approved_at=timezone.now())
+    campaign.audience_lists.add(audience)
+    body = login(client, users[Role.MARKETER]).get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert 'id="launch-dialog"' in body
+    assert "Send to 3 recipients" in body
+
+
+def test_launch_starts_a_transactional_campaign(client, org, account, users, audience, django_capture_on_commit_callbacks):
+    campaign = campaign_for(org, account, users[Role.MARKETER], status=CampaignStatus.APPROVED,
+                            classification=Classification.TRANSACTION, content={"text": "発送しました"},
+                            sms_text="発送しました", approved_by=users[Role.ADMIN], approved_at=timezone.now())
+    campaign.audience_lists.add(audience)
+    login(client, users[Role.MARKETER])
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("campaigns:launch", args=[campaign.pk]))
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.RUNNING
+    assert response["Location"] == reverse("campaigns:monitor", args=[campaign.pk])
+
+
+def test_test_send_calls_the_messaging_service(client, org, account, users, monkeypatch):
+    campaign = campaign_for(org, account, users[Role.MARKETER])
+    calls = []
+
+    def fake_send(campaign_arg, phone, user):
+        calls.append((campaign_arg.pk, phone, user))
+        return DeliveryFactory.build(campaign=None, organization=org)
+
+    monkeypatch.setattr("messaging.services.send_test_message", fake_send)
+    login(client, users[Role.MARKETER])
+    response = client.post(reverse("campaigns:test_send", args=[campaign.pk]), {"phone": "090-1234-5678"},
+                           HTTP_HX_REQUEST="true")
+    assert "Test message sent to 090-1234-5678" in response.content.decode()
+    assert calls == [(campaign.pk, "+819012345678", users[Role.MARKETER])]
+    refused = client.post(reverse("campaigns:test_send", args=[campaign.pk]), {"phone": "050-1234-5678"},
+                          HTTP_HX_REQUEST="true").content.decode()
+    assert "050 numbers are IP phones" in refused
+    assert len(calls) == 1
+    login(client, users[Role.VIEWER])
+    assert client.post(reverse("campaigns:test_send", args=[campaign.pk]), {"phone": "09012345678"}).status_code == 403
+
+
+# --- Tenant isolation ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "name,method",
+    [("detail", "get"), ("edit", "get"), ("monitor", "get"), ("monitor_progress", "get"),
+     ("monitor_recipients", "get"), ("monitor_export", "get"), ("submit", "post"), ("approve", "post"),
+     ("launch", "post"), ("pause", "post"), ("resume", "post"), ("cancel", "post"), ("test_send", "post")],
+)
+def test_another_orgs_campaign_is_404(client, org, users, name, method):
+    other = OrganizationFactory()
+    foreign = CampaignFactory(organization=other, official_account=approved_account(other))
+    login(client, users[Role.OWNER])
+    response = getattr(client, method)(reverse(f"campaigns:{name}", args=[foreign.pk]))
+    assert response.status_code == 404
+    foreign.refresh_from_db()
+    assert foreign.status == CampaignStatus.DRAFT
+
+
+# --- Monitor ---------------------------------------------------------------------------------------
+
+def running_campaign(org, account, users, status=CampaignStatus.RUNNING):
+    campaign = campaign_for(org, account, users[Role.MARKETER], status=status, approved_by=users[Role.ADMIN],
+                            approved_at=timezone.now(), started_at=timezone.now())
+    minute = timezone.now().replace(second=0, microsecond=0)
+    rows = [
+        ("", Metric.TARGETED, "", 100), ("rcs", Metric.SENT, "", 60), ("sms", Metric.SENT, "", 20),
+        ("rcs", Metric.DELIVERED, "", 55), ("sms", Metric.DELIVERED, "", 18), ("rcs", Metric.READ, "", 40),
+        ("sms", Metric.FELL_BACK, "not_capable", 15), ("sms", Metric.FELL_BACK, "ttl_expired", 5),
+        ("", Metric.FAILED, "invalid_number", 4), ("", Metric.CLICKED, "", 7),
+    ]
+    for channel, metric, detail, count in rows:
+        CampaignCounter.objects.create(campaign=campaign, minute=minute - timedelta(minutes=1), channel=channel,
+                                       metric=metric, detail=detail, count=count)
+    return campaign
+
+
+@pytest.mark.parametrize("role,status", [(Role.OWNER, 200), (Role.ADMIN, 200), (Role.MARKETER, 200),
+                                         (Role.OPERATOR, 200), (Role.VIEWER, 403)])
+def test_monitor_roles(client, org, account, users, role, status):
+    campaign = running_campaign(org, account, users)
+    response = login(client, users[role]).get(reverse("campaigns:monitor", args=[campaign.pk]))
+    assert response.status_code == status
+    assert login(client, users[role]).get(
+        reverse("campaigns:monitor_export", args=[campaign.pk])).status_code == status
+
+
+def test_monitor_shows_funnel_split_failures_and_chart(client, org, account, users):
+    campaign = running_campaign(org, account, users)
+    body = login(client, users[Role.OPERATOR]).get(reverse("campaigns:monitor", args=[campaign.pk])).content.decode()
+    assert 'hx-trigger="every 2s"' in body
+    assert "84.0%" in body  # (80 sent + 4 failed) of 100 targeted
+    assert "Not +Message capable" in body and "Not delivered before the TTL" in body
+    assert "invalid_number" in body
+    assert '<polyline class="series sent"' in body
+    assert "Clicked" in body
+
+
+def test_progress_partial_polls_while_running_and_stops_with_286(client, org, account, users):
+    campaign = running_campaign(org, account, users)
+    login(client, users[Role.OPERATOR])
+    url = reverse("campaigns:monitor_progress", args=[campaign.pk])
+    running = client.get(url, HTTP_HX_REQUEST="true")
+    assert running.status_code == 200
+    assert 'hx-trigger="every 2s"' in running.content.decode()
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.COMPLETED, finished_at=timezone.now())
+    finished = client.get(url, HTTP_HX_REQUEST="true")
+    assert finished.status_code == 286
+    assert "every 2s" not in finished.content.decode()
+    assert "Finished" in finished.content.decode()
+
+
+def test_pause_resume_cancel_rights(client, org, account, users, django_capture_on_commit_callbacks):
+    campaign = running_campaign(org, account, users)
+    login(client, users[Role.VIEWER])
+    assert client.post(reverse("campaigns:pause", args=[campaign.pk])).status_code == 403
+    login(client, users[Role.OPERATOR])
+    client.post(reverse("campaigns:pause", args=[campaign.pk]))
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.PAUSED
+    assert client.post(reverse("campaigns:resume", args=[campaign.pk])).status_code == 403
+    assert client.post(reverse("campaigns:cancel", args=[campaign.pk])).status_code == 403
+    login(client, users[Role.MARKETER])
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(reverse("campaigns:resume", args=[campaign.pk]))
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.RUNNING
+    login(client, users[Role.ADMIN])
+    client.post(reverse("campaigns:cancel", args=[campaign.pk]))
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.CANCELLED
+
+
+def test_monitor_controls_match_the_role(client, org, account, users):
+    campaign = running_campaign(org, account, users)
+    operator_body = login(client, users[Role.OPERATOR]).get(
+        reverse("campaigns:monitor", args=[campaign.pk])).content.decode()
+    assert reverse("campaigns:pause", args=[campaign.pk]) in operator_body
+    assert reverse("campaigns:cancel", args=[campaign.pk]) not in operator_body
+    admin_body = login(client, users[Role.ADMIN]).get(reverse("campaigns:monitor", args=[campaign.pk])).content.decode()
+    assert reverse("campaigns:cancel", args=[campaign.pk]) in admin_body
+    assert "data-confirm=" in admin_body
+
+
+def test_recipient_table_search_filters_and_keyset_pages(client, org, account, users):
+    campaign = running_campaign(org, account, users)
+    for index in range(55):
+        contact = ContactFactory(organization=org, phone=f"+8180{20000000 + index:08d}")
+        DeliveryFactory(campaign=campaign, contact=contact, status=DeliveryStatus.QUEUED)
+    target = ContactFactory(organization=org, phone="+819011112222", name="探す人")
+    DeliveryFactory(campaign=campaign, contact=target, status=DeliveryStatus.READ, channel=Channel.RCS)
+    login(client, users[Role.OPERATOR])
+    url = reverse("campaigns:monitor_recipients", args=[campaign.pk])
+    first = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert first.count("<tr>") == 1 + 50
+    assert "after=" in first
+    after = first.split("after=")[1].split('"')[0]
+    second = client.get(url, {"after": after}).content.decode()
+    assert second.count("<tr>") == 1 + 6
+    assert "after=" not in second
+    found = client.get(url, {"q": "090-1111-2222"}).content.decode()
+    assert "探す人" in found and found.count("<tr>") == 2
+    by_status = client.get(url, {"status": str(DeliveryStatus.READ), "channel": "rcs"}).content.decode()
+    assert "探す人" in by_status and by_status.count("<tr>") == 2
+    assert "探す人" not in client.get(url, {"channel": "sms"}).content.decode()
+
+
+def test_csv_export_neutralises_formula_cells(client, org, account, users):
+    campaign = running_campaign(org, account, users)
+    for index, name in enumerate(["=HYPERLINK(\"http://evil\")", "+SUM(A1)", "-1", "@cmd", "\tTab", "\rCR", "普通"]):
+        contact = ContactFactory(organization=org, name=name, phone=f"+8170{30000000 + index:08d}")
+        DeliveryFactory(campaign=campaign, contact=contact, error_reason="=2+3" if index == 0 else "")
+    response = login(client, users[Role.OPERATOR]).get(reverse("campaigns:monitor_export", args=[campaign.pk]))
+    assert response["Content-Type"].startswith("text/csv")
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][1] == "Mobile number"
+    names = [row[2] for row in rows[1:]]
+    assert names == ["'=HYPERLINK(\"http://evil\")", "'+SUM(A1)", "'-1", "'@cmd", "'\tTab", "'\rCR", "普通"]
+    assert rows[1][7] == "'=2+3"
+    assert all(row[1].startswith("'+81") for row in rows[1:])  # “+81…” would start a formula too
+
+
+def test_neutralise_helper():
+    from campaigns.views_campaigns import neutralise
+
+    assert neutralise("=1+1") == "'=1+1"
+    assert neutralise("safe") == "safe"
+    assert neutralise(None) == ""
+    assert neutralise(5) == "5"
+
+
+def test_chart_svg_scales_series():
+    from campaigns.views_campaigns import chart_svg
+
+    start = datetime(2026, 1, 1, 1, 0, tzinfo=TOKYO)
+    series = [{"minute": start + timedelta(minutes=i), "sent": i * 10, "delivered": i * 8, "read": i * 5}
+              for i in range(5)]
+    chart = chart_svg(series)
+    assert not chart["empty"]
+    assert [line["key"] for line in chart["lines"]] == ["sent", "delivered", "read"]
+    assert chart["lines"][0]["total"] == 100
+    assert chart["ticks"][0]["label"] == "01:00"
+    assert chart_svg([])["empty"]
