@@ -34,6 +34,9 @@ E164 = "+819012345678"
         "\t09012345678\n",
         "\u300009012345678\u3000",
         9012345678,  # a spreadsheet cell read as a number loses its leading 0
+        "+81090-1234-5678",  # the trunk 0 kept after the country code
+        "+81(0)90-1234-5678",
+        "819012345678",  # the country code without +
     ],
 )
 def test_normalises_to_e164(raw):
