@@ -51,11 +51,14 @@ class ImportUploadForm(forms.Form):
         help_text=_("CSV (UTF-8, or Shift_JIS as Excel saves it) or Excel .xlsx. The first row names the columns."),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,.xlsx,text/csv"}),
     )
-    contact_list = forms.ModelChoiceField(label=_("Add to list"), queryset=ContactList.objects.none())
+    contact_list = forms.ModelChoiceField(label=_("Add to list"), queryset=ContactList.objects.none(),
+                                          empty_label=_("Choose a list"))
 
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["contact_list"].queryset = ContactList.objects.filter(organization=organization)
+        lists = ContactList.objects.filter(organization=organization)
+        self.fields["contact_list"].queryset = lists
+        self.fields["contact_list"].label_from_instance = lambda item: f"{item.name} ({item.get_purpose_display()})"
 
 
 class ImportMappingForm(forms.Form):
