@@ -159,3 +159,44 @@ def test_provider_event_unique_per_provider():
     ProviderEvent.objects.create(provider="rbm", event_id="e-1", payload={})
     refused(lambda: ProviderEvent.objects.create(provider="rbm", event_id="e-1", payload={}))
     ProviderEvent.objects.create(provider="cm", event_id="e-1", payload={})
+
+
+SQLITE_PROBE = r"""
+import django
+django.setup()
+from django.db import IntegrityError, connection
+from accounts.models import OfficialAccount, Organization
+from campaigns.models import Contact
+from messaging.models import Delivery
+
+assert connection.vendor == "sqlite", connection.vendor
+org = Organization.objects.create(name="embedded", slug="embedded")
+account = OfficialAccount.objects.create(organization=org, display_name="a", legal_name="a", sms_sender_id="A")
+contact = Contact.objects.create(organization=org, phone="+819012345678")
+delivery = Delivery.objects.create(organization=org, contact=contact, official_account=account, channel="rcs")
+Delivery.objects.filter(pk=delivery.pk).update(status=40)
+try:
+    Delivery.objects.filter(pk=delivery.pk).update(status=20)
+except IntegrityError:
+    print("refused", Delivery.objects.get(pk=delivery.pk).status)
+else:
+    print("accepted", Delivery.objects.get(pk=delivery.pk).status)
+"""
+
+
+@pytest.mark.django_db(False)
+def test_embedded_sqlite_has_the_forward_only_trigger_too(tmp_path):
+    """The embedded default (design.md §2) runs the same migration on SQLite."""
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "console.settings"}
+    migrate = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "messaging", "-v0"], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    probe = subprocess.run([sys.executable, "-c", SQLITE_PROBE], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == ["refused", "40"]
