@@ -3,14 +3,20 @@
 Per request: one cached gateway lookup, a constant-time signature (RBM) or URL-secret (CM.com)
 check — 403 and nothing stored when it fails — then one INSERT … ON CONFLICT DO NOTHING RETURNING
 for the request's events (unique per provider and event id, so a repeated callback is stored once
-and enqueued once), and after commit one Celery task that applies the new events in a batch.
+and enqueued once), then the new ids go to a per-process buffer that enqueues one Celery task per
+batch (every ``WEBHOOK_ENQUEUE_INTERVAL`` seconds, default 0.05; 0 = one task per request). The
+events are already committed when the buffer takes them, so ids lost with a dying process are not
+lost work: the periodic sweeper applies every stored event that is still unapplied.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotFound, JsonResponse
@@ -76,10 +82,57 @@ def provider_events_store(provider: str, events: list[NormalizedEvent]) -> list[
         return [row[0] for row in cursor.fetchall()]
 
 
+logger = logging.getLogger(__name__)
+
+
 def _enqueue(event_ids: list[int]) -> None:
     from .tasks import apply_provider_events
 
     apply_provider_events.delay(event_ids)
+
+
+class EnqueueBuffer:
+    """Collects new event ids and enqueues one apply task per batch instead of one per request."""
+
+    max_batch = 2000
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._ids: list[int] = []
+        self._thread: threading.Thread | None = None
+
+    def add(self, event_ids: list[int]) -> None:
+        interval = float(getattr(settings, "WEBHOOK_ENQUEUE_INTERVAL", 0.05))
+        if interval <= 0:
+            _enqueue(event_ids)
+            return
+        batch = None
+        with self._lock:
+            self._ids.extend(event_ids)
+            if len(self._ids) >= self.max_batch:
+                batch, self._ids = self._ids, []
+            if self._thread is None or not self._thread.is_alive():  # also after a fork
+                self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+                self._thread.start()
+        if batch:
+            _enqueue(batch)
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._ids = self._ids, []
+        if batch:
+            try:
+                _enqueue(batch)
+            except Exception:  # the broker is down: the sweeper applies the stored events later
+                logger.exception("Could not enqueue %d provider events", len(batch))
+
+    def _run(self, interval: float) -> None:
+        while True:
+            time.sleep(interval)
+            self.flush()
+
+
+enqueue_buffer = EnqueueBuffer()
 
 
 def _receive(request, gateway: Gateway, url_secret: str = ""):
@@ -90,10 +143,10 @@ def _receive(request, gateway: Gateway, url_secret: str = ""):
         events = gateway.parse_events(body)
     except ValueError:
         return HttpResponse(status=400)
-    with transaction.atomic():
-        event_ids = provider_events_store(gateway.kind, events)
-        if event_ids:
-            transaction.on_commit(lambda: _enqueue(event_ids))
+    # One statement in autocommit mode: committed when it returns (no BEGIN/COMMIT round trips).
+    event_ids = provider_events_store(gateway.kind, events)
+    if event_ids:
+        transaction.on_commit(lambda: enqueue_buffer.add(event_ids))
     return HttpResponse(status=200)
 
 

@@ -20,6 +20,12 @@ CLIENT_TOKEN = "client-webhook"
 SECRET = "cm-callback-secret"
 
 
+@pytest.fixture(autouse=True)
+def enqueue_per_request(settings):
+    """One apply task per request, so a test can count them; the end-to-end tests batch as in production."""
+    settings.WEBHOOK_ENQUEUE_INTERVAL = 0
+
+
 @pytest.fixture
 def eager_tasks():
     """Run Celery tasks in-process, so a test sees the task that was enqueued after commit do its work."""
@@ -198,7 +204,8 @@ def test_cm_inbound_message_is_stored(client, cm_account):
 
 
 # -- end to end: a real sandbox posts real, signed callbacks to a live console -----------------------
-def test_sandbox_receipts_come_back_signed_and_are_applied(sandbox, live_server, eager_tasks):
+def test_sandbox_receipts_come_back_signed_and_are_applied(sandbox, live_server, eager_tasks, settings):
+    settings.WEBHOOK_ENQUEUE_INTERVAL = 0.05
     account = GatewayAccountFactory(
         kind=GatewayKind.RBM,
         base_url=sandbox.url,
