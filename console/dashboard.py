@@ -50,10 +50,15 @@ def _rate(part, whole):
     return round(part * 100 / whole, 1) if whole else None
 
 
+def _percent_text(rate):
+    return "—" if rate is None else f"{rate}%"
+
+
 def _summary(totals):
     sent = totals[Metric.SENT]
     delivered = totals[Metric.DELIVERED]
-    rcs_delivered = totals[("rcs", Metric.DELIVERED)]
+    delivery_rate = _rate(delivered, sent)
+    read_rate = _rate(totals[Metric.READ], totals[("rcs", Metric.DELIVERED)])  # only +Message reports reads
     return {
         "sent": sent,
         "rcs": totals[("rcs", Metric.SENT)],
@@ -63,8 +68,10 @@ def _summary(totals):
         "failed": totals[Metric.FAILED],
         "fell_back": totals[Metric.FELL_BACK],
         "replied": totals[Metric.REPLIED],
-        "delivery_rate": _rate(delivered, sent),
-        "read_rate": _rate(totals[Metric.READ], rcs_delivered),
+        "delivery_rate": delivery_rate,
+        "read_rate": read_rate,
+        "delivery_rate_text": _percent_text(delivery_rate),
+        "read_rate_text": _percent_text(read_rate),
     }
 
 
