@@ -446,8 +446,12 @@ def _composer(request, campaign=None):
                 try:
                     _service("campaign_submit")(instance, request.user)
                 except ValidationError as error:
-                    messages.error(request, " ".join(error.messages))
-                    return redirect("campaigns:edit", pk=instance.pk)
+                    # The draft is saved; show why it cannot be submitted beside the fields.
+                    _attach_service_errors(form, errors, error)
+                    messages.warning(request, _("The draft is saved but cannot be submitted yet: %(reasons)s")
+                                     % {"reasons": " ".join(error.messages)})
+                    context = _composer_context(request, form, state, errors, instance)
+                    return render(request, "campaigns/composer.html", context)
                 messages.success(request, _("Submitted for approval. An admin will review it."))
                 return redirect("campaigns:detail", pk=instance.pk)
             messages.success(request, _("Draft saved."))
@@ -459,6 +463,20 @@ def _composer(request, campaign=None):
                                                         "ttl_seconds": 3600})
     state = cf.state_from_document(campaign.content) if campaign else cf.empty_state()
     return render(request, "campaigns/composer.html", _composer_context(request, form, state, {}, campaign))
+
+
+def _attach_service_errors(form, errors: dict, error: ValidationError) -> None:
+    """Put a service's refusal (keyed ``content.<path>``, ``sms_text``, …) beside the fields."""
+    if not hasattr(error, "error_dict"):
+        return
+    for field, field_errors in error.message_dict.items():
+        if field.startswith("content."):
+            errors.setdefault(field[len("content."):], []).extend(field_errors)
+        elif field == "content":
+            errors.setdefault("content", []).extend(field_errors)
+        elif field in form.fields:
+            for message in field_errors:
+                form.add_error(field, message)
 
 
 @limited_uploads
@@ -713,7 +731,7 @@ def _funnel(stats: dict) -> list[dict]:
              "width": max(_percent(value, targeted), 0.5 if value else 0)} for key, label, value in steps]
 
 
-def chart_svg(series: list[dict], width=720, height=220) -> dict:
+def chart_svg(series: list[dict], width=960, height=240) -> dict:
     """Polylines for sends, deliveries and reads per minute, in SVG coordinates (server-rendered)."""
     pad_left, pad_bottom, pad_top, pad_right = 44, 26, 12, 12
     if not series:

@@ -808,3 +808,15 @@ def test_chart_svg_scales_series():
     assert chart["lines"][0]["total"] == 100
     assert chart["ticks"][0]["label"] == "01:00"
     assert chart_svg([])["empty"]
+
+
+def test_submit_refusal_is_shown_beside_the_fields_and_the_draft_kept(client, org, account, users):
+    login(client, users[Role.MARKETER])
+    response = client.post(reverse("campaigns:create"), composer_data(account, action="submit"))
+    campaign = Campaign.objects.get()
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert campaign.status == CampaignStatus.DRAFT
+    assert 'data-field="audience_lists"' in body
+    assert "Choose at least one audience list." in body
+    assert f'action="{reverse("campaigns:edit", args=[campaign.pk])}"' in body

@@ -1,0 +1,199 @@
+"""Browser test: a marketer composes a rich campaign (carousel, buttons, chips, an uploaded image),
+checks both previews and submits it; an admin approves it. Playwright drives Debian's chromium
+against pytest-django's live server; a screenshot of each step goes to test-output/screenshots/.
+"""
+
+import io
+import os
+import shutil
+from datetime import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from accounts.models import Role
+from campaigns.models import Campaign, CampaignStatus, ContactListMembership
+from tests.accounts.factories import (
+    PASSWORD,
+    GatewayAccountFactory,
+    OrganizationFactory,
+    approved_account,
+    member,
+)
+from tests.campaigns.factories import ConsentFactory, ContactFactory, ContactListFactory
+
+# Playwright's sync API runs an event loop in this thread; the test still talks to the database
+# synchronously between browser steps, which Django would otherwise refuse.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+LEGAL = "株式会社ブラウザ商事"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed (make browser)"),
+]
+
+
+@pytest.fixture
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def world(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    organization = OrganizationFactory(name="ブラウザ商事")
+    organization.quiet_hours_start = organization.quiet_hours_end = time(0, 0)
+    organization.save()
+    account = approved_account(organization, display_name="ブラウザショップ", legal_name=LEGAL,
+                               rcs_gateway=GatewayAccountFactory(organization=organization))
+    members_list = ContactListFactory(organization=organization, name="冬の会員")
+    for index in range(3):
+        contact = ContactFactory(organization=organization, name=f"佐藤{index}", attributes={"rank": "gold"})
+        ConsentFactory(contact=contact)
+        ContactListMembership.objects.create(contact_list=members_list, contact=contact)
+    return {
+        "organization": organization,
+        "account": account,
+        "list": members_list,
+        "marketer": member(organization, Role.MARKETER, username="browser-marketer"),
+        "admin": member(organization, Role.ADMIN, username="browser-admin"),
+    }
+
+
+def shot(page, name):
+    """The whole page, taken with a viewport as tall as the page so sticky bars stay in place."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate("document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(height, size["height"])})
+    page.screenshot(path=str(SCREENSHOTS / f"campaign-{name}.png"))
+    page.set_viewport_size(size)
+
+
+def sign_in(browser, live_server, username):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="ja-JP")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form:has(input[name=password]) button[type=submit]")
+    page.wait_for_load_state()
+    return page
+
+
+def jpeg_file(tmp_path):
+    path = tmp_path / "coat.jpg"
+    buffer = io.BytesIO()
+    Image.new("RGB", (800, 480), (180, 60, 50)).save(buffer, "JPEG")
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_marketer_composes_a_carousel_and_admin_approves(browser, live_server, world, tmp_path):
+    page = sign_in(browser, live_server, "browser-marketer")
+    page.goto(f"{live_server.url}/campaigns/")
+    shot(page, "01-list-empty")
+
+    page.goto(f"{live_server.url}/campaigns/new/")
+    page.fill("input[name=name]", "冬のセール カルーセル")
+    page.check("input[name=classification][value=promotion]", force=True)
+    page.click("label.kind-tab:has(input[value=carousel])")
+
+    # Card 1: image uploaded (checked by its bytes on the server), title, description, one button.
+    page.set_input_files("[name='carousel.cards[0].media.upload']", str(jpeg_file(tmp_path)))
+    page.wait_for_function(
+        "document.querySelector(\"[name='carousel.cards[0].media.url']\").value.includes('/media/')"
+    )
+    page.fill("[name='carousel.cards[0].title']", "{{name}}様 コート30%オフ")
+    page.fill("[name='carousel.cards[0].description']", f"{LEGAL}の冬のセール。配信停止は「停止」と返信")
+    page.click("button[name=op][value='add_button:0']")
+    page.wait_for_selector("[name='carousel.cards[0].buttons[0].label']")
+    page.select_option("[name='carousel.cards[0].buttons[0].type']", "open_url")
+    page.fill("[name='carousel.cards[0].buttons[0].label']", "今すぐ購入")
+    page.fill("[name='carousel.cards[0].buttons[0].url']", "https://shop.example.jp/coat")
+
+    # Card 2 with a dial button; then a third card, removed again.
+    page.fill("[name='carousel.cards[1].title']", "新作ブーツ")
+    page.click("button[name=op][value='add_button:1']")
+    page.wait_for_selector("[name='carousel.cards[1].buttons[0].label']")
+    page.select_option("[name='carousel.cards[1].buttons[0].type']", "dial")
+    page.fill("[name='carousel.cards[1].buttons[0].label']", "店舗に電話")
+    page.fill("[name='carousel.cards[1].buttons[0].phone']", "+81312345678")
+    page.click("button[name=op][value='add_card']")
+    page.wait_for_selector("[name='carousel.cards[2].title']")
+    page.click("button[name=op][value='remove_card:2']")
+    page.wait_for_selector("[name='carousel.cards[2].title']", state="detached")
+    assert page.input_value("[name='carousel.cards[0].buttons[0].label']") == "今すぐ購入"
+
+    # A reply chip; its label counter enforces 25 characters as the user types.
+    page.click("button[name=op][value='add_chip']")
+    page.wait_for_selector("[name='chips[0].label']")
+    page.fill("[name='chips[0].label']", "配信停止")
+    page.fill("[name='chips[0].postback']", "optout")
+    chip_field = page.locator(".field[data-field='chips[0].label']")
+    assert chip_field.locator(".counter").inner_text() == "4 / 25"
+    assert page.get_attribute("[name='chips[0].label']", "maxlength") == "25"
+
+    sms = f"【{LEGAL}】冬のセール開催中 https://shop.example.jp 配信停止は「停止」と返信"
+    page.fill("[name=sms_text]", sms)
+    meter = page.locator(".sms-meter")
+    assert "UCS-2" in meter.inner_text() and "/ 660" in meter.inner_text()
+
+    page.check(f"input[name=audience_lists][value='{world['list'].pk}']")
+    page.wait_for_selector("#audience-count .audience-total")
+    assert page.locator("#audience-count .audience-total .value").inner_text() == "3"
+    shot(page, "02-composer-carousel")
+
+    # The +Message preview: carousel of two cards with their buttons, the chip and the brand.
+    page.wait_for_function("document.querySelectorAll('#preview-phone .rc-carousel .rc-card').length === 2")
+    page.wait_for_function("document.querySelector('#preview-phone').innerText.includes('今すぐ購入')")
+    preview = page.locator("#preview-phone")
+    assert "店舗に電話" in preview.inner_text()
+    assert "佐藤0様 コート30%オフ" in preview.inner_text()  # personalised for the sample contact
+    assert preview.locator(".rc-chip").inner_text().strip() == "配信停止"
+    assert "ブラウザショップ" in preview.inner_text()
+    page.wait_for_selector("#compliance .notice-ok")
+    page.locator(".preview-card").screenshot(path=str(SCREENSHOTS / "campaign-03-preview-rcs.png"))
+
+    # The SMS preview.
+    page.click("label.seg:has(input[name=preview_mode][value=sms])")
+    page.wait_for_selector("#preview-phone .sms-bubble")
+    assert "冬のセール開催中" in page.locator("#preview-phone .sms-bubble").inner_text()
+    assert "UCS-2" in page.locator("#preview-phone .sms-meter-foot").inner_text()
+    page.locator(".preview-card").screenshot(path=str(SCREENSHOTS / "campaign-04-preview-sms.png"))
+
+    page.click("button[name=action][value=submit]")
+    page.wait_for_url("**/campaigns/*/")
+    campaign = Campaign.objects.get()
+    assert campaign.status == CampaignStatus.PENDING_APPROVAL
+    cards = campaign.content["carousel"]["cards"]
+    assert len(cards) == 2
+    assert cards[0]["media"]["url"].startswith("http")
+    assert cards[0]["buttons"] == [{"type": "open_url", "label": "今すぐ購入", "url": "https://shop.example.jp/coat"}]
+    assert campaign.content["chips"][0]["postback"] == "optout"
+    shot(page, "05-submitted")
+    page.context.close()
+
+    admin = sign_in(browser, live_server, "browser-admin")
+    admin.goto(f"{live_server.url}/campaigns/{campaign.pk}/")
+    assert admin.locator(".previews .rc-carousel .rc-card").count() == 2
+    shot(admin, "06-admin-review")
+    admin.click(f"form[action='/campaigns/{campaign.pk}/approve/'] button")
+    admin.wait_for_load_state()
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.APPROVED
+    assert campaign.approved_by == world["admin"]
+    shot(admin, "07-approved")
+    admin.context.close()
