@@ -124,6 +124,16 @@ def test_search_htmx_returns_the_results_partial(as_role, org):
                                         HTTP_HX_TARGET="contact-results")
     assert body(response).lstrip().startswith('<div id="contact-results"')
     assert "<html" not in body(response)
+    assert "export-link" not in body(response)  # viewers cannot export
+
+
+def test_search_htmx_updates_the_export_link_out_of_band(as_role, org):
+    ContactFactory(organization=org, name="山田")
+    response = as_role(Role.MARKETER).get(reverse("contacts:list"), {"q": "山田", "opted_out": "no"},
+                                          HTTP_HX_REQUEST="true", HTTP_HX_TARGET="contact-results")
+    page = body(response)
+    assert 'id="export-link"' in page and 'hx-swap-oob="true"' in page
+    assert "opted_out=no" in page.split('id="export-link"')[1].split(">")[0]
 
 
 def test_keyset_pagination(as_role, org, monkeypatch):
