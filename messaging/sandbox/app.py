@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from urllib.parse import parse_qs, unquote
 
 from .carrier import RBM_FEATURES, Carrier, Registration
@@ -59,6 +60,10 @@ class SandboxApp:
         self.poster = poster or WebhookPoster()
         self.carrier = carrier or Carrier(self.poster)
         self.pending_registrations: list[Registration] = []
+        # Optional: a blocking callable that returns registrations (runsandbox reads the gateway
+        # accounts from the database), tried again when an unknown token shows up.
+        self.reloader = None
+        self._reloaded_at = 0.0
 
     # -- ASGI plumbing ---------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
@@ -112,10 +117,25 @@ class SandboxApp:
         return 404, _google_error(404, "NOT_FOUND", "no such endpoint"), JSON_HEADERS
 
     # -- shared checks ---------------------------------------------------------------------------
-    def _rbm_registration(self, scope) -> Registration:
+    async def reload_registrations(self) -> None:
+        """Pick up gateway accounts created after start-up (at most once every 2 seconds)."""
+        if self.reloader is None or time.monotonic() - self._reloaded_at < 2.0:
+            return
+        self._reloaded_at = time.monotonic()
+        try:
+            registrations = await asyncio.to_thread(self.reloader)
+        except Exception:  # the database is optional for the sandbox
+            return
+        for registration in registrations:
+            self.carrier.register(registration)
+
+    async def _rbm_registration(self, scope) -> Registration:
         authorization = _header(scope, b"authorization")
         token = authorization[7:] if authorization.startswith("Bearer ") else ""
         registration = self.carrier.rbm_by_token.get(token)
+        if registration is None and token:
+            await self.reload_registrations()
+            registration = self.carrier.rbm_by_token.get(token)
         if registration is None:
             raise _BadRequest(401, _google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials."))
         query = _query(scope)
@@ -156,7 +176,7 @@ class SandboxApp:
     # -- RBM -------------------------------------------------------------------------------------
     async def rbm_phone(self, scope, method, rest: str, body: bytes):
         phone, _, tail = rest.partition("/")
-        registration = self._rbm_registration(scope)
+        registration = await self._rbm_registration(scope)
         if not E164.match(phone):
             raise _BadRequest(400, _google_error(400, "INVALID_ARGUMENT", "The phone number must be E.164."))
         fault = await self._guard(registration.bearer_token)
@@ -198,7 +218,7 @@ class SandboxApp:
         return 200, _dumps({"name": f"phones/{phone}/agentMessages/{message_id}"}), JSON_HEADERS
 
     async def rbm_batch_get(self, scope, body: bytes):
-        registration = self._rbm_registration(scope)
+        registration = await self._rbm_registration(scope)
         try:
             users = json.loads(body).get("users")
         except (ValueError, AttributeError):
@@ -226,6 +246,9 @@ class SandboxApp:
             raise _BadRequest(400, _dumps({"details": "Invalid request", "errorCode": 201, "messages": []})) from None
         self.carrier.tallies["cm_requests"] += 1
         registration = self.carrier.cm_by_token.get(str(token))
+        if registration is None and token:
+            await self.reload_registrations()
+            registration = self.carrier.cm_by_token.get(str(token))
         if registration is None:
             raise _BadRequest(
                 401, _dumps({"details": "No account found for the given authentication", "errorCode": 101, "messages": []})

@@ -21,17 +21,19 @@ def event_loop_name() -> str:
     return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
 
-def build_app(registrations: list[Registration] | None = None, config: dict | None = None) -> SandboxApp:
+def build_app(registrations: list[Registration] | None = None, config: dict | None = None,
+              reloader=None) -> SandboxApp:
     app = SandboxApp()
     app.pending_registrations = list(registrations or [])
+    app.reloader = reloader
     if config:
         app._apply_config(config)
     return app
 
 
 def serve(host: str, port: int, registrations: list[Registration] | None = None, config: dict | None = None,
-          log_level: str = "warning") -> None:
-    app = build_app(registrations, config)
+          log_level: str = "warning", reloader=None) -> None:
+    app = build_app(registrations, config, reloader)
     uvicorn.run(
         app,
         host=host,

@@ -291,3 +291,60 @@ def test_tallies_inbox_summary_and_reset(sandbox, rbm):
     sandbox.post("reset")
     assert sandbox.inbox("+819032200001") == []
     assert sandbox.tallies()["carrier"] == {}
+
+
+# -- runsandbox reads the gateway accounts that point at it ----------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_runsandbox_registers_gateway_accounts_from_the_database(webhook_sink):
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    from accounts.models import GatewayKind
+    from tests.accounts.factories import GatewayAccountFactory
+    from tests.messaging.conftest import BASE_DIR, SandboxClient, free_port
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    rbm_account = GatewayAccountFactory(
+        kind=GatewayKind.RBM, base_url=base,
+        credentials={"agent_id": "db-agent", "bearer_token": "db-bearer", "client_token": "db-client"},
+    )
+    GatewayAccountFactory(kind=GatewayKind.RBM, base_url="http://127.0.0.1:1", credentials={"bearer_token": "x", "client_token": "y"})
+    db = django_settings.DATABASES["default"]
+    env = dict(os.environ, DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runsandbox", "--port", str(port), "--public-base-url", webhook_sink.url],
+        cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = SandboxClient(base)
+        client.wait_for(lambda: _answers(client), timeout=30)
+        [registered] = client.get("gateways")["gateways"]
+        assert registered == {
+            "kind": "rbm",
+            "gateway_id": rbm_account.pk,
+            "agent_id": "db-agent",
+            "webhook_url": f"{webhook_sink.url}/messaging/webhooks/rbm/{rbm_account.pk}/",
+        }
+        # An account created after start-up is picked up when its token is first used.
+        cm_account = GatewayAccountFactory(
+            kind=GatewayKind.CM, base_url=base, credentials={"product_token": "db-product", "callback_secret": "db-s"}
+        )
+        account = GatewayAccount(kind="cm", base_url=base, credentials=cm_account.credentials)
+        outbound = OutboundMessage(message_id="late-sms", phone="+819032300001", sms_text="テスト", sms_sender="DEMO")
+        assert run(lambda s: gateway_for(account).send(s, outbound)).message_id == "late-sms"
+        client.wait_for(lambda: webhook_sink.accepted(), timeout=10)
+        assert webhook_sink.accepted()[0]["path"] == f"/messaging/webhooks/cm/{cm_account.pk}/db-s/"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _answers(client):
+    try:
+        return client.get("health")
+    except (OSError, AssertionError):
+        return None

@@ -1,8 +1,9 @@
 """``python manage.py runsandbox [--port N]``: the sandbox carrier (RBM and CM.com formats).
 
 At start-up it reads the gateway accounts whose base URL points at this sandbox and registers them,
-so their webhooks come back to ``{PUBLIC_BASE_URL}/messaging/webhooks/…``. More gateways can be
-registered at run time through the admin API (POST /_sandbox/gateways).
+so their webhooks come back to ``{PUBLIC_BASE_URL}/messaging/webhooks/…``; an unknown token later
+makes it read them again (accounts created after start-up). Gateways can also be registered at run
+time through the admin API (POST /_sandbox/gateways), which is what the tests do (``--no-db``).
 """
 
 from __future__ import annotations
@@ -91,4 +92,15 @@ class Command(BaseCommand):
             f"({len(registrations)} gateway account(s) registered; admin API under /_sandbox/)"
         )
         self.stdout.flush()
-        serve(options["host"], port, registrations, config, log_level=options["log_level"])
+        reloader = None
+        if not options["no_db"]:
+
+            def reloader():
+                from django.db import connection
+
+                try:
+                    return registrations_from_db(port, options["public_base_url"])
+                finally:
+                    connection.close()  # this worker thread's own connection
+
+        serve(options["host"], port, registrations, config, log_level=options["log_level"], reloader=reloader)
