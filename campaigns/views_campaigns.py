@@ -56,6 +56,7 @@ MONITOR_PERMISSIONS = {"operate", "compose", "approve"}
 CONTROL_PERMISSIONS = {"compose", "approve"}
 RECIPIENTS_PAGE = 50
 FINISHED_STATES = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED}
+POLLING_STATES = {CampaignStatus.APPROVED, CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.PAUSED}
 S = CampaignStatus
 
 
@@ -776,6 +777,7 @@ def _monitor_context(request, campaign) -> dict:
         "finished": campaign.status in FINISHED_STATES,
     }
     if stats is None:
+        context["polling"] = False
         return context
     targeted = stats.get("targeted") or 0
     by_channel = stats.get("by_channel") or {}
@@ -808,6 +810,9 @@ def _monitor_context(request, campaign) -> dict:
             "targeted": targeted,
         }
     )
+    # Poll while sending may happen (launched, scheduled, running or paused); stop once finished,
+    # and do not poll a campaign that has not been approved yet.
+    context["polling"] = not context["finished"] and campaign.status in POLLING_STATES
     return context
 
 
@@ -831,7 +836,7 @@ def monitor_progress(request, pk):
     _monitor_permission(request)
     context = _monitor_context(request, campaign)
     response = render(request, "campaigns/monitor.html#live", context)
-    if context["finished"]:
+    if not context["polling"]:
         response.status_code = 286
     return response
 

@@ -820,3 +820,38 @@ def test_submit_refusal_is_shown_beside_the_fields_and_the_draft_kept(client, or
     assert 'data-field="audience_lists"' in body
     assert "Choose at least one audience list." in body
     assert f'action="{reverse("campaigns:edit", args=[campaign.pk])}"' in body
+
+
+def test_progress_partial_does_not_poll_a_draft(client, org, account, users):
+    campaign = campaign_for(org, account, users[Role.MARKETER])
+    login(client, users[Role.ADMIN])
+    response = client.get(reverse("campaigns:monitor_progress", args=[campaign.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 286
+    page = client.get(reverse("campaigns:monitor", args=[campaign.pk])).content.decode()
+    assert "every 2s" not in page
+    assert "No recipients yet" in page
+
+
+def test_launch_dialog_refuses_while_display_rules_are_missing(client, org, account, users, audience):
+    campaign = campaign_for(org, account, users[Role.MARKETER], status=CampaignStatus.APPROVED,
+                            approved_by=users[Role.ADMIN], approved_at=timezone.now(), sms_text="セール")
+    campaign.audience_lists.add(audience)
+    body = login(client, users[Role.MARKETER]).get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert "This promotion cannot be launched yet" in body
+    response = client.post(reverse("campaigns:launch", args=[campaign.pk]), follow=True)
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.APPROVED
+    assert "The SMS text must name the sender’s formal name" in response.content.decode()
+
+
+def test_test_send_through_the_real_service(client, org, account, users, django_capture_on_commit_callbacks):
+    from messaging.models import Delivery
+
+    campaign = campaign_for(org, account, users[Role.MARKETER])
+    login(client, users[Role.MARKETER])
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("campaigns:test_send", args=[campaign.pk]), {"phone": "09012345678"},
+                               HTTP_HX_REQUEST="true")
+    assert "Test message sent to 090-1234-5678" in response.content.decode()
+    delivery = Delivery.objects.get()
+    assert delivery.campaign_id is None and delivery.contact.phone == "+819012345678"
