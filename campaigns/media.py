@@ -43,23 +43,25 @@ class SizeLimitUploadHandler(FileUploadHandler):
     Installed first in ``request.upload_handlers`` so a 2 GB body is not written to disk first.
     """
 
-    def __init__(self, request=None, limit=MAX_BYTES):
+    def __init__(self, request=None, limit=None):
         super().__init__(request)
-        self.limit = limit
+        self.limit = limit or MAX_BYTES
         self.received = 0
         self.too_large = False
 
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        # Raising here would escape the parser; note it and refuse the first chunk instead.
         if content_length and content_length > self.limit + 64 * 1024:
             self.too_large = True
-            raise StopUpload(connection_reset=True)
         return None
 
     def receive_data_chunk(self, raw_data, start):
         self.received += len(raw_data)
-        if self.received > self.limit:
+        if self.too_large or self.received > self.limit:
             self.too_large = True
-            raise StopUpload(connection_reset=True)
+            # connection_reset=False: the rest of the body is read and dropped (never stored), so
+            # the browser gets our answer instead of a reset connection.
+            raise StopUpload(connection_reset=False)
         return raw_data
 
     def file_complete(self, file_size):

@@ -855,3 +855,16 @@ def test_test_send_through_the_real_service(client, org, account, users, django_
     assert "Test message sent to 090-1234-5678" in response.content.decode()
     delivery = Delivery.objects.get()
     assert delivery.campaign_id is None and delivery.contact.phone == "+819012345678"
+
+
+def test_upload_over_the_size_limit_is_refused_without_storing(client, org, account, users, media_root, monkeypatch):
+    monkeypatch.setattr("campaigns.media.MAX_BYTES", 1000)
+    login(client, users[Role.MARKETER])
+    response = client.post(
+        reverse("campaigns:media_upload"),
+        {"media.upload": upload("big.jpg", jpeg_bytes((400, 400)) + b"\x00" * 70_000)},
+        HTTP_HX_REQUEST="true", HTTP_HX_TRIGGER_NAME="media.upload",
+    )
+    assert response.status_code == 200
+    assert "The file is larger than 100 MB." in response.content.decode()
+    assert not media_root.exists() or not any(media_root.rglob("*.*"))
