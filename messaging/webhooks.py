@@ -130,6 +130,8 @@ class EnqueueBuffer:
         while True:
             time.sleep(interval)
             self.flush()
+            if connection.connection is not None:  # eager tasks (tests) touched the database here
+                connection.close()
 
 
 enqueue_buffer = EnqueueBuffer()

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 
 from messaging.sandbox.carrier import Registration
 from messaging.sandbox.server import serve
@@ -81,6 +81,7 @@ class Command(BaseCommand):
         if not options["no_db"]:
             try:
                 registrations = registrations_from_db(port, options["public_base_url"])
+                connection.close()
             except DatabaseError as error:
                 self.stderr.write(f"Gateway accounts not read from the database: {error.__class__.__name__}")
         try:
