@@ -174,6 +174,17 @@ def test_marketer_composes_a_carousel_and_admin_approves(browser, live_server, w
     assert "UCS-2" in page.locator("#preview-phone .sms-meter-foot").inner_text()
     page.locator(".preview-card").screenshot(path=str(SCREENSHOTS / "campaign-04-preview-sms.png"))
 
+    # A bad link is refused beside its field, and nothing typed (or uploaded) is lost.
+    page.fill("[name='carousel.cards[0].buttons[0].url']", "javascript:alert(1)")
+    page.click("button[name=action][value=save]")
+    page.wait_for_selector("[data-error-for='carousel.cards[0].buttons[0].url']")
+    assert not Campaign.objects.exists()
+    assert page.input_value("[name='carousel.cards[1].buttons[0].phone']") == "+81312345678"
+    assert "/media/" in page.input_value("[name='carousel.cards[0].media.url']")
+    assert page.input_value("[name=sms_text]") == sms
+    shot(page, "05-error-beside-field")
+    page.fill("[name='carousel.cards[0].buttons[0].url']", "https://shop.example.jp/coat")
+
     page.click("button[name=action][value=submit]")
     page.wait_for_url("**/campaigns/*/")
     campaign = Campaign.objects.get()
@@ -183,17 +194,17 @@ def test_marketer_composes_a_carousel_and_admin_approves(browser, live_server, w
     assert cards[0]["media"]["url"].startswith("http")
     assert cards[0]["buttons"] == [{"type": "open_url", "label": "今すぐ購入", "url": "https://shop.example.jp/coat"}]
     assert campaign.content["chips"][0]["postback"] == "optout"
-    shot(page, "05-submitted")
+    shot(page, "06-submitted")
     page.context.close()
 
     admin = sign_in(browser, live_server, "browser-admin")
     admin.goto(f"{live_server.url}/campaigns/{campaign.pk}/")
     assert admin.locator(".previews .rc-carousel .rc-card").count() == 2
-    shot(admin, "06-admin-review")
+    shot(admin, "07-admin-review")
     admin.click(f"form[action='/campaigns/{campaign.pk}/approve/'] button")
     admin.wait_for_load_state()
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.APPROVED
     assert campaign.approved_by == world["admin"]
-    shot(admin, "07-approved")
+    shot(admin, "08-approved")
     admin.context.close()

@@ -62,3 +62,35 @@ def test_crontab_checks_and_summary():
     assert cf.crontab_summary("30 9 * * *") == "Every day at 09:30 (Japan time)"
     assert cf.crontab_summary("0 12 1 * *") == "On day 1 of every month at 12:00 (Japan time)"
     assert cf.crontab_summary("0 9 * * 1-5") == "Every weekday at 09:00 (Japan time)"
+
+
+def test_a_saved_carousel_survives_the_editor_round_trip():
+    document = {
+        "chips": [{"type": "reply", "label": "興味あり", "postback": "coupon:interested"}],
+        "carousel": {"width": "MEDIUM", "cards": [
+            {"media": {"url": "https://shop.example.jp/img/coupon.jpg", "height": "MEDIUM"},
+             "title": "{{name}}様限定 20%OFFクーポン",
+             "buttons": [{"url": "https://shop.example.jp/coupon", "type": "open_url", "label": "クーポンを使う"}],
+             "description": "配信停止は「停止」と返信してください。"},
+            {"title": "新商品のご案内", "description": "秋の新作",
+             "buttons": [{"type": "location", "label": "店舗", "latitude": 35.5, "longitude": 139.25},
+                         {"type": "calendar", "label": "予定", "title": "セール", "start": "2030-01-10T10:00:00+09:00",
+                          "end": "2030-01-10T20:00:00+09:00"}]},
+        ]},
+    }
+    state = cf.state_from_document(document)
+    posted = {}
+
+    def flatten(prefix, node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                flatten(f"{prefix}.{key}" if prefix else key, value)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                flatten(f"{prefix}[{index}]", value)
+        else:
+            posted[prefix] = node
+
+    flatten("", {k: v for k, v in state.items() if k in ("carousel", "chips")})
+    posted["kind"] = state["kind"]
+    assert cf.document_from_state(cf.state_from_post(posted)) == document
