@@ -19,7 +19,13 @@ import time
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
-from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotFound, JsonResponse
+from django.http import (
+    HttpResponse,
+    HttpResponseForbidden,
+    HttpResponseNotAllowed,
+    HttpResponseNotFound,
+    JsonResponse,
+)
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -165,9 +171,13 @@ def rbm_webhook(request, gateway_id: int):
 
 
 @csrf_exempt
-@require_POST
 def cm_webhook(request, gateway_id: int, secret: str):
-    gateway = _gateway(gateway_id, GatewayKind.CM)
-    if gateway is None:
-        return HttpResponseNotFound()
-    return _receive(request, gateway, secret)
+    if request.method != "POST":
+        response = HttpResponseNotAllowed(["POST"])
+    else:
+        gateway = _gateway(gateway_id, GatewayKind.CM)
+        response = HttpResponseNotFound() if gateway is None else _receive(request, gateway, secret)
+    if response.status_code >= 400:
+        # Django logs 4xx answers with their path, and this path holds the callback secret.
+        response._has_been_logged = True
+    return response

@@ -79,12 +79,11 @@ class Registration:
     callback_secret: str = ""
 
     def public(self) -> dict:
-        return {
-            "kind": self.kind,
-            "gateway_id": self.gateway_id,
-            "agent_id": self.agent_id,
-            "webhook_url": self.webhook_url,
-        }
+        """What the admin API shows: never a token, and the CM callback secret masked in the URL."""
+        url = self.webhook_url
+        if self.callback_secret and self.callback_secret in url:
+            url = url.replace(self.callback_secret, "••••" + self.callback_secret[-4:])
+        return {"kind": self.kind, "gateway_id": self.gateway_id, "agent_id": self.agent_id, "webhook_url": url}
 
 
 @dataclass

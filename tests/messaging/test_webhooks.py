@@ -181,6 +181,16 @@ def test_cm_callback_with_a_wrong_secret_is_refused(client, cm_account, django_c
     assert ProviderEvent.objects.count() == 0 and callbacks == []
 
 
+def test_cm_callback_paths_are_not_logged(client, cm_account, caplog):
+    for url in (
+        reverse("messaging:webhook_cm", args=[cm_account.pk, SECRET]),
+        reverse("messaging:webhook_cm", args=[cm_account.pk, "guessed-secret"]),
+    ):
+        client.get(url)
+        client.post(url, data="not json", content_type="application/json")
+    assert SECRET not in caplog.text and "guessed-secret" not in caplog.text
+
+
 def test_cm_callback_that_is_not_a_callback_is_a_400(client, cm_account):
     url = reverse("messaging:webhook_cm", args=[cm_account.pk, SECRET])
     assert client.post(url, data="{\"hello\": 1}", content_type="application/json").status_code == 400
