@@ -589,6 +589,9 @@ def test_admin_sends_back_with_a_reason(client, org, account, users):
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.DRAFT
     assert campaign.status_reason == "画像を差し替えてください"
+    login(client, users[Role.MARKETER])
+    body = client.get(reverse("campaigns:edit", args=[campaign.pk])).content.decode()
+    assert "画像を差し替えてください" in body
 
 
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.OPERATOR])
