@@ -86,7 +86,7 @@ class Registration:
         return {"kind": self.kind, "gateway_id": self.gateway_id, "agent_id": self.agent_id, "webhook_url": url}
 
 
-@dataclass
+@dataclass(slots=True)
 class SentMessage:
     registration: Registration
     phone: str  # E.164
@@ -99,7 +99,7 @@ class SentMessage:
     timer: asyncio.TimerHandle | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class InboxEntry:
     message_id: str
     channel: str
@@ -325,7 +325,8 @@ class Carrier:
         self.tallies["rbm_revoked"] += 1
         return True
 
-    def _rbm_deliver(self, message: SentMessage, *, revoke_failed: bool = False) -> None:
+    def _rbm_deliver(self, message: SentMessage) -> None:
+        message.timer = None
         if message.state != "pending":
             return
         message.state = "delivered"
@@ -348,6 +349,7 @@ class Carrier:
         self._script(message.phone, "read", message)
 
     def _rbm_expire(self, message: SentMessage) -> None:
+        message.timer = None
         if message.state != "pending":
             return
         rate = self.faults["ttl_revoke_fail_rate"]
@@ -455,6 +457,7 @@ class Carrier:
         return "accepted"
 
     def _cm_deliver(self, message: SentMessage) -> None:
+        message.timer = None
         if message.state != "pending":
             return
         if message.channel == "none":

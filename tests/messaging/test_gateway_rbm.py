@@ -208,6 +208,22 @@ def test_timeout_after_the_request_left_is_outcome_unknown_and_resend_is_dedupli
     assert [m["count"] for m in sandbox.inbox(phone)] == [1]
 
 
+def test_timeout_before_the_carrier_accepted_leaves_nothing_behind(sandbox, rbm):
+    phone = "+819011170002"
+    sandbox.profile(phone, "android_plus_message")
+    sandbox.configure(faults={"timeout_next": 1, "timeout_seconds": 1.0, "timeout_mode": "before_accept"})
+    rbm.timeout_seconds = 0.3
+    outbound = message(phone)
+    with pytest.raises(Retryable) as caught:
+        run(lambda s: rbm.send(s, outbound))
+    assert caught.value.outcome_unknown is True  # the client cannot tell the two timeouts apart
+    time.sleep(0.8)
+    assert sandbox.inbox(phone) == []
+    run(lambda s: rbm.send(s, outbound))
+    sandbox.wait_for(lambda: sandbox.inbox(phone))
+    assert [m["count"] for m in sandbox.inbox(phone)] == [1]
+
+
 def test_connection_refused_is_retryable_and_known_not_sent():
     with socket_closed_port() as port:
         gateway = rbm_gateway(f"http://127.0.0.1:{port}")
