@@ -46,7 +46,6 @@ logger = logging.getLogger(__name__)
 
 FREEZE_CHUNK = 10_000
 BATCH_SIZE = 500
-LEASE_SECONDS = 60
 MAX_IN_FLIGHT = 64
 
 D = DeliveryStatus
@@ -200,7 +199,7 @@ def _claim(where_sql: str, where_params: list, limit: int) -> list[Row]:
     delivery = Delivery._meta.db_table
     contact = "campaigns_contact"
     now = timezone.now()
-    lease_until = now + timedelta(seconds=LEASE_SECONDS)
+    lease_until = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
     skip_locked = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     claimable = (
         f"({where_sql}) AND (status = {D.QUEUED} OR pending_fallback) AND (lease_until IS NULL OR lease_until < %s)"
@@ -543,7 +542,7 @@ def _write_channel(rows: list[Row], channel: str, reason: str) -> None:
 
 
 def dispatch_batch(campaign_id: int, batch_size: int = BATCH_SIZE) -> str:
-    """Send one batch of a running campaign. Returns "more", "wait", "done" or "stopped"."""
+    """Send one batch of a running campaign. Returns "more", "wait", "idle", "done" or "stopped"."""
     campaign = Campaign.objects.select_related(
         "official_account__rcs_gateway", "official_account__sms_gateway"
     ).get(pk=campaign_id)
@@ -552,25 +551,43 @@ def dispatch_batch(campaign_id: int, batch_size: int = BATCH_SIZE) -> str:
     Campaign.objects.filter(pk=campaign_id).update(last_dispatch_at=timezone.now())
     ctx = _context_for_campaign(campaign)
     with transaction.atomic():
-        rows = _claim("campaign_id = %s", [campaign_id], batch_size)
+        rows = _claim("campaign_id = %s", [campaign_id], _batch_size_for(ctx, batch_size))
     if rows:
         outcome = _process(ctx, rows)
         _maybe_auto_pause(campaign, len(rows), outcome.gateway_errors)
         return "more"
     if not campaign.audience_frozen_at:
-        campaign.refresh_from_db(fields=["audience_frozen_at"])
-        if not campaign.audience_frozen_at:
-            return "wait"
-    remaining = Delivery.objects.filter(campaign_id=campaign_id).filter(status=D.QUEUED).exists() or (
-        Delivery.objects.filter(campaign_id=campaign_id, pending_fallback=True).exists()
-    )
-    if remaining:
-        return "wait"
+        # Nothing claimable yet: help freeze the audience (this also resumes a launch whose task died).
+        audience_freeze_chunk(campaign)
+        return "more"
+    deliveries = Delivery.objects.filter(campaign_id=campaign_id)
+    if deliveries.filter(status=D.QUEUED).exists() or deliveries.filter(pending_fallback=True).exists():
+        return "wait"  # leased by another chain, or backing off after a retryable error
+    if awaiting_rcs_receipts(campaign):
+        # Everything is out, but RCS messages may still expire into SMS: the sweeper looks again.
+        return "idle"
     try:
         campaign_transition(campaign, CampaignStatus.COMPLETED)
     except TransitionError:
         pass
     return "done"
+
+
+def awaiting_rcs_receipts(campaign: Campaign) -> bool:
+    """RCS messages sent but neither delivered nor past their TTL (plus the grace and a margin)."""
+    horizon = timezone.now() - timedelta(seconds=campaign.ttl_seconds + settings.TTL_GRACE_SECONDS + 300)
+    return Delivery.objects.filter(
+        campaign_id=campaign.pk, status=D.SENT, channel=Channel.RCS, sent_at__gt=horizon
+    ).exists()
+
+
+def _batch_size_for(ctx: SendContext, batch_size: int) -> int:
+    """Small enough that a batch is sent well within its lease at the account's rate."""
+    rates = [g.rate_per_second for g in (ctx.rcs_gateway, ctx.sms_gateway) if g is not None]
+    if not rates:
+        return batch_size
+    affordable = int(min(rates) * settings.DELIVERY_LEASE_SECONDS / 4)
+    return max(10, min(batch_size, affordable))
 
 
 def _maybe_auto_pause(campaign: Campaign, attempted: int, errors: int) -> None:
@@ -611,9 +628,9 @@ def send_single(delivery_id: int) -> str:
 # 5. Sweepers
 
 
-def running_campaigns_needing_dispatch(stale_seconds: int = 30) -> list[int]:
+def running_campaigns_needing_dispatch() -> list[int]:
     """Running campaigns whose dispatch chain looks dead (a worker was killed): re-queue them."""
-    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
+    cutoff = timezone.now() - timedelta(seconds=settings.DISPATCH_STALE_SECONDS)
     return list(
         Campaign.objects.filter(status=CampaignStatus.RUNNING)
         .filter(models_q_stale(cutoff))
@@ -692,12 +709,35 @@ def queue_sms_fallback(delivery_ids: list[int]) -> int:
     """After a confirmed revoke: the SMS leg is queued. Only rows still RCS-and-undelivered move."""
     if not delivery_ids:
         return 0
-    return Delivery.objects.filter(id__in=delivery_ids, status=D.SENT, channel=Channel.RCS).update(
-        channel=Channel.SMS,
-        fallback_reason=FallbackReason.TTL_EXPIRED,
-        pending_fallback=True,
-        lease_until=None,
-    )
+    with transaction.atomic():
+        rows = list(
+            Delivery.objects.filter(id__in=delivery_ids, status=D.SENT, channel=Channel.RCS).values_list(
+                "id", "campaign_id"
+            )
+        )
+        updated = Delivery.objects.filter(
+            id__in=[r[0] for r in rows], status=D.SENT, channel=Channel.RCS
+        ).update(
+            channel=Channel.SMS,
+            fallback_reason=FallbackReason.TTL_EXPIRED,
+            pending_fallback=True,
+            lease_until=None,
+        )
+        dispatch_fallbacks(rows)
+    return updated
+
+
+def dispatch_fallbacks(rows: list[tuple[int, int | None]]) -> None:
+    """Enqueue, after commit, whatever sends the SMS legs just queued: the campaign's chain, or the
+    priority lane for a message sent on its own."""
+    from .tasks import dispatch_campaign, send_message
+
+    campaign_ids = {campaign_id for _id, campaign_id in rows if campaign_id}
+    singles = [delivery_id for delivery_id, campaign_id in rows if not campaign_id]
+    for campaign_id in campaign_ids:
+        transaction.on_commit(lambda c=campaign_id: dispatch_campaign.delay(c))
+    for delivery_id in singles:
+        transaction.on_commit(lambda d=delivery_id: send_message.delay(d))
 
 
 def cancel_remaining(campaign: Campaign) -> int:

@@ -131,12 +131,15 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
 
     revoked = by_kind[("ttl_revoked", Channel.RCS)]
     if revoked:
-        _update_returning(
+        rows = _update_returning(
             "channel = %s, fallback_reason = %s, pending_fallback = %s, lease_until = NULL",
             [Channel.SMS, FallbackReason.TTL_EXPIRED, True],
             revoked,
             f"status = {D.SENT} AND channel = '{Channel.RCS}' AND NOT pending_fallback",
         )
+        from .fanout import dispatch_fallbacks
+
+        dispatch_fallbacks([(delivery_id, campaign_id) for delivery_id, campaign_id, _ in rows])
 
     for delivery_uuid, leg, code, reason in failures:
         rows = _update_returning(
