@@ -6,6 +6,7 @@ ids answer 404.
 """
 
 import csv
+import json
 import logging
 import re
 import unicodedata
@@ -149,21 +150,29 @@ class _Echo:
         return value
 
 
+def _other_attributes(attributes: dict, known_keys: set) -> str:
+    other = {key: value for key, value in attributes.items() if key not in known_keys}
+    return json.dumps(other, ensure_ascii=False) if other else ""
+
+
 @member_required("compose")
 def contact_export(request):
     """Stream the filtered contacts as CSV (UTF-8 with BOM, so Excel opens it), formula cells neutralised."""
     form = ContactSearchForm(request.GET or None, organization=request.organization)
     contacts = _filtered_contacts(request, form).order_by("id")
+    # Columns for the attributes seen in the first rows; any other attribute goes, as JSON, into a
+    # last column, so nothing is lost without a second pass over every contact.
     attribute_keys = sorted(
         {key for attributes in contacts.values_list("attributes", flat=True)[:1000] for key in (attributes or {})}
     )
+    known_keys = set(attribute_keys)
     writer = csv.writer(_Echo())
     security_log.info("contacts exported: org=%s user=%s", request.organization.pk, request.user.pk)
 
     def lines():
         yield "\ufeff"
         yield writer.writerow(
-            [_("Mobile number"), _("Name"), _("Opted out at"), _("Created at"), *attribute_keys]
+            [_("Mobile number"), _("Name"), _("Opted out at"), _("Created at"), *attribute_keys, _("Other attributes")]
         )
         for contact in contacts.iterator(chunk_size=2000):
             attributes = contact.attributes or {}
@@ -174,6 +183,7 @@ def contact_export(request):
                     timezone.localtime(contact.opted_out_at).isoformat() if contact.opted_out_at else "",
                     timezone.localtime(contact.created_at).isoformat(),
                     *[csv_safe(attributes.get(key, "")) for key in attribute_keys],
+                    _other_attributes(attributes, known_keys),
                 ]
             )
 

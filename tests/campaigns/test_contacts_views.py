@@ -211,6 +211,7 @@ def test_csv_export_neutralises_formulas(as_role, org):
     assert first["Name"] == "'=HYPERLINK(\"http://evil\")"
     assert first["memo"] == "'+SUM(1)" and first["note"] == "'-2" and first["tag"] == "'@x" and first["ok"] == "普通"
     assert by_phone["'+819011112222"]["Name"] == "'\tタブ"
+    assert header[-1] == "Other attributes" and first["Other attributes"] == ""
 
 
 def test_export_respects_filters(as_role, org):
