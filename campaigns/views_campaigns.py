@@ -841,13 +841,24 @@ def monitor_progress(request, pk):
     return response
 
 
-def _phone_digits(query: str) -> str:
+def phone_filter(query: str) -> dict:
+    """Filter deliveries by a typed number: “090-1234”, “０９０１２３４５６７８” and “+8190…” match the start
+    of the E.164 number (an index range scan); other digits (“5678”) match anywhere."""
     import unicodedata
 
-    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", query))
-    if digits.startswith("0"):
-        digits = "81" + digits[1:]
-    return digits
+    text = unicodedata.normalize("NFKC", query).strip()
+    digits = re.sub(r"\D", "", text)
+    if not digits:
+        return {"pk__in": []}
+    if text.startswith("+") or (digits.startswith("81") and len(digits) >= 11):
+        prefix = "+" + digits
+    elif digits.startswith("0"):
+        prefix = "+81" + digits[1:]
+    else:
+        return {"contact__phone__contains": digits}
+    # A range as well as LIKE: the range lets the (organization, phone) index serve any collation.
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return {"contact__phone__startswith": prefix, "contact__phone__gte": prefix, "contact__phone__lt": upper}
 
 
 def _recipients_context(request, campaign) -> dict:
@@ -866,8 +877,7 @@ def _recipients_context(request, campaign) -> dict:
     else:
         channel = ""
     if query:
-        digits = _phone_digits(query)
-        rows = rows.filter(contact__phone__contains=digits) if digits else rows.none()
+        rows = rows.filter(contact__organization=campaign.organization_id, **phone_filter(query))
     after = request.GET.get("after", "")
     if after.isdigit():
         rows = rows.filter(id__lt=int(after))

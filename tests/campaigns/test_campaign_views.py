@@ -871,3 +871,14 @@ def test_upload_over_the_size_limit_is_refused_without_storing(client, org, acco
     assert response.status_code == 200
     assert "The file is larger than 100 MB." in response.content.decode()
     assert not media_root.exists() or not any(media_root.rglob("*.*"))
+
+
+def test_phone_filter_uses_a_prefix_range_for_typed_numbers():
+    from campaigns.views_campaigns import phone_filter
+
+    assert phone_filter("090-1234") == {"contact__phone__startswith": "+81901234", "contact__phone__gte": "+81901234",
+                                        "contact__phone__lt": "+81901235"}
+    assert phone_filter("０９０１２３４５６７８")["contact__phone__startswith"] == "+819012345678"
+    assert phone_filter("+81 90 1234")["contact__phone__startswith"] == "+81901234"
+    assert phone_filter("5678") == {"contact__phone__contains": "5678"}
+    assert phone_filter("abc") == {"pk__in": []}
