@@ -884,6 +884,8 @@ def _recipients_context(request, campaign) -> dict:
     page = list(rows.order_by("-id")[: RECIPIENTS_PAGE + 1])
     more = len(page) > RECIPIENTS_PAGE
     page = page[:RECIPIENTS_PAGE]
+    for delivery in page:
+        delivery.phone_display = national_format(delivery.contact.phone)
     filters = {"status": status, "channel": channel, "q": query}
     return {
         "recipients": page,
