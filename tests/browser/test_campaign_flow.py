@@ -208,3 +208,48 @@ def test_marketer_composes_a_carousel_and_admin_approves(browser, live_server, w
     assert campaign.approved_by == world["admin"]
     shot(admin, "08-approved")
     admin.context.close()
+
+
+def test_operator_watches_the_progress_bar_fill_and_polling_stop(browser, live_server, world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from messaging.models import CampaignCounter, Metric
+    from tests.campaigns.factories import CampaignFactory
+
+    member(world["organization"], Role.OPERATOR, username="browser-operator")
+    campaign = CampaignFactory(
+        organization=world["organization"], official_account=world["account"], name="進行中の配信",
+        status=CampaignStatus.RUNNING, approved_by=world["admin"], approved_at=timezone.now(),
+        started_at=timezone.now(), created_by=world["marketer"],
+    )
+    minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=1)
+
+    def count(metric, n, channel="", detail=""):
+        CampaignCounter.objects.update_or_create(
+            campaign=campaign, minute=minute, channel=channel, metric=metric, detail=detail, defaults={"count": n}
+        )
+
+    count(Metric.TARGETED, 200)
+    count(Metric.SENT, 50, "rcs")
+    page = sign_in(browser, live_server, "browser-operator")
+    page.goto(f"{live_server.url}/campaigns/{campaign.pk}/monitor/")
+    assert page.get_attribute("#live", "hx-trigger") == "every 2s"
+    assert page.get_attribute("[role=progressbar]", "aria-valuenow") == "25.0"
+    shot(page, "09-monitor-running")
+
+    count(Metric.SENT, 150, "rcs")
+    count(Metric.SENT, 50, "sms")
+    count(Metric.FELL_BACK, 50, "sms", "not_capable")
+    count(Metric.DELIVERED, 180, "rcs")
+    count(Metric.READ, 120, "rcs")
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.COMPLETED, finished_at=timezone.now())
+    page.wait_for_function("document.querySelector('[role=progressbar]').getAttribute('aria-valuenow') === '100.0'",
+                           timeout=10_000)
+    page.wait_for_function("!document.querySelector('#live').hasAttribute('hx-trigger')")
+    assert page.locator(".progress.done").count() == 1
+    assert page.locator(".reason-list li").count() == 1  # the fallback reason
+    assert page.locator(".funnel-row").count() == 6
+    shot(page, "10-monitor-finished")
+    page.context.close()
