@@ -280,6 +280,13 @@ def test_owning_one_org_gives_no_write_access_to_another_where_only_viewer(clien
     assert client.post(admin_url(contact_list, "delete"), {"post": "yes"}).status_code == 403
     contact_list.refresh_from_db()
     assert contact_list.name == "alpha-list"
+    # nor delete them with the list's bulk action
+    response = client.post(
+        changelist_url(type(contact_list)),
+        {"action": "delete_selected", "_selected_action": [contact_list.pk], "post": "yes"},
+    )
+    assert response.status_code == 403
+    assert type(contact_list).objects.filter(pk=contact_list.pk).exists()
     # and may not create rows in the organization where they only view
     response = client.post(add_url(type(contact_list)), {"organization": world["alpha"].pk, "name": "new", "purpose": "promotion"})
     assert not world["alpha"].contact_lists.filter(name="new").exists()
