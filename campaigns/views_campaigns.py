@@ -752,8 +752,10 @@ def chart_svg(series: list[dict], width=960, height=240) -> dict:
     lines = []
     for key, label, css in (("sent", _("Sent"), "sent"), ("delivered", _("Delivered"), "delivered"),
                             ("read", _("Read"), "read")):
-        points = " ".join(f"{x(i):.1f},{y(p.get(key, 0)):.1f}" for i, p in enumerate(series))
-        lines.append({"key": key, "label": label, "css": css, "points": points,
+        coordinates = [(f"{x(i):.1f}", f"{y(p.get(key, 0)):.1f}") for i, p in enumerate(series)]
+        lines.append({"key": key, "label": label, "css": css, "points": " ".join(f"{a},{b}" for a, b in coordinates),
+                      # markers when there are few points (a single minute draws no line at all)
+                      "dots": coordinates if count <= 30 else [],
                       "total": sum(p.get(key, 0) for p in series)})
     grid = [{"y": f"{y(top * f / 4):.1f}", "label": f"{int(top * f / 4):,}"} for f in range(5)]
     ticks = []
