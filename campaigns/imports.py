@@ -17,13 +17,14 @@ import io
 import logging
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -43,6 +44,7 @@ from .phone import normalize_mobile
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 2000
+STALE_AFTER = timedelta(minutes=30)
 IMPORT_MAX_BYTES = 100 * 1024 * 1024
 SAMPLE_ROWS = 3
 ATTRIBUTE_MAX = 50  # custom attribute columns per file
@@ -334,8 +336,12 @@ def _consent_method(text: str) -> str | None:
 
 def import_job_run(job: ImportJob) -> ImportJob:
     """Import every row of ``job``; good rows go in, bad rows are reported. Safe to call once per job."""
-    claimed = ImportJob.objects.filter(pk=job.pk, status=ImportStatus.QUEUED).update(
-        status=ImportStatus.RUNNING, started_at=timezone.now()
+    now = timezone.now()
+    # A job left "running" by a worker that died is taken over after a while; the writes are upserts
+    # and consent rows are de-duplicated, so running a job again does not duplicate anything.
+    stale = Q(status=ImportStatus.RUNNING, started_at__lt=now - STALE_AFTER)
+    claimed = ImportJob.objects.filter(Q(status=ImportStatus.QUEUED) | stale, pk=job.pk).update(
+        status=ImportStatus.RUNNING, started_at=now
     )
     if not claimed:
         job.refresh_from_db()

@@ -156,6 +156,21 @@ def test_not_text_is_refused(org, settings, tmp_path):
         make_job(org, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x81\x82" * 20, name="contacts.csv")
 
 
+def test_a_job_left_running_by_a_dead_worker_is_taken_over(org, settings, tmp_path):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.MEDIA_ROOT = tmp_path
+    job = make_job(org, b"phone\n09012345678\n", purpose=ListPurpose.TRANSACTION)
+    import_job_set_mapping(job, job.mapping, {})
+    type(job).objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING, started_at=timezone.now())
+    assert import_job_run(job).created_count == 0  # a live worker has it
+    type(job).objects.filter(pk=job.pk).update(started_at=timezone.now() - timedelta(hours=1))
+    job = import_job_run(job)
+    assert job.status == ImportStatus.DONE and job.created_count == 1
+
+
 def test_run_twice_is_a_no_op(org, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     job = make_job(org, b"phone\n09012345678\n", purpose=ListPurpose.TRANSACTION)
