@@ -56,20 +56,25 @@ def _phone_prefix(query: str) -> str | None:
 
 def _filtered_contacts(request, form):
     contacts = Contact.objects.filter(organization=request.organization)
-    if form.is_valid():
-        query = form.cleaned_data["q"].strip()
-        if query:
-            prefix = _phone_prefix(query)
-            if prefix:
-                contacts = contacts.filter(phone__startswith=prefix)
-            else:
-                contacts = contacts.filter(name__icontains=query)
-        if form.cleaned_data["list"]:
-            contacts = contacts.filter(list_memberships__contact_list=form.cleaned_data["list"])
-        if form.cleaned_data["opted_out"] == "yes":
-            contacts = contacts.filter(opted_out_at__isnull=False)
-        elif form.cleaned_data["opted_out"] == "no":
-            contacts = contacts.filter(opted_out_at__isnull=True)
+    if not form.is_bound:
+        return contacts
+    form.is_valid()  # a bad value in one filter (say, an unknown list) leaves the others working
+    cleaned = form.cleaned_data
+    query = (cleaned.get("q") or "").strip()
+    if query:
+        prefix = _phone_prefix(query)
+        if prefix:
+            contacts = contacts.filter(phone__startswith=prefix)
+        else:
+            contacts = contacts.filter(name__icontains=query)
+    if "list" in form.errors:
+        return contacts.none()
+    if cleaned.get("list"):
+        contacts = contacts.filter(list_memberships__contact_list=cleaned["list"])
+    if cleaned.get("opted_out") == "yes":
+        contacts = contacts.filter(opted_out_at__isnull=False)
+    elif cleaned.get("opted_out") == "no":
+        contacts = contacts.filter(opted_out_at__isnull=True)
     return contacts
 
 

@@ -73,9 +73,12 @@ def test_another_organizations_ids_are_404(as_role, org):
     assert client.get(reverse("contacts:list_edit", args=[contact_list.pk])).status_code == 404
     for name in ("import_mapping", "import_status", "import_progress", "import_report"):
         assert client.get(reverse(f"contacts:{name}", args=[job.pk])).status_code == 404
-    # another org's list cannot be used as a filter or an import target
+    # another org's list cannot be used as a filter (it matches nobody) or as an import target
+    mine = ContactFactory(organization=org, name="自社の連絡先")
     response = client.get(reverse("contacts:list"), {"list": contact_list.pk})
-    assert contact.phone not in body(response)
+    assert contact.name not in body(response) and mine.name not in body(response)
+    response = client.get(reverse("contacts:export"), {"list": contact_list.pk})
+    assert mine.phone not in b"".join(response.streaming_content).decode()
     response = client.post(reverse("contacts:import"), {
         "file": SimpleUploadedFile("a.csv", b"phone\n09012345678\n"), "contact_list": contact_list.pk})
     assert response.status_code == 200 and "errorlist" in body(response)
