@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from .decorators import member_required
 from .forms import LogoForm, MemberAddForm, MemberRoleForm, MenuItemForm, OfficialAccountForm
-from .models import Carrier, CarrierReview, Membership, OfficialAccount, ReviewStatus, Role
+from .models import Carrier, CarrierReview, Membership, OfficialAccount, Organization, ReviewStatus, Role
 from .selectors import SESSION_KEY
 from .services import (
     MenuPathError,
@@ -42,6 +42,8 @@ def switch_organization(request):
     if organization_id not in user_org_ids(request.user):
         raise Http404
     request.session[SESSION_KEY] = organization_id
+    organization = Organization.objects.get(pk=organization_id)
+    messages.info(request, _("You are now working in %(name)s.") % {"name": organization.name})
     return redirect("dashboard")
 
 

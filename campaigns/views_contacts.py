@@ -18,6 +18,7 @@ from django.db.models import Count, Q
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseStopPolling
@@ -217,11 +218,14 @@ def list_index(request):
 @member_required("compose")
 def list_create(request):
     form = ContactListForm(request.POST or None, organization=request.organization)
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = ""
     if request.method == "POST" and form.is_valid():
         contact_list = form.save()
         messages.success(request, _("The list “%(name)s” was created.") % {"name": contact_list.name})
-        return redirect("contacts:lists")
-    return render(request, "contacts/list_form.html", {"form": form, "contact_list": None})
+        return redirect(next_url or "contacts:lists")
+    return render(request, "contacts/list_form.html", {"form": form, "contact_list": None, "next": next_url})
 
 
 @member_required("compose")

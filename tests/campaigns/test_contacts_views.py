@@ -190,6 +190,18 @@ def test_lists_create_rename_and_errors_keep_input(as_role, org):
     assert "会員（販促）" in body(client.get(reverse("contacts:lists")))
 
 
+def test_list_create_returns_to_the_import_page(as_role, org):
+    client = as_role(Role.MARKETER)
+    page = client.get(reverse("contacts:import")).content.decode()
+    assert f"{reverse('contacts:list_create')}?next={reverse('contacts:import')}" in page
+    response = client.post(reverse("contacts:list_create"), {"name": "新規", "purpose": "transaction",
+                                                              "next": reverse("contacts:import")})
+    assert response["Location"] == reverse("contacts:import")
+    response = client.post(reverse("contacts:list_create"), {"name": "外部", "purpose": "transaction",
+                                                              "next": "https://evil.example.com/"})
+    assert response["Location"] == reverse("contacts:lists")
+
+
 def test_viewer_cannot_post_lists(as_role):
     response = as_role(Role.VIEWER).post(reverse("contacts:list_create"), {"name": "x", "purpose": "promotion"})
     assert response.status_code == 403
