@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 
 import uvicorn
 
@@ -18,6 +19,10 @@ logger = logging.getLogger(__name__)
 
 
 def event_loop_name() -> str:
+    """uvloop when installed (SANDBOX_LOOP=asyncio forces the standard loop)."""
+    forced = os.environ.get("SANDBOX_LOOP", "")
+    if forced in ("asyncio", "uvloop"):
+        return forced
     return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
 
