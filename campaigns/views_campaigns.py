@@ -544,8 +544,14 @@ def compose_audience(request):
     include = [int(v) for v in data.getlist("audience_lists") if str(v).isdigit()]
     exclude = [int(v) for v in data.getlist("exclusion_lists") if str(v).isdigit()]
     classification = data.get("classification") or Classification.PROMOTION
-    context = {"audience": _audience_context(request, classification, include, exclude)}
-    return render(request, "campaigns/_audience.html#audience", context)
+    context = {
+        "audience": _audience_context(request, classification, include, exclude),
+        "sample_contacts": sample_contacts(request.organization, include),
+        "oob": True,
+    }
+    response = render(request, "campaigns/_audience_response.html", context)
+    response["HX-Trigger"] = "builderChanged"  # the preview follows the new sample contact
+    return response
 
 
 @limited_uploads

@@ -523,6 +523,7 @@ def test_audience_count_after_opt_outs(client, org, account, users, audience):
                        {"audience_lists": [str(audience.pk)], "classification": "promotion"}).content.decode()
     assert '<span class="value">2</span>' in body
     assert "1 opted out" in body
+    assert 'id="sample-contact-wrap" hx-swap-oob="true"' in body and "会員1" in body
 
 
 def test_audience_ignores_other_orgs_lists(client, org, account, users):
