@@ -323,6 +323,8 @@ def media_slot(path: str, url, errors: dict, kind: str | None = None) -> dict:
     """One media input: the stored URL, the file chooser and the errors of both."""
     from .media import display_url
 
+    if kind is None and isinstance(url, str):
+        kind = "video" if url.lower().rsplit("?", 1)[0].endswith((".mp4", ".webm")) else "image"
     return {"path": path, "url": url or "", "display_url": display_url(url or ""), "kind": kind,
             "is_message_media": path == "media",
             "errors": errors.get(f"{path}.url", []) + errors.get(path, []) + errors.get(f"{path}.kind", [])}

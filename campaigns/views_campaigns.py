@@ -582,8 +582,7 @@ def media_upload(request):
                 errors.append(_("A card shows an image or a video, not a file."))
             else:
                 url = stored.url
-                if slot == "media":
-                    kind = stored.kind
+                kind = stored.kind
         except ValidationError as error:
             errors.extend(error.messages)
     context = {
