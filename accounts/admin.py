@@ -28,9 +28,20 @@ class MembershipAdmin(OrgScopedAdmin):
 
 
 class CarrierReviewInline(admin.TabularInline):
+    """Carriers decide reviews; only the platform's superusers record their decisions."""
+
     model = CarrierReview
     extra = 0
     max_num = 3
+
+    def has_add_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
 
 
 @admin.register(OfficialAccount)
@@ -54,6 +65,15 @@ class CarrierReviewAdmin(OrgScopedAdmin):
     list_display = ["account", "carrier", "status", "decided_at", "reason"]
     list_filter = ["carrier", "status"]
     search_fields = ["account__display_name", "reason"]
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser  # a carrier's decision, not the organization's
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
 
 
 @admin.register(GatewayAccount)

@@ -21,7 +21,7 @@ env = environ.Env(
 )
 
 DEBUG = env("DEBUG")
-_DEV_ONLY_SECRET = "dev-only-insecure-key-set-SECRET_KEY-in-production"
+_DEV_ONLY_SECRET = "django-insecure-dev-only-key-set-SECRET_KEY-in-production"
 SECRET_KEY = env.str("SECRET_KEY", default=_DEV_ONLY_SECRET)
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -233,6 +233,10 @@ DISPATCH_CHAINS = env.int("DISPATCH_CHAINS", default=2)
 AUTO_PAUSE_ERROR_RATE = env.float("AUTO_PAUSE_ERROR_RATE", default=0.5)  # 0 disables
 AUTO_PAUSE_MIN_BATCH = env.int("AUTO_PAUSE_MIN_BATCH", default=50)
 TTL_GRACE_SECONDS = env.int("TTL_GRACE_SECONDS", default=30)
+# A claimed batch must be recorded within its lease, or others may claim it again (same ids).
+DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=60)
+# A running campaign with no dispatch for this long gets its chains restarted by the sweeper.
+DISPATCH_STALE_SECONDS = env.int("DISPATCH_STALE_SECONDS", default=30)
 CELERY_TASK_ROUTES = {
     "messaging.tasks.send_message": {"queue": "priority"},
 }

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.admin_scoping import OrgScopedAdmin
-from accounts.models import Role
+from accounts.models import CarrierReview, Role
 from campaigns.models import Consent
 from messaging.models import ProviderEvent
 from tests.accounts.factories import MembershipFactory, OrganizationFactory, UserFactory, member
@@ -170,7 +170,13 @@ def test_search_does_not_reach_another_org(client, world):
 # --- Choices in add forms -----------------------------------------------------------------------
 
 
-ADDABLE = [m for m in SCOPED if m._meta.label_lower not in ("accounts.organization", "accounts.apikey", "messaging.delivery")]
+# Carrier reviews are recorded by superusers only (a carrier's decision, not the organization's).
+ADDABLE = [
+    m
+    for m in SCOPED
+    if m._meta.label_lower
+    not in ("accounts.organization", "accounts.apikey", "messaging.delivery", "accounts.carrierreview")
+]
 
 
 @pytest.mark.parametrize("model", ADDABLE, ids=lambda m: m._meta.label_lower)
@@ -449,3 +455,10 @@ def test_console_views_answer_404_for_another_orgs_object(client, world, import_
     assert model.objects.filter(pk=objects["b"].pk).values().get() == before
     own = reverse(name, kwargs={"pk": objects["a"].pk})
     assert client.get(own).status_code != 404, f"{own}: the mapping is wrong, or the view is not reachable at all"
+
+
+def test_owner_cannot_record_a_carrier_review(client, world):
+    """Approval comes from the carriers: an organization's owner cannot approve its own account."""
+    owner = staff(world["alpha"])
+    client.force_login(owner)
+    assert client.get(add_url(CarrierReview)).status_code == 403

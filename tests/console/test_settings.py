@@ -56,12 +56,6 @@ def test_check_deploy_passes_with_production_settings(tmp_path):
     assert "no issues" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known bug, reported to the lead: console/settings.py's dev default SECRET_KEY is 51 varied "
-    "characters without the 'django-insecure-' prefix, so check --deploy accepts it. Fix: start "
-    "_DEV_ONLY_SECRET with 'django-insecure-'; then remove this marker.",
-)
 def test_check_deploy_fails_with_the_dev_default_key(tmp_path):
     result = check_deploy(production_env(tmp_path, SECRET_KEY=None))
     assert result.returncode != 0
