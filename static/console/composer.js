@@ -127,7 +127,16 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () { refreshAll(document); });
-  document.addEventListener("htmx:afterSettle", function (event) { refreshAll(event.target); });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    // The preview answers with the SMS limit of the chosen official account's gateway.
+    var source = document.getElementById("sms-limit-source");
+    if (source) {
+      document.querySelectorAll("[data-sms-limit]").forEach(function (textarea) {
+        textarea.setAttribute("data-sms-limit", source.getAttribute("data-limit"));
+      });
+    }
+    refreshAll(document);
+  });
   // While a file uploads, show it on its slot.
   document.addEventListener("htmx:beforeRequest", function (event) {
     var slot = event.target.closest && event.target.closest(".media-slot");
