@@ -256,6 +256,13 @@ def campaign_list(request):
         .values_list("status", "n")
     )
     page = Paginator(campaigns.order_by("-created_at", "-id"), 25).get_page(request.GET.get("page"))
+    for campaign in page.object_list:
+        # Live progress for the few campaigns sending now (read from the folded counters).
+        campaign.progress_percent = None
+        if campaign.status in (S.RUNNING, S.PAUSED):
+            stats = _stats(campaign)
+            if stats is not None:
+                campaign.progress_percent = round(100.0 * float(stats.get("progress") or 0), 1)
     total = sum(counts.values())
     context = {
         "page": page,

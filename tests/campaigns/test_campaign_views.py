@@ -883,3 +883,9 @@ def test_phone_filter_uses_a_prefix_range_for_typed_numbers():
     assert phone_filter("+81 90 1234")["contact__phone__startswith"] == "+81901234"
     assert phone_filter("5678") == {"contact__phone__contains": "5678"}
     assert phone_filter("abc") == {"pk__in": []}
+
+
+def test_list_shows_progress_of_running_campaigns(client, org, account, users):
+    running_campaign(org, account, users)
+    body = login(client, users[Role.VIEWER]).get(reverse("campaigns:list")).content.decode()
+    assert 'class="mini-progress" title="84.0%"' in body
