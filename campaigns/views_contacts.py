@@ -248,7 +248,16 @@ def _job_or_404(request, pk):
 
 @member_required("compose")
 def import_upload(request):
-    form = ImportUploadForm(request.POST or None, request.FILES or None, organization=request.organization)
+    lists = ContactList.objects.filter(organization=request.organization)
+    initial = {}
+    chosen = request.GET.get("list", "")
+    if chosen.isdigit() and lists.filter(pk=int(chosen)).exists():
+        initial["contact_list"] = int(chosen)
+    elif len(ids := list(lists.values_list("pk", flat=True)[:2])) == 1:
+        initial["contact_list"] = ids[0]  # the only list: nothing to choose
+    form = ImportUploadForm(
+        request.POST or None, request.FILES or None, organization=request.organization, initial=initial
+    )
     if request.method == "POST" and form.is_valid():
         try:
             job = import_job_create(
@@ -260,7 +269,7 @@ def import_upload(request):
         else:
             return redirect("contacts:import_mapping", pk=job.pk)
     recent = ImportJob.objects.filter(organization=request.organization).select_related("contact_list")[:10]
-    has_lists = ContactList.objects.filter(organization=request.organization).exists()
+    has_lists = lists.exists()
     return render(request, "contacts/import_upload.html", {"form": form, "recent": recent, "has_lists": has_lists})
 
 

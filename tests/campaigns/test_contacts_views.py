@@ -202,6 +202,18 @@ def test_list_create_returns_to_the_import_page(as_role, org):
     assert response["Location"] == reverse("contacts:lists")
 
 
+def test_import_page_preselects_the_list(as_role, org):
+    first = ContactListFactory(organization=org)
+    client = as_role(Role.MARKETER)
+    assert f'value="{first.pk}" selected' in client.get(reverse("contacts:import")).content.decode()
+    second = ContactListFactory(organization=org)
+    page = client.get(reverse("contacts:import")).content.decode()
+    assert f'value="{first.pk}" selected' not in page and f'value="{second.pk}" selected' not in page
+    page = client.get(reverse("contacts:import"), {"list": second.pk}).content.decode()
+    assert f'value="{second.pk}" selected' in page
+    assert f"{reverse('contacts:import')}?list={second.pk}" in client.get(reverse("contacts:lists")).content.decode()
+
+
 def test_viewer_cannot_post_lists(as_role):
     response = as_role(Role.VIEWER).post(reverse("contacts:list_create"), {"name": "x", "purpose": "promotion"})
     assert response.status_code == 403
