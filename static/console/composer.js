@@ -126,6 +126,18 @@
     if (select) select.closest(".sugg").setAttribute("data-type", select.value);
   });
 
+  // Warn before leaving the composer with unsaved changes (uploads are stored, but their URL is not yet saved).
+  var dirty = false;
+  document.addEventListener("input", function (event) {
+    if (event.target.closest && event.target.closest("#composer-form")) dirty = true;
+  });
+  document.addEventListener("submit", function (event) {
+    if (event.target.id === "composer-form") dirty = false;
+  });
+  window.addEventListener("beforeunload", function (event) {
+    if (dirty) { event.preventDefault(); event.returnValue = ""; }
+  });
+
   document.addEventListener("DOMContentLoaded", function () { refreshAll(document); });
   document.addEventListener("htmx:afterSettle", function (event) {
     // The preview answers with the SMS limit of the chosen official account's gateway.
