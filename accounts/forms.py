@@ -42,6 +42,16 @@ class OfficialAccountForm(forms.ModelForm):
         self.fields["rcs_gateway"].empty_label = _("— none —")
         self.fields["sms_gateway"].empty_label = _("— none —")
         self.instance.organization = organization
+        self.organization = organization
+
+    def clean_display_name(self):
+        # The (organization, display name) constraint involves a field the form does not show, so
+        # Django's constraint validation skips it; check it here to answer beside the field.
+        name = self.cleaned_data["display_name"].strip()
+        others = OfficialAccount.objects.filter(organization=self.organization, display_name=name)
+        if others.exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(_("Another official account already has this name."))
+        return name
 
     def clean_sms_sender_id(self):
         value = self.cleaned_data["sms_sender_id"].strip()

@@ -426,3 +426,13 @@ def test_members_of_another_org_are_404(login, org):
     client = login(member(org, Role.OWNER))
     assert client.post(reverse("accounts:member_remove", args=[other.pk])).status_code == 404
     assert client.post(reverse("accounts:member_role", args=[other.pk]), {"role": "admin"}).status_code == 404
+
+
+def test_duplicate_display_name_is_an_error_beside_the_field(login, org):
+    OfficialAccountFactory(organization=org, display_name="同じ名前")
+    client = login(member(org, Role.ADMIN))
+    response = client.post(reverse("accounts:official_create"), {
+        "display_name": "同じ名前", "legal_name": "株式会社同じ", "description": "", "brand_color": "#0B57D0",
+        "sms_sender_id": "SAME"})
+    assert response.status_code == 200
+    assert 'id="id_display_name_errors"' in response.content.decode()
