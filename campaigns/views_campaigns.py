@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -55,6 +56,8 @@ from .phone import national_format
 MONITOR_PERMISSIONS = {"operate", "compose", "approve"}
 CONTROL_PERMISSIONS = {"compose", "approve"}
 RECIPIENTS_PAGE = 50
+COMPOSER_FIELDS = ["name", "official_account", "classification", "sms_text", "ttl_seconds", "scheduled_at",
+                   "recurrence"]
 FINISHED_STATES = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED}
 POLLING_STATES = {CampaignStatus.APPROVED, CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.PAUSED}
 S = CampaignStatus
@@ -446,10 +449,20 @@ def _composer(request, campaign=None):
             instance = form.save(commit=False)
             instance.organization = organization
             instance.content = document
-            if not instance.pk:
-                instance.created_by = request.user
-            instance.save()
-            form.save_m2m()
+            with transaction.atomic():
+                if instance.pk:
+                    # Save only what the composer edits, and only while the campaign is still a draft
+                    # (it may have been submitted from another tab meanwhile).
+                    current = Campaign.objects.select_for_update().filter(pk=instance.pk).values_list(
+                        "status", flat=True).first()
+                    if current != S.DRAFT:
+                        messages.error(request, _("This campaign is no longer a draft; your changes were not saved."))
+                        return redirect("campaigns:detail", pk=instance.pk)
+                    instance.save(update_fields=[*COMPOSER_FIELDS, "content", "updated_at"])
+                else:
+                    instance.created_by = request.user
+                    instance.save()
+                form.save_m2m()
             if request.POST.get("action") == "submit":
                 try:
                     _service("campaign_submit")(instance, request.user)

@@ -889,3 +889,25 @@ def test_list_shows_progress_of_running_campaigns(client, org, account, users):
     running_campaign(org, account, users)
     body = login(client, users[Role.VIEWER]).get(reverse("campaigns:list")).content.decode()
     assert 'class="mini-progress" title="84.0%"' in body
+
+
+def test_saving_a_campaign_submitted_meanwhile_changes_nothing(client, org, account, users):
+    campaign = campaign_for(org, account, users[Role.MARKETER], name="元の名前")
+    login(client, users[Role.MARKETER])
+    page = client.get(reverse("campaigns:edit", args=[campaign.pk]))
+    assert page.status_code == 200
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.PENDING_APPROVAL)
+    response = client.post(reverse("campaigns:edit", args=[campaign.pk]), composer_data(account, name="変更"))
+    campaign.refresh_from_db()
+    assert response.status_code == 302
+    assert campaign.name == "元の名前" and campaign.status == CampaignStatus.PENDING_APPROVAL
+
+
+def test_saving_a_draft_keeps_its_status_reason_and_author(client, org, account, users):
+    campaign = campaign_for(org, account, users[Role.MARKETER], status_reason="直してください")
+    login(client, users[Role.ADMIN])
+    client.post(reverse("campaigns:edit", args=[campaign.pk]), composer_data(account, name="新しい名前"))
+    campaign.refresh_from_db()
+    assert campaign.name == "新しい名前"
+    assert campaign.created_by == users[Role.MARKETER]
+    assert campaign.status_reason == "直してください"
