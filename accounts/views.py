@@ -27,7 +27,7 @@ from .services import (
     menu_item_at,
     official_account_set_logo,
 )
-from .tenancy import user_org_ids
+from .tenancy import ROLE_PERMISSIONS, user_org_ids
 
 # --- organization switcher ----------------------------------------------------------------------
 
@@ -104,8 +104,6 @@ def official_account_detail(request, pk):
 
 
 def _permissions(request):
-    from .tenancy import ROLE_PERMISSIONS
-
     return ROLE_PERMISSIONS.get(request.role, set())
 
 
