@@ -73,8 +73,11 @@ def world(settings, tmp_path):
 
 
 def shot(page, name):
-    """The whole page, taken with a viewport as tall as the page so sticky bars stay in place."""
+    """The whole page, taken with a viewport as tall as the page so sticky bars stay in place.
+    English runs get an ``-en`` suffix; Japanese (the default) none."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    if getattr(page, "lang", "ja") != "ja":
+        name = f"{name}-{page.lang}"
     size = page.viewport_size
     height = page.evaluate("document.documentElement.scrollHeight")
     page.set_viewport_size({"width": size["width"], "height": max(height, size["height"])})
@@ -82,9 +85,12 @@ def shot(page, name):
     page.set_viewport_size(size)
 
 
-def sign_in(browser, live_server, username):
-    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="ja-JP")
+def sign_in(browser, live_server, username, lang="ja"):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="ja-JP" if lang == "ja" else "en-US")
+    host = live_server.url.split("//", 1)[1].split(":")[0]
+    context.add_cookies([{"name": "django_language", "value": lang, "domain": host, "path": "/"}])
     page = context.new_page()
+    page.lang = lang
     page.goto(f"{live_server.url}/login/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
@@ -101,9 +107,11 @@ def jpeg_file(tmp_path):
     return path
 
 
-def test_marketer_composes_a_carousel_and_admin_approves(browser, live_server, world, tmp_path):
-    page = sign_in(browser, live_server, "browser-marketer")
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_marketer_composes_a_carousel_and_admin_approves(browser, live_server, world, tmp_path, lang):
+    page = sign_in(browser, live_server, "browser-marketer", lang)
     page.goto(f"{live_server.url}/campaigns/")
+    assert page.locator("html").get_attribute("lang") == lang
     shot(page, "01-list-empty")
 
     page.goto(f"{live_server.url}/campaigns/new/")
@@ -165,14 +173,15 @@ def test_marketer_composes_a_carousel_and_admin_approves(browser, live_server, w
     assert preview.locator(".rc-chip").inner_text().strip() == "配信停止"
     assert "ブラウザショップ" in preview.inner_text()
     page.wait_for_selector("#compliance .notice-ok")
-    page.locator(".preview-card").screenshot(path=str(SCREENSHOTS / "campaign-03-preview-rcs.png"))
+    suffix = "" if lang == "ja" else f"-{lang}"
+    page.locator(".preview-card").screenshot(path=str(SCREENSHOTS / f"campaign-03-preview-rcs{suffix}.png"))
 
     # The SMS preview.
     page.click("label.seg:has(input[name=preview_mode][value=sms])")
     page.wait_for_selector("#preview-phone .sms-bubble")
     assert "冬のセール開催中" in page.locator("#preview-phone .sms-bubble").inner_text()
     assert "UCS-2" in page.locator("#preview-phone .sms-meter-foot").inner_text()
-    page.locator(".preview-card").screenshot(path=str(SCREENSHOTS / "campaign-04-preview-sms.png"))
+    page.locator(".preview-card").screenshot(path=str(SCREENSHOTS / f"campaign-04-preview-sms{suffix}.png"))
 
     # A bad link is refused beside its field, and nothing typed (or uploaded) is lost.
     page.fill("[name='carousel.cards[0].buttons[0].url']", "javascript:alert(1)")
@@ -197,7 +206,7 @@ def test_marketer_composes_a_carousel_and_admin_approves(browser, live_server, w
     shot(page, "06-submitted")
     page.context.close()
 
-    admin = sign_in(browser, live_server, "browser-admin")
+    admin = sign_in(browser, live_server, "browser-admin", lang)
     admin.goto(f"{live_server.url}/campaigns/{campaign.pk}/")
     assert admin.locator(".previews .rc-carousel .rc-card").count() == 2
     shot(admin, "07-admin-review")
