@@ -3,17 +3,18 @@
 Numbers come from the campaign counters (messaging.CampaignCounter plus the CounterDelta rows not
 folded yet) — a few small rows per campaign and minute — never from counting Delivery rows. The two
 tables are read in one UNION ALL statement, so a fold running meanwhile neither hides nor doubles a
-delta.
+delta. Totals of finished days are cached briefly; today's are always live.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -22,13 +23,15 @@ from campaigns.models import Campaign, CampaignStatus
 from messaging.models import CampaignCounter, CounterDelta, Metric
 
 CHART_DAYS = 14
+PAST_DAYS_CACHE_SECONDS = 300
 METRICS = (Metric.SENT, Metric.DELIVERED, Metric.READ, Metric.FELL_BACK, Metric.FAILED, Metric.REPLIED)
 
 
-def _daily_rows(organization, since: datetime, tz):
-    """(day, channel, metric, total) since ``since``: folded counters and pending deltas together."""
+def _rows_between(organization, start: datetime, end: datetime, tz):
+    """(day, channel, metric, total) for start <= minute < end: folded counters and pending deltas."""
+    filters = {"campaign__organization": organization, "minute__gte": start, "minute__lt": end, "metric__in": METRICS}
     folded = (
-        CampaignCounter.objects.filter(campaign__organization=organization, minute__gte=since, metric__in=METRICS)
+        CampaignCounter.objects.filter(**filters)
         .annotate(day=TruncDate("minute", tzinfo=tz))
         .values("day", "channel", "metric")
         .annotate(total=Sum("count"))
@@ -36,14 +39,30 @@ def _daily_rows(organization, since: datetime, tz):
         .order_by()
     )
     pending = (
-        CounterDelta.objects.filter(campaign__organization=organization, minute__gte=since, metric__in=METRICS)
+        CounterDelta.objects.filter(**filters)
         .annotate(day=TruncDate("minute", tzinfo=tz))
         .values("day", "channel", "metric")
         .annotate(total=Sum("delta"))
         .values_list("day", "channel", "metric", "total")
         .order_by()
     )
-    return folded.union(pending, all=True)
+    return list(folded.union(pending, all=True))
+
+
+def _daily_rows(organization, first_day: date, today: date, tz):
+    """Per-day totals from ``first_day`` to today. Finished days change no more (the engine counts
+    in the minute an event happens), so their totals are cached for a few minutes; today is always
+    read live."""
+
+    def start_of(day):
+        return datetime.combine(day, time.min, tzinfo=tz)
+
+    key = f"console:dashboard:{organization.pk}:{first_day.isoformat()}:{today.isoformat()}"
+    past = cache.get(key)
+    if past is None:
+        past = _rows_between(organization, start_of(first_day), start_of(today), tz)
+        cache.set(key, past, PAST_DAYS_CACHE_SECONDS)
+    return past + _rows_between(organization, start_of(today), start_of(today + timedelta(days=1)), tz)
 
 
 def _rate(part, whole):
@@ -82,10 +101,9 @@ def dashboard_data(organization, now=None) -> dict:
     month_start = today.replace(day=1)
     chart_start = today - timedelta(days=CHART_DAYS - 1)
     first_day = min(month_start, chart_start)
-    since = datetime.combine(first_day, datetime.min.time(), tzinfo=tz)
 
     per_day: dict[date, dict] = defaultdict(lambda: defaultdict(int))
-    for day, channel, metric, total in _daily_rows(organization, since, tz):
+    for day, channel, metric, total in _daily_rows(organization, first_day, today, tz):
         bucket = per_day[day]
         bucket[metric] += total
         bucket[(channel, metric)] += total

@@ -25,6 +25,15 @@ def org():
     return OrganizationFactory()
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def minute(dt):
     return dt.replace(second=0, microsecond=0)
 
@@ -118,6 +127,21 @@ def test_empty_dashboard_says_what_to_do(client, org):
     page = client.get(reverse("dashboard")).content.decode()
     assert "Nothing sent in the last 14 days" in page
     assert "Nothing is sending" in page and "Nothing scheduled" in page
+
+
+def test_finished_days_are_cached_and_today_is_live(org):
+    campaign = CampaignFactory(organization=org)
+    now = timezone.now()
+    add_counts(campaign, now - timedelta(days=1), "rcs", sent=7)
+    add_counts(campaign, now, "rcs", sent=5)
+    first = dashboard_data(org, now=now)
+    CampaignCounter.objects.create(campaign=campaign, minute=minute(now), channel="sms", metric=Metric.SENT, count=3)
+    with CaptureQueriesContext(connection) as queries:
+        second = dashboard_data(org, now=now)
+    assert second["today"]["sent"] == first["today"]["sent"] + 3
+    assert second["month"]["sent"] == first["month"]["sent"] + 3
+    counter_queries = [q for q in queries.captured_queries if "messaging_campaigncounter" in q["sql"]]
+    assert len(counter_queries) == 1  # only today's rows were read again
 
 
 def test_chart_geometry():
