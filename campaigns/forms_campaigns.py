@@ -538,7 +538,7 @@ def crontab_summary(expression: str) -> str:
                 return str(_("Every weekday at %(time)s (Japan time)") % {"time": at})
             parts = dow.split(",")
             if all(p.isdigit() and 0 <= int(p) <= 7 for p in parts):
-                names = "・".join(str(days[int(p) % 7]) for p in parts)
+                names = str(_(", ")).join(str(days[int(p) % 7]) for p in parts)  # “・” in Japanese
                 return str(_("Every %(days)s at %(time)s (Japan time)") % {"days": names, "time": at})
         if dom.isdigit() and month == "*" and dow == "*":
             return str(_("On day %(day)s of every month at %(time)s (Japan time)") % {"day": dom, "time": at})

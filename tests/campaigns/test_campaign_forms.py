@@ -94,3 +94,7 @@ def test_a_saved_carousel_survives_the_editor_round_trip():
     flatten("", {k: v for k, v in state.items() if k in ("carousel", "chips")})
     posted["kind"] = state["kind"]
     assert cf.document_from_state(cf.state_from_post(posted)) == document
+
+
+def test_crontab_summary_lists_several_days():
+    assert cf.crontab_summary("0 22 * * 1,3") == "Every Monday, Wednesday at 22:00 (Japan time)"
