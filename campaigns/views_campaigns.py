@@ -31,7 +31,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -50,7 +50,7 @@ from messaging.sms_text import measure_sms
 from . import forms_campaigns as cf
 from .compliance import OPT_OUT_PLACEHOLDER, TOKYO, display_rule_problems, quiet_hours_notice
 from .media import SizeLimitUploadHandler, display_url, store_media
-from .models import Campaign, CampaignStatus, Classification, Contact, ContactList
+from .models import Campaign, CampaignStatus, Classification, Contact, ContactList, ContactListMembership
 from .phone import national_format
 
 MONITOR_PERMISSIONS = {"operate", "compose", "approve"}
@@ -156,7 +156,9 @@ def attribute_keys(organization, sample=500) -> list[str]:
 def sample_contacts(organization, list_ids=(), limit=20):
     contacts = Contact.objects.filter(organization=organization)
     if list_ids:
-        contacts = contacts.filter(list_memberships__contact_list_id__in=list_ids).distinct()
+        # EXISTS rather than a join with DISTINCT: the first contacts by id, whatever the list size.
+        members = ContactListMembership.objects.filter(contact=OuterRef("pk"), contact_list_id__in=list_ids)
+        contacts = contacts.filter(Exists(members))
     return list(contacts.order_by("id")[:limit])
 
 
