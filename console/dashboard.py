@@ -128,14 +128,14 @@ def dashboard_data(organization, now=None) -> dict:
             ("sms", month_totals["sms"]),
         ]
     )
-    active = list(
-        Campaign.objects.filter(
-            organization=organization,
-            status__in=[CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED],
-        )
-        .select_related("official_account")
-        .order_by("status", "scheduled_at", "-started_at")[:10]
+    campaigns = Campaign.objects.filter(organization=organization).select_related("official_account")
+    running = list(
+        campaigns.filter(status__in=[CampaignStatus.RUNNING, CampaignStatus.PAUSED]).order_by("-started_at")[:6]
     )
+    scheduled = list(campaigns.filter(status=CampaignStatus.SCHEDULED).order_by("scheduled_at")[:6])
+    progress = _campaign_progress([campaign.pk for campaign in running])
+    for campaign in running:
+        campaign.dashboard_progress = progress.get(campaign.pk, {"targeted": 0, "done": 0, "percent": 0})
     pending_approval = Campaign.objects.filter(
         organization=organization, status=CampaignStatus.PENDING_APPROVAL
     ).count()
@@ -144,11 +144,45 @@ def dashboard_data(organization, now=None) -> dict:
         "month": month_totals,
         "chart": chart,
         "donut": donut,
-        "running": [c for c in active if c.status in (CampaignStatus.RUNNING, CampaignStatus.PAUSED)],
-        "scheduled": [c for c in active if c.status == CampaignStatus.SCHEDULED],
+        "running": running,
+        "scheduled": scheduled,
         "pending_approval": pending_approval,
         "now": now,
     }
+
+
+PROGRESS_METRICS = (Metric.TARGETED, Metric.SENT, Metric.FAILED, Metric.CANCELLED)
+
+
+def _campaign_progress(campaign_ids) -> dict:
+    """Targeted and finished (sent, failed or cancelled) counts per running campaign, from counters."""
+    if not campaign_ids:
+        return {}
+    filters = {"campaign_id__in": campaign_ids, "metric__in": PROGRESS_METRICS}
+    folded = (
+        CampaignCounter.objects.filter(**filters)
+        .values("campaign_id", "metric")
+        .annotate(total=Sum("count"))
+        .values_list("campaign_id", "metric", "total")
+        .order_by()
+    )
+    pending = (
+        CounterDelta.objects.filter(**filters)
+        .values("campaign_id", "metric")
+        .annotate(total=Sum("delta"))
+        .values_list("campaign_id", "metric", "total")
+        .order_by()
+    )
+    totals: dict[int, dict] = defaultdict(lambda: defaultdict(int))
+    for campaign_id, metric, total in folded.union(pending, all=True):
+        totals[campaign_id][metric] += total
+    result = {}
+    for campaign_id, counts in totals.items():
+        targeted = counts[Metric.TARGETED]
+        done = counts[Metric.SENT] + counts[Metric.FAILED] + counts[Metric.CANCELLED]
+        percent = min(100, int(done * 100 / targeted)) if targeted else 0
+        result[campaign_id] = {"targeted": targeted, "done": done, "percent": percent}
+    return result
 
 
 # --- server-rendered SVG geometry ---------------------------------------------------------------

@@ -116,9 +116,14 @@ def test_running_and_scheduled_campaigns_listed(client, org):
     CampaignFactory(organization=org, name="下書き")
     CampaignFactory(organization=OrganizationFactory(), name="他社の配信", status=CampaignStatus.RUNNING,
                     approved_by=approver, approved_at=timezone.now())
+    now = timezone.now()
+    add_counts(running, now, "", targeted=200)
+    add_counts(running, now, "rcs", sent=40, failed=5)
+    add_counts(running, now, "sms", sent=5)
     client.force_login(member(org, Role.OPERATOR))
     page = client.get(reverse("dashboard")).content.decode()
     assert running.name in page and scheduled.name in page
+    assert 'aria-valuenow="25"' in page and "50 of 200 sent" in page
     assert "下書き" not in page and "他社の配信" not in page
 
 
