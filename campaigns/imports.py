@@ -522,11 +522,11 @@ def _flush(run: _Run) -> None:
         )
         with_consent = [(contact, row.consent) for contact, row in zip(contacts, chunk, strict=True) if row.consent]
         if with_consent:
+            # Only contacts that existed before this chunk can already hold these consent records.
+            earlier = [contact.pk for contact, _c in with_consent if contact.phone in existing]
             known = set(
-                Consent.objects.filter(contact_id__in=[contact.pk for contact, _c in with_consent]).values_list(
-                    "contact_id", "granted_at", "wording_version"
-                )
-            )
+                Consent.objects.filter(contact_id__in=earlier).values_list("contact_id", "granted_at", "wording_version")
+            ) if earlier else set()
             new = [
                 Consent(organization_id=organization_id, contact_id=contact.pk, **consent)
                 for contact, consent in with_consent

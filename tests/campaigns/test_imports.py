@@ -102,6 +102,17 @@ def test_utf8_bom_csv_and_reimport_updates_without_losing_data(org, settings, tm
     assert not Consent.objects.filter(contact=existing).exists()  # transactional: no consent needed
 
 
+def test_importing_the_same_file_again_adds_no_duplicate_consent(org, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    first = run(make_job(org, SJIS_CSV.encode("cp932")))
+    contact_list = first.contact_list
+    again = import_job_create(org, None, SimpleUploadedFile("again.csv", SJIS_CSV.encode("cp932")), contact_list)
+    again = run(again)
+    assert (again.created_count, again.updated_count) == (0, 3)
+    assert Consent.objects.filter(organization=org).count() == 3
+    assert ContactListMembership.objects.filter(contact_list=contact_list).count() == 3
+
+
 def test_utf8_without_bom(org, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     job = make_job(org, "電話,名前\n090-1234-5678,テスト\n".encode(), purpose=ListPurpose.TRANSACTION)
