@@ -191,10 +191,11 @@ CHART_WIDTH, CHART_HEIGHT, CHART_PAD_LEFT, CHART_PAD_BOTTOM, CHART_PAD_TOP = 560
 
 
 def _nice_ceiling(value: int) -> int:
-    if value <= 5:
-        return 5
+    """A round axis maximum at or above ``value`` whose half is a whole number too."""
+    if value <= 4:
+        return 4
     magnitude = 10 ** int(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 2, 4, 6, 8, 10):
         if value <= step * magnitude:
             return int(step * magnitude)
     return value

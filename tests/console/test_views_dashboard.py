@@ -156,6 +156,9 @@ def test_chart_geometry():
     assert tallest["rcs_h"] + tallest["sms_h"] <= chart["height"]
     assert chart["grid"][-1]["value"] >= 40
     assert bar_chart([("d1", 0, 0)])["empty"]
+    for peak in (0, 3, 5, 7, 9, 11, 25, 99, 101, 2500, 4001, 123456):
+        grid = [line["value"] for line in bar_chart([("d", peak, 0)])["grid"]]
+        assert grid[-1] >= peak and grid[-1] == 2 * grid[1]
     donut = donut_chart([("rcs", 75), ("sms", 25)])
     assert [segment["percent"] for segment in donut["segments"]] == [75.0, 25.0]
     assert donut_chart([("rcs", 0), ("sms", 0)])["total"] == 0
