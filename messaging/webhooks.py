@@ -151,6 +151,8 @@ def _receive(request, gateway: Gateway, url_secret: str = ""):
         events = gateway.parse_events(body)
     except ValueError:
         return HttpResponse(status=400)
+    for event in events:
+        event.gateway_id = gateway.account.pk
     # One statement in autocommit mode: committed when it returns (no BEGIN/COMMIT round trips).
     event_ids = provider_events_store(gateway.kind, events)
     if event_ids:

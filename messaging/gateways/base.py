@@ -86,6 +86,7 @@ class NormalizedEvent:
     error_code: str = ""
     error_reason: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    gateway_id: int | None = None  # the GatewayAccount the callback arrived for (set on receipt)
 
 
 SMS_LEG_SUFFIX = "-sms"
