@@ -3,7 +3,7 @@ minus opted-out contacts and contacts without an active consent record."""
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 
 from .models import Classification, Consent, Contact, ContactListMembership
 
@@ -31,8 +31,19 @@ def eligibility_filter(classification) -> Q:
     return Q()
 
 
+def latest_active_consent():
+    """The consent a promotional delivery relies on: the contact's most recent one not revoked."""
+    return Subquery(
+        Consent.objects.filter(contact_id=OuterRef("pk"), revoked_at__isnull=True)
+        .order_by("-granted_at", "-id")
+        .values("id")[:1]
+    )
+
+
 def annotated_candidates(organization_id, include_list_ids, exclude_list_ids):
-    return candidates(organization_id, include_list_ids, exclude_list_ids).annotate(has_consent=has_active_consent())
+    return candidates(organization_id, include_list_ids, exclude_list_ids).annotate(
+        has_consent=has_active_consent(), active_consent_id=latest_active_consent()
+    )
 
 
 def audience_count(organization, classification, include_list_ids, exclude_list_ids) -> dict:

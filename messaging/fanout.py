@@ -33,6 +33,8 @@ from django.utils import timezone
 
 from accounts.models import GatewayAccount, GatewayKind
 from campaigns.models import Campaign, CampaignStatus, Classification
+from campaigns.optout_links import PLACEHOLDER_KEY as OPT_OUT_KEY
+from campaigns.optout_links import opt_out_url
 from campaigns.status import TransitionError, campaign_transition
 
 from . import throttle
@@ -41,6 +43,7 @@ from .gateways import GatewayError, NotReachable, OutboundMessage, Permanent, Re
 from .gateways.base import sms_leg_id
 from .models import Channel, Delivery, DeliveryStatus, FallbackReason, Metric
 from .personalize import personalize_content, personalize_text
+from .signals import delivery_status_changed
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ def _audience_sql(campaign: Campaign):
     include = list(campaign.audience_lists.values_list("id", flat=True))
     exclude = list(campaign.exclusion_lists.values_list("id", flat=True))
     queryset = annotated_candidates(campaign.organization_id, include, exclude).values_list(
-        "id", "opted_out_at", "has_consent"
+        "id", "opted_out_at", "has_consent", "active_consent_id"
     )
     return queryset.query.sql_with_params()
 
@@ -78,12 +81,7 @@ def audience_freeze_chunk(campaign: Campaign, chunk: int = FREEZE_CHUNK) -> bool
         if locked.audience_frozen_at:
             return True
         cursor_id = locked.audience_cursor
-        page = (
-            f"SELECT a.* FROM ({inner_sql}) AS a(id, opted_out_at, has_consent) "
-            f"WHERE a.id > %s ORDER BY a.id LIMIT %s"
-            if connection.vendor == "postgresql"
-            else f"SELECT * FROM ({inner_sql}) WHERE id > %s ORDER BY id LIMIT %s"
-        )
+        page = f"SELECT a.* FROM ({inner_sql}) AS a WHERE a.id > %s ORDER BY a.id LIMIT %s"
         page_params = [*inner_params, cursor_id, chunk]
         with connection.cursor() as cursor:
             cursor.execute(
@@ -101,8 +99,8 @@ def audience_freeze_chunk(campaign: Campaign, chunk: int = FREEZE_CHUNK) -> bool
             cursor.execute(
                 f"INSERT INTO {delivery} (uuid, organization_id, campaign_id, contact_id, channel, status, "
                 f"rcs_provider_id, sms_provider_id, error_code, error_reason, fallback_reason, pending_fallback, "
-                f"attempts, created_at, sms_text, classification, client_reference) "
-                f"SELECT {uuid_sql}, %s, %s, p.id, '', 0, '', '', '', '', '', FALSE, 0, %s, '', '', '' "
+                f"attempts, created_at, sms_text, classification, client_reference, consent_id) "
+                f"SELECT {uuid_sql}, %s, %s, p.id, '', 0, '', '', '', '', '', FALSE, 0, %s, '', '', '', p.active_consent_id "
                 f"FROM ({page}) AS p WHERE {eligible} "
                 f"ON CONFLICT (campaign_id, contact_id) WHERE campaign_id IS NOT NULL DO NOTHING",
                 [campaign.organization_id, campaign.pk, timezone.now(), *page_params],
@@ -246,6 +244,10 @@ def _claim(where_sql: str, where_params: list, limit: int) -> list[Row]:
     return rows
 
 
+def _extras(ctx: SendContext, row: Row) -> dict:
+    return {OPT_OUT_KEY: opt_out_url(ctx.organization_id, row.contact_id)}
+
+
 def _uuid_str(row: Row) -> str:
     """The canonical, dashed form of the delivery's UUID: the id the carriers see."""
     import uuid as uuid_module
@@ -300,7 +302,7 @@ async def _send_rcs(session, ctx: SendContext, rows: list[Row], outcome: Outcome
             message = OutboundMessage(
                 message_id=_uuid_str(row),
                 phone=row.phone,
-                content=personalize_content(ctx.content, row.name, row.attributes),
+                content=personalize_content(ctx.content, row.name, row.attributes, _extras(ctx, row)),
                 traffic_type=ctx.traffic_type,
                 ttl_seconds=ctx.ttl_seconds,
             )
@@ -346,8 +348,8 @@ async def _send_sms(
         OutboundMessage(
             message_id=_uuid_str(row) if provider_path else sms_leg_id(_uuid_str(row)),
             phone=row.phone,
-            content=personalize_content(ctx.content, row.name, row.attributes) if provider_path else None,
-            sms_text=personalize_text(ctx.sms_text, row.name, row.attributes),
+            content=personalize_content(ctx.content, row.name, row.attributes, _extras(ctx, row)) if provider_path else None,
+            sms_text=personalize_text(ctx.sms_text, row.name, row.attributes, _extras(ctx, row)),
             sms_sender=ctx.sms_sender,
             traffic_type=ctx.traffic_type,
             ttl_seconds=ctx.ttl_seconds,
@@ -432,9 +434,11 @@ def _record(ctx: SendContext, outcome: Outcome, cancelled: list[Row]) -> None:
                 status=D.SENT, channel=channel, sent_at=now, lease_until=None
             )
             increments[(cid, channel, Metric.SENT, "")] += updated
-            for row in rows:
-                if row.fallback_reason and channel == Channel.SMS:
-                    increments[(cid, Channel.SMS, Metric.FELL_BACK, row.fallback_reason)] += 1
+            _announce("sent", rows, cid, channel)
+            fell_back = [row for row in rows if row.fallback_reason and channel == Channel.SMS]
+            for row in fell_back:
+                increments[(cid, Channel.SMS, Metric.FELL_BACK, row.fallback_reason)] += 1
+            _announce("fell_back", fell_back, cid, Channel.SMS)
         if outcome.fallback_sms_sent:
             ids = [r.id for r in outcome.fallback_sms_sent]
             updated = Delivery.objects.filter(id__in=ids, pending_fallback=True).update(
@@ -443,12 +447,15 @@ def _record(ctx: SendContext, outcome: Outcome, cancelled: list[Row]) -> None:
             increments[(cid, Channel.RCS, Metric.SENT, "")] -= updated
             increments[(cid, Channel.SMS, Metric.SENT, "")] += updated
             increments[(cid, Channel.SMS, Metric.FELL_BACK, FallbackReason.TTL_EXPIRED)] += updated
+            _announce("fell_back", outcome.fallback_sms_sent, cid, Channel.SMS)
         for row, code, reason in outcome.failed:
             updated = Delivery.objects.filter(id=row.id, status__lt=D.FAILED).update(
                 status=D.FAILED, error_code=code[:50], error_reason=reason, failed_at=now, lease_until=None,
                 pending_fallback=False,
             )
             increments[(cid, row.channel, Metric.FAILED, code[:50])] += updated
+            if updated:
+                _announce("failed", [row], cid, row.channel)
         by_wait = defaultdict(list)
         for delivery_id, wait in outcome.retry.items():
             by_wait[round(wait, 1)].append(delivery_id)
@@ -461,6 +468,13 @@ def _record(ctx: SendContext, outcome: Outcome, cancelled: list[Row]) -> None:
             increments[(cid, "", Metric.CANCELLED, "opted_out")] += updated
         if cid:
             counters_add(increments, now.replace(second=0, microsecond=0))
+
+
+def _announce(change: str, rows: list[Row], campaign_id, channel: str) -> None:
+    if rows:
+        delivery_status_changed.send(
+            sender=dispatch_batch, change=change, deliveries=[(row.id, campaign_id, channel) for row in rows]
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,6 +50,11 @@ class Delivery(models.Model):
     classification = models.CharField(_("classification"), max_length=16, blank=True)
     ttl_seconds = models.PositiveIntegerField(_("TTL (seconds)"), null=True, blank=True)
     client_reference = models.CharField(_("client reference"), max_length=100, blank=True)
+    # The consent a promotional delivery relied on (特定電子メール法): fixed when the audience is frozen.
+    consent = models.ForeignKey(
+        "campaigns.Consent", verbose_name=_("consent relied on"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="deliveries",
+    )
     channel = models.CharField(_("channel"), max_length=3, choices=Channel.choices, blank=True)
     status = models.PositiveSmallIntegerField(_("status"), choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
     rcs_provider_id = models.CharField(_("RCS provider id"), max_length=100, blank=True)

@@ -5,7 +5,8 @@ import re
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_\-぀-ヿ一-鿿]+)\s*\}\}")
 
 
-def personalize_text(text: str, name: str, attributes: dict) -> str:
+def personalize_text(text: str, name: str, attributes: dict, extras: dict | None = None) -> str:
+    """Fill placeholders. ``extras`` are per-message values such as the signed opt-out link."""
     if not text or "{{" not in text:
         return text
 
@@ -13,18 +14,20 @@ def personalize_text(text: str, name: str, attributes: dict) -> str:
         key = match.group(1)
         if key == "name":
             return name or ""
+        if extras and key in extras:
+            return extras[key]
         found = attributes.get(key)
         return "" if found is None else str(found)
 
     return PLACEHOLDER.sub(value, text)
 
 
-def personalize_content(document, name: str, attributes: dict):
+def personalize_content(document, name: str, attributes: dict, extras: dict | None = None):
     """A copy of the rich-content document with every string personalised."""
     if isinstance(document, str):
-        return personalize_text(document, name, attributes)
+        return personalize_text(document, name, attributes, extras)
     if isinstance(document, list):
-        return [personalize_content(item, name, attributes) for item in document]
+        return [personalize_content(item, name, attributes, extras) for item in document]
     if isinstance(document, dict):
-        return {key: personalize_content(value, name, attributes) for key, value in document.items()}
+        return {key: personalize_content(value, name, attributes, extras) for key, value in document.items()}
     return document

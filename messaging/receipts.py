@@ -22,6 +22,9 @@ from django.utils.dateparse import parse_datetime
 from .counters import counters_add
 from .gateways.base import SMS_LEG_SUFFIX, NormalizedEvent
 from .models import Channel, Delivery, DeliveryStatus, FallbackReason, Metric, ProviderEvent
+from .signals import delivery_status_changed, inbound_received
+
+INBOUND_KINDS = ("inbound_text", "inbound_postback", "inbound_location", "inbound_file")
 
 D = DeliveryStatus
 _EVENT_FIELDS = {f.name for f in fields(NormalizedEvent)}
@@ -83,6 +86,9 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
     by_kind: dict[tuple[str, str], list[str]] = defaultdict(list)
     provider_sms: list[str] = []
     failures: list[tuple[str, str, str, str]] = []
+    inbound = [event for event in events if event.kind in INBOUND_KINDS]
+    if inbound:
+        inbound_received.send(sender=apply_events, events=inbound)
     for event in events:
         if not event.message_id:
             continue
@@ -111,6 +117,7 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
                 increments[(campaign_id, Channel.RCS, Metric.SENT, "")] -= 1
                 increments[(campaign_id, Channel.SMS, Metric.SENT, "")] += 1
                 increments[(campaign_id, Channel.SMS, Metric.FELL_BACK, FallbackReason.PROVIDER)] += 1
+        _announce("fell_back", rows)
 
     for leg in (Channel.RCS, Channel.SMS):
         delivered_or_read = by_kind[("delivered", leg)] + by_kind[("read", leg)]
@@ -121,6 +128,7 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
             f"status >= {D.SENT} AND status < {D.DELIVERED} AND channel = '{leg}' AND NOT pending_fallback",
         )
         _count(increments, rows, Metric.DELIVERED)
+        _announce("delivered", rows)
         rows = _update_returning(
             "status = %s, read_at = COALESCE(read_at, %s)",
             [D.READ, now],
@@ -128,6 +136,7 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
             f"status = {D.DELIVERED} AND channel = '{leg}'",
         )
         _count(increments, rows, Metric.READ)
+        _announce("read", rows)
 
     revoked = by_kind[("ttl_revoked", Channel.RCS)]
     if revoked:
@@ -149,9 +158,15 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
             f"status >= {D.SENT} AND status < {D.DELIVERED} AND channel = '{leg}'",
         )
         _count(increments, rows, Metric.FAILED, code[:50])
+        _announce("failed", rows)
 
     counters_add(increments)
     return increments
+
+
+def _announce(change: str, rows) -> None:
+    if rows:
+        delivery_status_changed.send(sender=apply_events, change=change, deliveries=list(rows))
 
 
 def events_apply(event_ids: list[int]) -> int:
