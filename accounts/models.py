@@ -3,6 +3,7 @@ accounts and API keys."""
 
 import hashlib
 import secrets
+import uuid
 from datetime import time
 
 from django.conf import settings
@@ -243,3 +244,150 @@ class ApiKey(models.Model):
     def revoke(self):
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
+
+
+# --- REST API: idempotency and outbound webhooks ------------------------------------------------
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a POST sent with an ``Idempotency-Key``, replayed for a repeat of it.
+
+    One row per (API key, Idempotency-Key). ``request_hash`` is SHA-256 over method, path and raw
+    body: the same key with a different request answers 409. ``status_code`` is NULL while the first
+    request is still being processed. Rows are kept at least ``API_IDEMPOTENCY_TTL_SECONDS`` (24 h).
+    """
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="idempotency_records")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("idempotency record")
+        verbose_name_plural = _("idempotency records")
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_unique_key_per_api_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.api_key_id}:{self.key}"
+
+
+class WebhookEvent(models.TextChoices):
+    MESSAGE_SENT = "message.sent", "message.sent"
+    MESSAGE_DELIVERED = "message.delivered", "message.delivered"
+    MESSAGE_READ = "message.read", "message.read"
+    MESSAGE_FAILED = "message.failed", "message.failed"
+    MESSAGE_FELL_BACK = "message.fell_back", "message.fell_back"
+    INBOUND_RECEIVED = "inbound.received", "inbound.received"
+    CONTACT_OPTED_OUT = "contact.opted_out", "contact.opted_out"
+
+
+class WebhookEndpoint(models.Model):
+    """An organization's URL that receives signed event notifications.
+
+    ``previous_secret`` keeps signing (next to ``secret``) until ``previous_secret_expires_at``, so a
+    receiver can switch secrets without losing events. An endpoint that keeps failing is disabled
+    (``disabled_at`` and ``disabled_reason`` set) and the organization is told.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(_("URL"), max_length=500)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    events = models.JSONField(_("events"), default=list)
+    secret = models.CharField(max_length=100, editable=False)
+    previous_secret = models.CharField(max_length=100, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    failing_since = models.DateTimeField(_("failing since"), null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    disabled_at = models.DateTimeField(_("disabled at"), null=True, blank=True)
+    disabled_reason = models.CharField(_("disabled because"), max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(url__startswith="http://") | Q(url__startswith="https://"), name="webhook_endpoint_http_url"
+            ),
+        ]
+
+    def __str__(self):
+        return self.url
+
+    @staticmethod
+    def new_secret() -> str:
+        return f"whsec_{secrets.token_urlsafe(32)}"
+
+    def signing_secrets(self, now=None) -> list[str]:
+        now = now or timezone.now()
+        found = [self.secret]
+        if self.previous_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
+            found.append(self.previous_secret)
+        return found
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Gave up")
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: its body (signed as sent) and where its retries stand."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    event_type = models.CharField(_("event"), max_length=32, choices=WebhookEvent.choices)
+    payload = models.JSONField(_("payload"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=WebhookDeliveryStatus.choices, default=WebhookDeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=WebhookDeliveryStatus.values), name="webhook_delivery_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due"),
+            models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_log"),
+        ]
+
+    def __str__(self):
+        return f"{self.event_type} → {self.endpoint_id}"
+
+
+class WebhookAttempt(models.Model):
+    """The log: one row per HTTP attempt, with the response (or the error) we got."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    attempted_at = models.DateTimeField(_("attempted at"), default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    response_body = models.TextField(_("response"), blank=True)
+    error = models.CharField(_("error"), max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+
+    class Meta:
+        verbose_name = _("webhook attempt")
+        verbose_name_plural = _("webhook attempts")
+        ordering = ["-attempted_at"]
+
+    def __str__(self):
+        return f"{self.delivery_id} @ {self.attempted_at:%Y-%m-%d %H:%M:%S}: {self.status_code or self.error}"

@@ -189,8 +189,10 @@ REDIS_URL = env.str("REDIS_URL", default="")
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "console.api_schema.ApiSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "console.errors.api_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_KEY_RATE", default="50/second")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "+Message broadcast console API",
@@ -198,6 +200,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "DESCRIPTION": "Transactional sends with automatic SMS fallback, contacts, lists, campaigns and signed webhooks. "
+    "Authenticate with `Authorization: Bearer <API key>`; errors are always `{code, message, field}`.",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {"ClassificationEnum": "campaigns.models.Classification"},
 }
 
 # --- Security ---------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.static import serve
 
-from . import views
+from campaigns.views_optout import opt_out_page
+
+from . import views, views_audit
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -17,6 +19,10 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("campaigns/", include("campaigns.urls")),
     path("messaging/", include("messaging.urls")),
+    path("o/<str:token>/", opt_out_page, name="opt_out"),
+    path("audit/", views_audit.audit_log, name="audit_log"),
+    path("audit/export.csv", views_audit.audit_export, name="audit_export"),
+    path("api/v1/", include("console.api")),
 ]
 
 if settings.DEBUG:
