@@ -1,5 +1,4 @@
-"""Where security-relevant events are reported. The audit log (issue 7) records them; until then
-they go to the security logger."""
+"""Where security-relevant events are reported: the audit log (console.audit) and the security logger."""
 
 import logging
 
@@ -13,4 +12,12 @@ def permission_refused(request, organization, permission):
         organization.pk,
         permission,
         request.path,
+    )
+    from console.audit import audit_record
+
+    audit_record(
+        "permission.refused",
+        request=request,
+        organization=organization,
+        details={"permission": permission, "path": request.path[:300], "method": request.method},
     )

@@ -18,4 +18,5 @@ urlpatterns = [
     path("members/", views.members, name="members"),
     path("members/<int:pk>/role/", views.member_role, name="member_role"),
     path("members/<int:pk>/remove/", views.member_remove, name="member_remove"),
+    path("quiet-hours/", views.quiet_hours, name="quiet_hours"),
 ]

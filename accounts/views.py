@@ -370,3 +370,34 @@ def member_remove(request, pk):
     else:
         messages.success(request, _("%(user)s was removed.") % {"user": membership.user.get_username()})
     return redirect("accounts:members")
+
+
+# --- quiet hours (an organization setting) --------------------------------------------------------
+
+
+@member_required("manage")
+def quiet_hours(request):
+    """Admins set the organization's quiet hours: promotions wait for the window to open."""
+    from django import forms as django_forms
+
+    from console.audit import audit_record
+
+    class QuietHoursForm(django_forms.Form):
+        start = django_forms.TimeField(label=_("Quiet hours start"), widget=django_forms.TimeInput(
+            attrs={"type": "time"}, format="%H:%M"))
+        end = django_forms.TimeField(label=_("Quiet hours end"), widget=django_forms.TimeInput(
+            attrs={"type": "time"}, format="%H:%M"))
+
+    organization = request.organization
+    initial = {"start": organization.quiet_hours_start, "end": organization.quiet_hours_end}
+    form = QuietHoursForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        before = {key: value.strftime("%H:%M") for key, value in initial.items()}
+        Organization.objects.filter(pk=organization.pk).update(
+            quiet_hours_start=form.cleaned_data["start"], quiet_hours_end=form.cleaned_data["end"]
+        )
+        after = {key: form.cleaned_data[key].strftime("%H:%M") for key in ("start", "end")}
+        audit_record("settings.quiet_hours", request=request, target=organization, details={"before": before, "after": after})
+        messages.success(request, _("Quiet hours were saved."))
+        return redirect("accounts:quiet_hours")
+    return render(request, "accounts/quiet_hours.html", {"form": form, "organization": organization})

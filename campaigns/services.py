@@ -60,16 +60,22 @@ def campaign_validate_for_send(campaign: Campaign) -> None:
 
 def campaign_submit(campaign: Campaign, user) -> Campaign:
     campaign_validate_for_send(campaign)
-    return campaign_transition(campaign, S.PENDING_APPROVAL)
+    campaign = campaign_transition(campaign, S.PENDING_APPROVAL)
+    _audit("campaign.submitted", campaign, user)
+    return campaign
 
 
 def campaign_approve(campaign: Campaign, user) -> Campaign:
     campaign_validate_for_send(campaign)
-    return campaign_transition(campaign, S.APPROVED, approved_by=user, approved_at=timezone.now())
+    campaign = campaign_transition(campaign, S.APPROVED, approved_by=user, approved_at=timezone.now())
+    _audit("campaign.approved", campaign, user)
+    return campaign
 
 
 def campaign_send_back(campaign: Campaign, user, reason: str = "") -> Campaign:
-    return campaign_transition(campaign, S.DRAFT, reason=reason, approved_by=None, approved_at=None)
+    campaign = campaign_transition(campaign, S.DRAFT, reason=reason, approved_by=None, approved_at=None)
+    _audit("campaign.sent_back", campaign, user, reason=reason)
+    return campaign
 
 
 def campaign_launch(campaign: Campaign, user) -> Campaign:
@@ -80,12 +86,18 @@ def campaign_launch(campaign: Campaign, user) -> Campaign:
     if campaign.recurrence:
         with transaction.atomic():
             _schedule_recurring(campaign)
-            return campaign_transition(campaign, S.SCHEDULED)
+            campaign = campaign_transition(campaign, S.SCHEDULED)
+            _audit("campaign.launched", campaign, user, recurrence=campaign.recurrence)
+            return campaign
     if campaign.scheduled_at and campaign.scheduled_at > timezone.now():
         with transaction.atomic():
             _schedule_once(campaign, campaign.scheduled_at)
-            return campaign_transition(campaign, S.SCHEDULED)
-    return campaign_start(campaign)
+            campaign = campaign_transition(campaign, S.SCHEDULED)
+            _audit("campaign.launched", campaign, user, scheduled_at=campaign.scheduled_at.isoformat())
+            return campaign
+    campaign = campaign_start(campaign)
+    _audit("campaign.launched", campaign, user, status=campaign.status)
+    return campaign
 
 
 def campaign_start(campaign: Campaign) -> Campaign:
@@ -112,7 +124,9 @@ def campaign_start(campaign: Campaign) -> Campaign:
 
 
 def campaign_pause(campaign: Campaign, user, reason: str = "") -> Campaign:
-    return campaign_transition(campaign, S.PAUSED, reason=reason)
+    campaign = campaign_transition(campaign, S.PAUSED, reason=reason)
+    _audit("campaign.paused", campaign, user, reason=reason)
+    return campaign
 
 
 def campaign_resume(campaign: Campaign, user) -> Campaign:
@@ -121,6 +135,7 @@ def campaign_resume(campaign: Campaign, user) -> Campaign:
     with transaction.atomic():
         campaign = campaign_transition(campaign, S.RUNNING)
         transaction.on_commit(lambda: start_dispatch(campaign.pk))
+        _audit("campaign.resumed", campaign, user)
     return campaign
 
 
@@ -131,6 +146,7 @@ def campaign_cancel(campaign: Campaign, user) -> Campaign:
         campaign = campaign_transition(campaign, S.CANCELLED)
         _unschedule(campaign)
         cancel_remaining(campaign)
+        _audit("campaign.cancelled", campaign, user)
     return campaign
 
 
@@ -223,3 +239,12 @@ def parse_crontab(expression: str) -> tuple[str, str, str, str, str]:
     except (ValueError, TypeError) as error:
         raise ValidationError({"recurrence": [_("Not a valid crontab: %(error)s") % {"error": error}]}) from None
     return tuple(parts)
+
+
+def _audit(action: str, campaign: Campaign, user, **details) -> None:
+    """Record a lifecycle step in the audit log (console.audit)."""
+    from console.audit import audit_record
+
+    actor = user if user is not None and getattr(user, "is_authenticated", False) else None
+    audit_record(action, organization=campaign.organization_id, actor=actor,
+                 actor_label="" if actor else "system", target=campaign, details=details)

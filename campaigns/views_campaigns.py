@@ -982,6 +982,9 @@ def monitor_export(request, pk):
                 _local(failed),
             )])
 
+    from console.audit import audit_record
+
+    audit_record("export.recipients", request=request, target=campaign)
     response = StreamingHttpResponse(generate(), content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime(timezone.now(), TOKYO).strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-deliveries-{stamp}.csv"'

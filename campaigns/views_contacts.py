@@ -174,6 +174,9 @@ def contact_export(request):
     known_keys = set(attribute_keys)
     writer = csv.writer(_Echo())
     security_log.info("contacts exported: org=%s user=%s", request.organization.pk, request.user.pk)
+    from console.audit import audit_record
+
+    audit_record("export.contacts", request=request, details={"filters": request.GET.dict()})
 
     def lines():
         yield "\ufeff"
@@ -287,8 +290,15 @@ def import_mapping(request, pk):
             for message in error.messages:
                 form.add_error(None, message)
         else:
+            from console.audit import audit_record
+
             from .tasks import import_contacts
 
+            audit_record("consent.imported", request=request, target=job.contact_list, details={
+                "import_job": job.pk, "file": job.original_name, "purpose": job.contact_list.purpose,
+                "attested": bool(defaults.get("attested")), "wording_version": defaults.get("wording_version", ""),
+                "method": defaults.get("method", ""), "source": defaults.get("source", ""),
+            })
             transaction.on_commit(lambda: import_contacts.delay(job.pk))
             return redirect("contacts:import_status", pk=job.pk)
     return render(request, "contacts/import_mapping.html", {"form": form, "job": job})

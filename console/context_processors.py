@@ -41,7 +41,16 @@ def console_shell(request):
         role = _role()
         return {permission: True for permission in ROLE_PERMISSIONS.get(role, ())}
 
+    def _unread():
+        org = _organization()
+        if org is None or "operate" not in ROLE_PERMISSIONS.get(_role(), ()):
+            return 0
+        from messaging.models import Conversation
+
+        return Conversation.objects.filter(organization=org, unread_count__gt=0).count()
+
     return {
+        "shell_unread": SimpleLazyObject(_unread),
         "shell_memberships": memberships,
         "shell_organization": current,
         "shell_can": SimpleLazyObject(_can),

@@ -2,8 +2,10 @@
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organization
@@ -180,3 +182,153 @@ class CampaignCounter(models.Model):
 
     def __str__(self):
         return f"{self.campaign_id} {self.minute:%H:%M} {self.channel} {self.metric} {self.detail} = {self.count}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Two-way conversations (the inbox): one conversation per (official account, contact), every
+# message both ways, saved quick replies, and the first click / reply per campaign and person.
+
+
+class ConversationStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    DONE = "done", _("Done")
+
+
+class Conversation(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="conversations")
+    official_account = models.ForeignKey(
+        "accounts.OfficialAccount", verbose_name=_("official account"), on_delete=models.CASCADE, related_name="+"
+    )
+    contact = models.ForeignKey(Contact, verbose_name=_("contact"), on_delete=models.CASCADE, related_name="conversations")
+    status = models.CharField(
+        _("status"), max_length=8, choices=ConversationStatus.choices, default=ConversationStatus.OPEN
+    )
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("assigned to"), on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    unread_count = models.PositiveIntegerField(_("unread"), default=0)
+    last_campaign = models.ForeignKey(
+        Campaign, verbose_name=_("campaign"), on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_message_at = models.DateTimeField(_("last message at"), null=True, blank=True)
+    last_inbound_at = models.DateTimeField(_("last inbound at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+        constraints = [
+            models.UniqueConstraint(fields=["official_account", "contact"], name="conversation_unique_account_contact"),
+            models.CheckConstraint(condition=Q(status__in=ConversationStatus.values), name="conversation_status_valid"),
+        ]
+        indexes = [models.Index(fields=["organization", "-last_message_at"], name="conversation_org_recent")]
+
+    def __str__(self):
+        return f"{self.official_account_id}:{self.contact_id}"
+
+
+class MessageDirection(models.TextChoices):
+    INBOUND = "in", _("Received")
+    OUTBOUND = "out", _("Sent")
+
+
+class MessageKind(models.TextChoices):
+    TEXT = "text", _("Text")
+    POSTBACK = "postback", _("Chip tapped")
+    LOCATION = "location", _("Location")
+    FILE = "file", _("File")
+
+
+class MediaStatus(models.TextChoices):
+    NONE = "", _("No file")
+    PENDING = "pending", _("Downloading")
+    STORED = "stored", _("Stored")
+    TOO_LARGE = "too_large", _("Too large")
+    FAILED = "failed", _("Download failed")
+
+
+class ConversationMessage(models.Model):
+    """One message of a conversation. Inbound rows come from provider events (unique per provider
+    event, so a repeated webhook adds nothing); outbound rows point at the Delivery that carries
+    them, whose status (sent, delivered, read, failed) the thread shows."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(_("direction"), max_length=3, choices=MessageDirection.choices)
+    kind = models.CharField(_("kind"), max_length=10, choices=MessageKind.choices, default=MessageKind.TEXT)
+    channel = models.CharField(_("channel"), max_length=3, choices=Channel.choices, blank=True)
+    text = models.TextField(_("text"), blank=True)
+    postback = models.CharField(_("postback data"), max_length=2048, blank=True)
+    latitude = models.FloatField(_("latitude"), null=True, blank=True)
+    longitude = models.FloatField(_("longitude"), null=True, blank=True)
+    file_url = models.URLField(_("file URL"), max_length=2048, blank=True)
+    file_mime = models.CharField(_("file type"), max_length=100, blank=True)
+    file = models.FileField(_("file"), upload_to="inbox/%Y/%m/", blank=True)
+    media_status = models.CharField(_("file status"), max_length=10, choices=MediaStatus.choices, blank=True)
+    provider = models.CharField(_("provider"), max_length=16, blank=True)
+    provider_event_id = models.CharField(_("provider event id"), max_length=200, blank=True)
+    provider_message_id = models.CharField(_("provider message id"), max_length=200, blank=True)
+    delivery = models.ForeignKey(Delivery, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    campaign = models.ForeignKey(
+        Campaign, verbose_name=_("campaign"), on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    read_at = models.DateTimeField(_("read by an operator at"), null=True, blank=True)
+    read_receipt_sent_at = models.DateTimeField(_("read receipt sent at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("conversation message")
+        verbose_name_plural = _("conversation messages")
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_event_id"],
+                condition=~Q(provider_event_id=""),
+                name="conversation_message_unique_event",
+            ),
+            models.CheckConstraint(
+                condition=Q(direction__in=MessageDirection.values), name="conversation_message_direction_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["conversation", "created_at"], name="conv_message_thread")]
+
+    def __str__(self):
+        return f"{self.direction} {self.kind} {self.text[:30]}"
+
+
+class QuickReply(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="quick_replies")
+    title = models.CharField(_("title"), max_length=60)
+    text = models.TextField(_("text"), max_length=1000)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("quick reply")
+        verbose_name_plural = _("quick replies")
+        ordering = ["title"]
+        constraints = [models.UniqueConstraint(fields=["organization", "title"], name="quick_reply_unique_title")]
+
+    def __str__(self):
+        return self.title
+
+
+class EngagementKind(models.TextChoices):
+    CLICKED = "clicked", _("Clicked")
+    REPLIED = "replied", _("Replied")
+
+
+class CampaignEngagement(models.Model):
+    """The first click and the first reply of a person to a campaign: counted once each."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, choices=EngagementKind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "contact", "kind"], name="campaign_engagement_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.campaign_id}:{self.contact_id}:{self.kind}"

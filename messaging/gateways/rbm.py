@@ -283,6 +283,24 @@ class RbmGateway(Gateway):
             return False
         raise self._error(status, headers, payload)
 
+    async def send_read_receipt(self, session, phone: str, message_id: str) -> bool:
+        """Tell the person we read their message (``agentEvents`` with eventType READ).
+
+        The event id is derived from the user's message id, so a repeated call is one event.
+        """
+        import uuid
+
+        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"rbm-read:{self.agent_id}:{message_id}"))
+        url = self._url(f"phones/{phone}/agentEvents", eventId=event_id, agentId=self.agent_id)
+        status, headers, payload = await self._request(
+            session, "POST", url, {"eventType": "READ", "messageId": message_id}
+        )
+        if status in (200, 409):
+            return True
+        if status == 404:
+            return False
+        raise self._error(status, headers, payload)
+
     # -- inbound ---------------------------------------------------------------------------------
     def verify_webhook(self, headers, body: bytes, url_secret: str = "") -> bool:
         client_token = str(self.credentials.get("client_token", ""))

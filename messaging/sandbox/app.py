@@ -7,6 +7,7 @@ the bottleneck of a benchmark. Carrier endpoints:
     POST   /v1/users:batchGet
     POST   /v1/phones/{e164}/agentMessages?messageId=…&agentId=…
     DELETE /v1/phones/{e164}/agentMessages/{messageId}?agentId=…
+    POST   /v1/phones/{e164}/agentEvents?eventId=…&agentId=…   (READ receipts for user messages)
     POST   /v1.0/message                                   (CM.com Business Messaging)
 
 Admin endpoints (127.0.0.1 / ::1 only) live under /_sandbox/ — see ``ADMIN_HELP``.
@@ -40,6 +41,7 @@ ADMIN_HELP = {
     "GET /_sandbox/inboxes": "exactly-once summary over every handset",
     "POST /_sandbox/replies": "{phone, trigger: delivered|read|now, reply: {type: text|postback|location|file, …}}",
     "GET /_sandbox/tallies": "counters of the carrier and of the webhooks",
+    "GET /_sandbox/agent-events/{e164}": "agent events (READ receipts) the handset received",
     "POST /_sandbox/hold": "{hold: true|false}",
     "POST /_sandbox/release": "{concurrency?, wait?: bool, timeout?} post every held webhook now",
     "GET /_sandbox/webhooks": "webhook counters and the last release's progress",
@@ -188,6 +190,18 @@ class SandboxApp:
             return 200, _dumps({"features": RBM_FEATURES}), JSON_HEADERS
         if tail == "agentMessages" and method == "POST":
             return await self.rbm_send(scope, registration, phone, body, fault)
+        if tail == "agentEvents" and method == "POST":
+            try:
+                event = json.loads(body)
+            except ValueError:
+                raise _BadRequest(400, _google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload.")) from None
+            if not isinstance(event, dict) or event.get("eventType") not in ("READ", "IS_TYPING"):
+                raise _BadRequest(400, _google_error(400, "INVALID_ARGUMENT", "eventType must be READ or IS_TYPING."))
+            if event["eventType"] == "READ" and not event.get("messageId"):
+                raise _BadRequest(400, _google_error(400, "INVALID_ARGUMENT", "messageId is required for READ."))
+            self.carrier.rbm_agent_event(registration, phone, event, _query(scope).get("eventId", ""))
+            await self._after(fault)
+            return 200, _dumps({"name": f"phones/{phone}/agentEvents/{_query(scope).get('eventId', '')}"}), JSON_HEADERS
         if tail.startswith("agentMessages/") and method == "DELETE":
             message_id = tail[len("agentMessages/") :]
             revoked = self.carrier.rbm_revoke(registration, message_id)
@@ -342,6 +356,9 @@ class SandboxApp:
                 else:
                     carrier.add_script(phone, trigger, data.get("reply") or {})
                 return _ok({"ok": True})
+            if path.startswith("agent-events/"):
+                phone = unquote(path[len("agent-events/") :])
+                return _ok({"phone": phone, "events": carrier.agent_events.get(phone, [])})
             if path == "tallies":
                 return _ok({"carrier": dict(carrier.tallies), "webhooks": self.poster.stats()})
             if path == "webhooks":

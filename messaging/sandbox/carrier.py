@@ -167,6 +167,7 @@ class Carrier:
         self.messages: dict[tuple, SentMessage] = {}
         self.inboxes: dict[str, dict[tuple[str, str], InboxEntry]] = defaultdict(dict)
         self.scripts: dict[str, list[dict]] = defaultdict(list)
+        self.agent_events: dict[str, list[dict]] = defaultdict(list)
         self.last_message: dict[str, SentMessage] = {}
         self.tallies: Counter = Counter()
         self.rng = random.Random(self.seed)
@@ -497,6 +498,16 @@ class Carrier:
         }
         body = json.dumps(report, ensure_ascii=False, separators=(",", ":")).encode()
         self._submit(Webhook(registration.webhook_url, body, {"Content-Type": "application/json"}, f"cm_{code}"))
+
+    # -- agent events (read receipts the agent sends for the person's messages) ------------------
+    def rbm_agent_event(self, registration: Registration, phone: str, event: dict, event_id: str) -> None:
+        events = self.agent_events[phone]
+        if event_id and any(seen.get("event_id") == event_id for seen in events):
+            self.tallies["rbm_agent_event_duplicates"] += 1
+            return
+        events.append({"event_id": event_id, "event_type": event.get("eventType"),
+                       "message_id": event.get("messageId", ""), "agent_id": registration.agent_id})
+        self.tallies[f"rbm_agent_event_{str(event.get('eventType', '')).lower()}"] += 1
 
     # -- scripted replies ------------------------------------------------------------------------
     def add_script(self, phone: str, trigger: str, reply: dict) -> None:

@@ -1,0 +1,317 @@
+"""Opt-out and the consent ledger (特定電子メール法): services the inbox, the opt-out link page, the
+contact pages and the API call.
+
+- ``is_opt_out_keyword`` / ``is_opt_out_postback``: 配信停止, 停止, ストップ, STOP, 解除, UNSUBSCRIBE in
+  full-width or half-width form, any case, surrounding spaces (NFKC + casefold + strip); the
+  opt-out postback is ``optout``.
+- ``contact_opt_out``: effective at once for every later send (the engine re-reads
+  ``Contact.opted_out_at`` when it claims each delivery), revokes every active consent, writes the
+  audit log, and sends the person one short transactional confirmation — once.
+- ``consent_grant``: a new consent record; it is also the only way back after an opt-out
+  (re-subscribing needs new consent given after the opt-out).
+- ``contact_erase``: what replaces deletion while the consent history must be kept (3 years):
+  name, attributes and list memberships go, the number and the consent / opt-out history stay,
+  and the person is opted out. Deleting a contact (or a consent) whose history is younger than the
+  retention period is refused (see ``_refuse_early_deletion``).
+- ``consent_ledger_lines``: the per-contact ledger as CSV lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import unicodedata
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F, ProtectedError
+from django.db.models.functions import Greatest
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .models import Consent, ConsentMethod, Contact
+
+logger = logging.getLogger(__name__)
+
+OPT_OUT_KEYWORDS = ("配信停止", "停止", "ストップ", "stop", "解除", "unsubscribe")
+OPT_OUT_POSTBACKS = ("optout", "opt_out", "opt-out")
+RETENTION = timedelta(days=3 * 365 + 1)  # consent and opt-out history is kept at least 3 years
+
+
+class OptOutMethod:
+    KEYWORD = "keyword"
+    POSTBACK = "postback"
+    LINK = "link"
+    CONSOLE = "console"
+    API = "api"
+    ERASURE = "erasure"
+
+
+# The confirmation the person receives (customer-facing content, always in Japanese).
+CONFIRMATION_TEXT = "【{name}】配信停止を受け付けました。今後、広告・お知らせは送信されません。"
+
+
+def _normalise(text: str) -> str:
+    return unicodedata.normalize("NFKC", text or "").casefold().strip()
+
+
+def is_opt_out_keyword(text: str) -> bool:
+    return _normalise(text) in OPT_OUT_KEYWORDS
+
+
+def is_opt_out_postback(postback: str) -> bool:
+    value = _normalise(postback)
+    return value in OPT_OUT_POSTBACKS or value in OPT_OUT_KEYWORDS
+
+
+def contact_opt_out(
+    contact: Contact,
+    method: str,
+    source: str = "",
+    *,
+    official_account=None,
+    actor=None,
+    request=None,
+    confirm: bool = True,
+) -> bool:
+    """Opt the person out now. Returns True if this call opted them out (False: already out).
+
+    ``source`` says where (the keyword text, the link, the console page). The confirmation goes
+    through ``official_account`` (the account the person answered), or the organization's account
+    that last wrote to them.
+    """
+    from console.audit import audit_record
+
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Contact.objects.filter(pk=contact.pk, opted_out_at__isnull=True).update(
+            opted_out_at=now, opt_out_method=method[:32], updated_at=now
+        )
+        revoked = Consent.objects.filter(contact_id=contact.pk, revoked_at__isnull=True).update(
+            revoked_at=Greatest(F("granted_at"), now), revoke_method=method[:32]
+        )
+        if not changed:
+            return False
+        contact.opted_out_at, contact.opt_out_method = now, method[:32]
+        audit_record(
+            "contact.opted_out",
+            request=request,
+            organization=contact.organization_id,
+            actor=actor,
+            actor_label="" if actor or request else contact.phone,
+            target=contact,
+            target_label=contact.phone,
+            details={"method": method, "source": str(source)[:300], "consents_revoked": revoked},
+        )
+        if confirm:
+            _send_confirmation(contact, official_account)
+    return True
+
+
+def _confirmation_account(contact: Contact, official_account=None):
+    from accounts.models import OfficialAccount
+    from messaging.models import Delivery
+
+    if official_account is not None:
+        return official_account
+    last = (
+        Delivery.objects.filter(contact_id=contact.pk)
+        .select_related("campaign__official_account", "official_account")
+        .order_by("-id")
+        .first()
+    )
+    if last is not None:
+        return last.official_account or (last.campaign.official_account if last.campaign_id else None)
+    for account in OfficialAccount.objects.filter(organization_id=contact.organization_id).order_by("id"):
+        if account.can_send:
+            return account
+    return None
+
+
+def _send_confirmation(contact: Contact, official_account=None) -> None:
+    from django.core.exceptions import ValidationError
+
+    from messaging.services import message_send
+
+    account = _confirmation_account(contact, official_account)
+    if account is None or not account.can_send:
+        logger.warning("opt-out of contact %s: no official account can send the confirmation", contact.pk)
+        return
+    text = CONFIRMATION_TEXT.format(name=account.display_name)
+    try:
+        with transaction.atomic():
+            delivery = message_send(
+                organization=account.organization,
+                official_account=account,
+                phone=contact.phone,
+                content={"text": text},
+                sms_text=text,
+                client_reference=f"optout:{contact.pk}",
+            )
+    except ValidationError:
+        logger.exception("opt-out confirmation for contact %s could not be sent", contact.pk)
+        return
+    from messaging.inbox import conversation_record_outbound
+
+    conversation_record_outbound(account, contact, delivery, text)
+
+
+def consent_grant(
+    contact: Contact,
+    *,
+    method: str,
+    source: str,
+    wording_version: str,
+    evidence: str = "",
+    granted_at=None,
+    actor=None,
+    request=None,
+) -> Consent:
+    """Record a new consent. After an opt-out, only a consent given after it re-subscribes."""
+    from django.core.exceptions import ValidationError
+
+    from console.audit import audit_record
+
+    granted_at = granted_at or timezone.now()
+    if method not in ConsentMethod.values:
+        raise ValidationError({"method": [_("Unknown consent method.")]})
+    if not source or not wording_version:
+        raise ValidationError(_("A consent needs its source and the version of the wording shown."))
+    with transaction.atomic():
+        consent = Consent.objects.create(
+            organization_id=contact.organization_id,
+            contact=contact,
+            granted_at=granted_at,
+            method=method,
+            source=source[:300],
+            wording_version=wording_version[:50],
+            evidence=evidence,
+        )
+        resubscribed = bool(contact.opted_out_at and granted_at > contact.opted_out_at)
+        if resubscribed:
+            Contact.objects.filter(pk=contact.pk).update(opted_out_at=None, opt_out_method="", updated_at=timezone.now())
+            contact.opted_out_at, contact.opt_out_method = None, ""
+        audit_record(
+            "consent.granted",
+            request=request,
+            organization=contact.organization_id,
+            actor=actor,
+            target=contact,
+            target_label=contact.phone,
+            details={"consent_id": consent.pk, "method": method, "source": source[:300],
+                     "wording_version": wording_version, "resubscribed": resubscribed},
+        )
+    return consent
+
+
+def consent_revoke(consent: Consent, method: str, *, actor=None, request=None) -> bool:
+    from console.audit import audit_record
+
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Consent.objects.filter(pk=consent.pk, revoked_at__isnull=True).update(
+            revoked_at=Greatest(F("granted_at"), now), revoke_method=method[:32]
+        )
+        if changed:
+            audit_record("consent.revoked", request=request, organization=consent.organization_id, actor=actor,
+                         target=consent.contact, target_label=consent.contact.phone,
+                         details={"consent_id": consent.pk, "method": method})
+    return bool(changed)
+
+
+def contact_erase(contact: Contact, *, actor=None, request=None) -> Contact:
+    """Erase a person's data but keep what the law asks us to keep (number, consent and opt-out
+    history, for 3 years): the replacement for deleting a contact."""
+    from console.audit import audit_record
+
+    from .models import ContactListMembership
+
+    with transaction.atomic():
+        contact_opt_out(contact, OptOutMethod.ERASURE, "erasure", actor=actor, request=request, confirm=False)
+        ContactListMembership.objects.filter(contact_id=contact.pk).delete()
+        Contact.objects.filter(pk=contact.pk).update(name="", attributes={}, updated_at=timezone.now())
+        contact.name, contact.attributes = "", {}
+        audit_record("contact.erased", request=request, organization=contact.organization_id, actor=actor,
+                     target=contact, target_label=contact.phone)
+    return contact
+
+
+def history_is_retained(contact: Contact, now=None) -> bool:
+    """Whether the contact holds consent or opt-out history younger than the retention period."""
+    cutoff = (now or timezone.now()) - RETENTION
+    if contact.opted_out_at and contact.opted_out_at > cutoff:
+        return True
+    consents = Consent.objects.filter(contact_id=contact.pk)
+    return consents.filter(granted_at__gt=cutoff).exists() or consents.filter(revoked_at__gt=cutoff).exists() or \
+        consents.filter(revoked_at__isnull=True).exists()
+
+
+@receiver(pre_delete, sender=Contact, dispatch_uid="consent_retention_contact")
+def _refuse_early_deletion(sender, instance, origin=None, **kwargs):
+    """A contact delete must not silently destroy consent history: erase instead (contact_erase).
+
+    Deleting a whole organization (the tenant leaves; its contract governs the hand-over of the
+    ledger) is the one path that is not refused here.
+    """
+    from accounts.models import Organization
+
+    if isinstance(origin, Organization):
+        return
+    if history_is_retained(instance):
+        raise ProtectedError(
+            _("This contact's consent and opt-out history must be kept for 3 years: erase the contact instead."),
+            {instance},
+        )
+
+
+@receiver(pre_delete, sender=Consent, dispatch_uid="consent_retention_consent")
+def _refuse_consent_deletion(sender, instance, origin=None, **kwargs):
+    from accounts.models import Organization
+
+    if isinstance(origin, Organization):
+        return
+    cutoff = timezone.now() - RETENTION
+    if instance.revoked_at is None or instance.revoked_at > cutoff or instance.granted_at > cutoff:
+        raise ProtectedError(_("A consent record must be kept for 3 years after it ends."), {instance})
+
+
+def consent_ledger_lines(contact: Contact):
+    """The person's consent and opt-out history as CSV lines (UTF-8 with BOM), formula cells neutralised."""
+    from .imports import csv_safe
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush():
+        value = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return value
+
+    def when(moment):
+        return timezone.localtime(moment).isoformat() if moment else ""
+
+    yield "\ufeff"
+    writer.writerow([_("Mobile number"), _("Record"), _("At"), _("Method"), _("Source"), _("Wording version"),
+                     _("Evidence"), _("Revoked at"), _("Revoked how"), _("Recorded at")])
+    yield flush()
+    for consent in contact.consents.order_by("granted_at", "id"):
+        writer.writerow([csv_safe(contact.phone), "consent", when(consent.granted_at), consent.method,
+                         csv_safe(consent.source), csv_safe(consent.wording_version), csv_safe(consent.evidence),
+                         when(consent.revoked_at), csv_safe(consent.revoke_method), when(consent.created_at)])
+        yield flush()
+    from console.models import AuditEvent
+
+    events = AuditEvent.objects.filter(
+        organization_id=contact.organization_id, target_type=Contact._meta.label_lower, target_id=str(contact.pk),
+        action__in=["contact.opted_out", "consent.granted", "consent.revoked", "contact.erased"],
+    ).order_by("occurred_at", "id")
+    for event in events:
+        details = event.details or {}
+        writer.writerow([csv_safe(contact.phone), event.action, when(event.occurred_at),
+                         csv_safe(str(details.get("method", ""))), csv_safe(str(details.get("source", ""))),
+                         csv_safe(str(details.get("wording_version", ""))), "", "", "", when(event.occurred_at)])
+        yield flush()

@@ -1,0 +1,256 @@
+"""The inbox: conversations with unread counts and filters, the thread both ways, replies, quick
+replies, assignment, done — and the tracked-link redirect. Operators and above (permission
+``operate``); every query is scoped to request.organization, so another organization's ids answer 404.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages as flash
+from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.decorators import member_required
+from accounts.models import Membership, Role
+from campaigns.models import Campaign
+from campaigns.phone import national_format
+
+from . import inbox
+from .models import (
+    Conversation,
+    ConversationMessage,
+    ConversationStatus,
+    MediaStatus,
+    QuickReply,
+)
+
+PAGE_SIZE = 50
+FILTERS = ("all", "unread", "mine", "opted_out", "done")
+
+
+def _conversations(request):
+    conversations = Conversation.objects.filter(organization=request.organization).select_related(
+        "contact", "official_account", "assigned_to", "last_campaign"
+    )
+    show = request.GET.get("show", "all")
+    if show == "unread":
+        conversations = conversations.filter(unread_count__gt=0)
+    elif show == "mine":
+        conversations = conversations.filter(assigned_to=request.user)
+    elif show == "opted_out":
+        conversations = conversations.filter(contact__opted_out_at__isnull=False)
+    elif show == "done":
+        conversations = conversations.filter(status=ConversationStatus.DONE)
+    else:
+        conversations = conversations.filter(status=ConversationStatus.OPEN)
+    campaign = request.GET.get("campaign", "")
+    if campaign.isdigit():
+        answered = ConversationMessage.objects.filter(conversation=OuterRef("pk"), campaign_id=int(campaign))
+        conversations = conversations.filter(Exists(answered))
+    return conversations.order_by("-last_message_at", "-id")[:PAGE_SIZE]
+
+
+def _list_context(request, current=None) -> dict:
+    show = request.GET.get("show", "all")
+    campaign = request.GET.get("campaign", "")
+    query = {key: value for key, value in (("show", show), ("campaign", campaign)) if value and value != "all"}
+    from urllib.parse import urlencode
+
+    return {
+        "conversations": [(c, national_format(c.contact.phone)) for c in _conversations(request)],
+        "current": current,
+        "show": show if show in FILTERS else "all",
+        "campaign_filter": campaign,
+        "campaigns": Campaign.objects.filter(organization=request.organization, parent__isnull=True)
+        .order_by("-created_at")
+        .only("id", "name")[:100],
+        "filter_query": urlencode(query),
+        "filters": [
+            ("all", _("Open")), ("unread", _("Unread")), ("mine", _("Assigned to me")),
+            ("opted_out", _("Opted out")), ("done", _("Done")),
+        ],
+    }
+
+
+def _conversation_or_404(request, pk) -> Conversation:
+    return get_object_or_404(
+        Conversation.objects.select_related("contact", "official_account", "assigned_to"),
+        pk=pk,
+        organization=request.organization,
+    )
+
+
+def _thread_context(request, conversation) -> dict:
+    thread = list(
+        ConversationMessage.objects.filter(conversation=conversation)
+        .select_related("delivery", "campaign", "sent_by")
+        .order_by("created_at", "id")
+    )
+    operators = (
+        Membership.objects.filter(
+            organization=request.organization, role__in=[Role.OWNER, Role.ADMIN, Role.OPERATOR]
+        )
+        .select_related("user")
+        .order_by("user__username")
+    )
+    return {
+        "conversation": conversation,
+        "phone_display": national_format(conversation.contact.phone),
+        "thread": thread,
+        "last_id": thread[-1].pk if thread else 0,
+        "quick_replies": QuickReply.objects.filter(organization=request.organization),
+        "operators": [m.user for m in operators],
+    }
+
+
+@member_required("operate")
+@require_GET
+def inbox_index(request):
+    context = _list_context(request)
+    template = "inbox/inbox.html"
+    if request.htmx and request.htmx.target == "conversation-list":
+        template += "#conversation-list"
+    return render(request, template, context)
+
+
+@member_required("operate")
+@require_GET
+def conversation_detail(request, pk):
+    conversation = _conversation_or_404(request, pk)
+    inbox.conversation_open(conversation, request.user)
+    context = {**_list_context(request, current=conversation), **_thread_context(request, conversation)}
+    return render(request, "inbox/inbox.html", context)
+
+
+@member_required("operate")
+@require_GET
+def conversation_list_partial(request):
+    current = request.GET.get("current", "")
+    context = _list_context(request)
+    context["current_id"] = int(current) if current.isdigit() else None
+    return render(request, "inbox/inbox.html#conversation-list", context)
+
+
+@member_required("operate")
+@require_GET
+def thread_partial(request, pk):
+    """Polled while the thread is open: new messages and status changes; marks new ones read."""
+    conversation = _conversation_or_404(request, pk)
+    if conversation.unread_count:
+        inbox.conversation_open(conversation, request.user)
+    return render(request, "inbox/inbox.html#thread-messages", _thread_context(request, conversation))
+
+
+@member_required("operate")
+@require_POST
+def conversation_reply(request, pk):
+    conversation = _conversation_or_404(request, pk)
+    text = request.POST.get("text", "")
+    error = ""
+    try:
+        inbox.inbox_reply(conversation, request.user, text, request=request)
+    except ValidationError as problem:
+        error = "; ".join(problem.messages)
+    if request.htmx:
+        context = _thread_context(request, conversation)
+        context["reply_error"] = error
+        return render(request, "inbox/inbox.html#thread-messages", context)
+    if error:
+        flash.error(request, error)
+    return redirect("messaging:inbox_conversation", pk=conversation.pk)
+
+
+@member_required("operate")
+@require_POST
+def conversation_assign(request, pk):
+    conversation = _conversation_or_404(request, pk)
+    user_id = request.POST.get("user", "")
+    user = None
+    if user_id == "me":
+        user = request.user
+    elif user_id.isdigit():
+        membership = Membership.objects.filter(
+            organization=request.organization, user_id=int(user_id), role__in=[Role.OWNER, Role.ADMIN, Role.OPERATOR]
+        ).select_related("user").first()
+        if membership is None:
+            raise Http404
+        user = membership.user
+    inbox.conversation_assign(conversation, user)
+    if user is not None:
+        flash.success(request, _("Assigned to %(name)s.") % {"name": user.get_username()})
+    else:
+        flash.success(request, _("Unassigned."))
+    return redirect("messaging:inbox_conversation", pk=conversation.pk)
+
+
+@member_required("operate")
+@require_POST
+def conversation_status(request, pk):
+    conversation = _conversation_or_404(request, pk)
+    status = request.POST.get("status", ConversationStatus.DONE)
+    try:
+        inbox.conversation_set_status(conversation, status)
+    except ValidationError:
+        raise Http404 from None
+    if status == ConversationStatus.DONE:
+        flash.success(request, _("Marked as done."))
+        return redirect("messaging:inbox")
+    flash.success(request, _("Reopened."))
+    return redirect("messaging:inbox_conversation", pk=conversation.pk)
+
+
+@member_required("operate")
+def quick_replies(request):
+    if request.method == "POST":
+        if request.POST.get("delete", "").isdigit():
+            QuickReply.objects.filter(organization=request.organization, pk=int(request.POST["delete"])).delete()
+            flash.success(request, _("The quick reply was deleted."))
+            return redirect("messaging:inbox_quick_replies")
+        title = request.POST.get("title", "").strip()[:60]
+        text = request.POST.get("text", "").strip()[:1000]
+        if not title or not text:
+            flash.error(request, _("A quick reply needs a title and a text."))
+        else:
+            QuickReply.objects.update_or_create(organization=request.organization, title=title, defaults={"text": text})
+            flash.success(request, _("The quick reply was saved."))
+        return redirect("messaging:inbox_quick_replies")
+    return render(
+        request, "inbox/quick_replies.html", {"quick_replies": QuickReply.objects.filter(organization=request.organization)}
+    )
+
+
+@member_required("operate")
+@require_GET
+def message_media(request, pk, message_pk):
+    conversation = _conversation_or_404(request, pk)
+    message = get_object_or_404(
+        ConversationMessage, pk=message_pk, conversation=conversation, media_status=MediaStatus.STORED
+    )
+    if not message.file:
+        raise Http404
+    inline = message.file_mime in ("image/jpeg", "image/png")  # re-encoded with Pillow when stored
+    response = FileResponse(
+        message.file.open("rb"),
+        content_type=message.file_mime if inline else "application/octet-stream",
+        as_attachment=not inline,
+        filename=message.file.name.rsplit("/", 1)[-1],
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'"
+    return response
+
+
+def tracked_link(request, token):
+    """A tracked button link: record the click, then go on to the campaign's own http/https URL."""
+    url = request.GET.get("u", "")
+    found = inbox.tracked_link_target(token, url)
+    if found is None:
+        raise Http404
+    campaign, contact_id, target = found
+    inbox.link_click_record(campaign, contact_id)
+    response = HttpResponseRedirect(target)
+    response["Referrer-Policy"] = "no-referrer"
+    return response

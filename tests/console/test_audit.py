@@ -1,0 +1,110 @@
+"""The audit log: append-only at the database level, sign-ins and refusals recorded, the admin page."""
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.urls import reverse
+
+from accounts.models import Role
+from console.audit import audit_record
+from console.models import AuditEvent
+from tests.accounts.factories import PASSWORD, OrganizationFactory, member
+
+pytestmark = pytest.mark.django_db
+
+
+def _event():
+    organization = OrganizationFactory()
+    return audit_record("export.contacts", organization=organization, actor_label="someone", details={"n": 1})
+
+
+def test_audit_table_refuses_update_from_the_application_connection():
+    event = _event()
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {AuditEvent._meta.db_table} SET action = %s WHERE id = %s", ["tampered", event.pk])
+    event.refresh_from_db()
+    assert event.action == "export.contacts"
+
+
+def test_audit_table_refuses_delete_from_the_application_connection():
+    event = _event()
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table} WHERE id = %s", [event.pk])
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_audit_orm_update_and_delete_are_refused_too():
+    event = _event()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(actor_label="x")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).delete()
+    with pytest.raises(ValueError):
+        event.save()
+    assert AuditEvent.objects.filter(pk=event.pk, actor_label="someone").exists()
+
+
+def test_audit_records_sign_in_and_failed_sign_in(client):
+    organization = OrganizationFactory()
+    user = member(organization, Role.OPERATOR, username="audit-login")
+    response = client.post(reverse("login"), {"username": "audit-login", "password": "wrong"})
+    assert response.status_code == 200
+    failed = AuditEvent.objects.get(action="auth.login_failed")
+    assert failed.actor_label == "audit-login" and failed.ip_address == "127.0.0.1"
+    response = client.post(reverse("login"), {"username": "audit-login", "password": PASSWORD})
+    assert response.status_code == 302
+    login = AuditEvent.objects.get(action="auth.login")
+    assert login.actor_id == user.pk
+
+
+def test_audit_records_permission_refusals(client):
+    organization = OrganizationFactory()
+    viewer = member(organization, Role.VIEWER)
+    client.force_login(viewer)
+    response = client.get(reverse("audit_log"))
+    assert response.status_code == 403
+    refused = AuditEvent.objects.get(action="permission.refused")
+    assert refused.organization_id == organization.pk
+    assert refused.actor_id == viewer.pk
+    assert refused.details["permission"] == "manage"
+
+
+def test_audit_page_is_for_admins_filters_and_exports(client):
+    organization = OrganizationFactory()
+    other = OrganizationFactory()
+    admin = member(organization, Role.ADMIN, username="audit-admin")
+    audit_record("campaign.launched", organization=organization, actor_label="marketer-a", target_label="冬のセール")
+    audit_record("export.contacts", organization=organization, actor_label="marketer-b")
+    audit_record("campaign.launched", organization=other, actor_label="elsewhere", target_label="他社")
+    client.force_login(admin)
+    page = client.get(reverse("audit_log"), {"action": "campaign."}).content.decode()
+    assert "冬のセール" in page and "marketer-b" not in page and "他社" not in page
+    response = client.get(reverse("audit_export"), {"who": "marketer"})
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    assert "marketer-a" in body and "marketer-b" in body and "elsewhere" not in body
+    assert AuditEvent.objects.filter(action="export.audit", organization_id=organization.pk).exists()
+
+
+def test_audit_csv_neutralises_formula_cells(client):
+    organization = OrganizationFactory()
+    admin = member(organization, Role.OWNER)
+    audit_record("auth.login_failed", organization=organization, actor_label="=HYPERLINK(\"x\")")
+    client.force_login(admin)
+    body = b"".join(client.get(reverse("audit_export")).streaming_content).decode("utf-8-sig")
+    assert "'=HYPERLINK" in body
+
+
+def test_audit_records_campaign_lifecycle_steps():
+    from campaigns.services import campaign_pause
+    from campaigns.status import campaign_transition
+    from tests.campaigns.factories import CampaignFactory
+
+    campaign = CampaignFactory()
+    user = member(campaign.organization, Role.ADMIN)
+    campaign_transition(campaign, "pending_approval")
+    from django.utils import timezone
+
+    campaign = campaign_transition(campaign, "approved", approved_by=user, approved_at=timezone.now())
+    campaign = campaign_transition(campaign, "running")
+    campaign_pause(campaign, user, reason="check")
+    paused = AuditEvent.objects.get(action="campaign.paused")
+    assert paused.actor_id == user.pk and paused.target_id == str(campaign.pk) and paused.details == {"reason": "check"}
