@@ -21,6 +21,7 @@ import hmac
 import io
 import logging
 import mimetypes
+import os
 import urllib.request
 from collections import Counter
 from datetime import timedelta
@@ -268,7 +269,7 @@ def inbound_media_fetch(message_id: int) -> str:
     if urlsplit(message.file_url).scheme not in ("http", "https"):
         ConversationMessage.objects.filter(pk=message.pk).update(media_status=MediaStatus.FAILED)
         return MediaStatus.FAILED
-    limit = int(getattr(settings, "INBOX_MEDIA_MAX_BYTES", MEDIA_MAX_BYTES))
+    limit = int(getattr(settings, "INBOX_MEDIA_MAX_BYTES", 0) or os.environ.get("INBOX_MEDIA_MAX_BYTES") or MEDIA_MAX_BYTES)
     try:
         data, served_type = _download(message.file_url, limit)
     except MediaTooLarge:
