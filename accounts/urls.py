@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_api_keys
 
 app_name = "accounts"
 
@@ -19,4 +19,12 @@ urlpatterns = [
     path("members/<int:pk>/role/", views.member_role, name="member_role"),
     path("members/<int:pk>/remove/", views.member_remove, name="member_remove"),
     path("quiet-hours/", views.quiet_hours, name="quiet_hours"),
+    path("api-keys/", views_api_keys.api_keys, name="api_keys"),
+    path("api-keys/<int:pk>/revoke/", views_api_keys.api_key_revoke, name="api_key_revoke"),
+    path("webhooks/", views_api_keys.webhooks, name="webhooks"),
+    path("webhooks/<int:pk>/", views_api_keys.webhook_detail, name="webhook_detail"),
+    path("webhooks/<int:pk>/rotate/", views_api_keys.webhook_rotate, name="webhook_rotate"),
+    path("webhooks/<int:pk>/toggle/", views_api_keys.webhook_toggle, name="webhook_toggle"),
+    path("webhooks/<int:pk>/delete/", views_api_keys.webhook_delete, name="webhook_delete"),
+    path("webhooks/<int:pk>/deliveries/<int:delivery_pk>/resend/", views_api_keys.webhook_resend, name="webhook_resend"),
 ]

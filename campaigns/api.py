@@ -29,7 +29,7 @@ from console.api_schema import ApiCursorPagination, example
 from messaging.rich_content import validate_rich_content
 from messaging.sms_text import validate_sms_text
 
-from . import services
+from . import optout, services
 from .models import (
     Campaign,
     CampaignStatus,
@@ -45,6 +45,10 @@ from .status import TransitionError
 
 BULK_MAX = 10_000
 ATTRIBUTES_MAX = 50
+
+
+class EmptySerializer(serializers.Serializer):
+    pass
 
 
 class Conflict(exceptions.APIException):
@@ -181,8 +185,7 @@ class ContactSerializer(serializers.ModelSerializer):
                     [ContactListMembership(contact_list=item, contact=contact) for item in lists], ignore_conflicts=True
                 )
             if consent:
-                consent.setdefault("granted_at", timezone.now())
-                Consent.objects.create(organization=contact.organization, contact=contact, **consent)
+                optout.consent_grant(contact, actor=self.context.get("actor"), **consent)
         return contact
 
     def update(self, instance, validated_data):
@@ -200,8 +203,7 @@ class ContactSerializer(serializers.ModelSerializer):
                     ignore_conflicts=True,
                 )
             if consent:
-                consent.setdefault("granted_at", timezone.now())
-                Consent.objects.create(organization=instance.organization, contact=instance, **consent)
+                optout.consent_grant(instance, actor=self.context.get("actor"), **consent)
         return instance
 
 
@@ -373,21 +375,6 @@ def contacts_bulk_upsert(organization, rows: list, contact_list: ContactList | N
     return {"created": created, "updated": updated, "errors": errors}
 
 
-def contact_opt_out(contact: Contact, method: str = "api") -> Contact:
-    """Opt a contact out of promotions (honoured at send time); the first opt-out time is kept."""
-    if contact.opted_out_at is None:
-        contact.opted_out_at = timezone.now()
-        contact.opt_out_method = method[:32]
-        contact.save(update_fields=["opted_out_at", "opt_out_method", "updated_at"])
-    return contact
-
-
-def consents_revoke(contact: Contact, method: str = "api") -> int:
-    return Consent.objects.filter(contact=contact, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), revoke_method=method[:32]
-    )
-
-
 CONTACT_EXAMPLE = {
     "id": 42, "phone": "+819012345678", "name": "山田 太郎", "attributes": {"member_rank": "gold"}, "lists": [3],
     "opted_out": False, "opted_out_at": None, "opt_out_method": "", "has_consent": True,
@@ -404,7 +391,10 @@ CONSENT_EXAMPLE = {
 
 
 class OptOutSerializer(serializers.Serializer):
-    method = serializers.CharField(max_length=32, required=False, default="api", help_text="How the person asked.")
+    source = serializers.CharField(max_length=300, required=False, default="", help_text="Where the person asked.")
+    confirm = serializers.BooleanField(
+        required=False, default=True, help_text="Send the person the short opt-out confirmation message."
+    )
 
 
 class RevokeSerializer(serializers.Serializer):
@@ -429,9 +419,10 @@ class RevokeResultSerializer(serializers.Serializer):
     partial_update=extend_schema(summary="Update a contact", examples=[
         example("Rename", {"name": "山田 花子"}, request=True, response=False), example("Updated", CONTACT_EXAMPLE)]),
     destroy=extend_schema(summary="Delete a contact", description=(
-        "Deletes the contact with its list memberships. A contact whose consent a sent promotion relied on "
-        "cannot be deleted (409): opt it out instead."), examples=[
-        example("Cannot delete", {"code": "protected", "message": "This object is still referenced by records that must be kept.", "field": None}, status_codes=["409"])]),
+        "Deletes the contact with its list memberships. A contact with consent or opt-out history younger than "
+        "3 years cannot be deleted (409): erase it instead."), examples=[
+        example("Cannot delete", {"code": "protected", "field": None, "message": "This contact's consent and opt-out "
+                "history must be kept for 3 years: erase the contact instead."}, status_codes=["409"])]),
 )
 class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
     required_scope = ApiScope.CONTACTS
@@ -453,7 +444,10 @@ class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
         )
 
     def get_serializer_context(self):
-        return {**super().get_serializer_context(), "organization": self.organization}
+        return {
+            **super().get_serializer_context(), "organization": self.organization,
+            "actor": self.api_key.created_by if self.api_key else None,
+        }
 
     def perform_destroy(self, instance):
         instance.delete()
@@ -495,7 +489,7 @@ class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
         description="Stops promotional messages to this person (honoured at send time, also for running campaigns).",
         request=OptOutSerializer,
         responses={200: ContactSerializer},
-        examples=[example("Opt out", {"method": "api"}, request=True, response=False),
+        examples=[example("Opt out", {"source": "call centre", "confirm": True}, request=True, response=False),
                   example("Opted out", {**CONTACT_EXAMPLE, "opted_out": True, "opted_out_at": "2026-11-26T11:00:00+09:00",
                                         "opt_out_method": "api"})],
     )
@@ -504,7 +498,10 @@ class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
         contact = self._contact()
         data = OptOutSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        contact_opt_out(contact, data.validated_data["method"])
+        optout.contact_opt_out(
+            contact, optout.OptOutMethod.API, data.validated_data["source"] or f"api key {self.api_key.prefix}",
+            actor=self.api_key.created_by, confirm=data.validated_data["confirm"],
+        )
         return Response(ContactSerializer(self.get_queryset().get(pk=contact.pk), context=self.get_serializer_context()).data)
 
     @extend_schema(
@@ -525,9 +522,7 @@ class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
             return Response(ConsentSerializer(contact.consents.all(), many=True).data)
         data = ConsentSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
-        values.setdefault("granted_at", timezone.now())
-        consent = Consent.objects.create(organization=self.organization, contact=contact, **values)
+        consent = optout.consent_grant(contact, actor=self.api_key.created_by, **data.validated_data)
         return Response(ConsentSerializer(consent).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -541,7 +536,27 @@ class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
         contact = self._contact()
         data = RevokeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response({"revoked": consents_revoke(contact, data.validated_data["method"])})
+        revoked = sum(
+            optout.consent_revoke(consent, data.validated_data["method"], actor=self.api_key.created_by)
+            for consent in contact.consents.filter(revoked_at__isnull=True)
+        )
+        return Response({"revoked": revoked})
+
+    @extend_schema(
+        summary="Erase a contact",
+        description=(
+            "What replaces deletion while the consent history must be kept (3 years): the name, attributes "
+            "and list memberships go; the number and the consent and opt-out history stay; the person is opted out."
+        ),
+        request=EmptySerializer, responses={200: ContactSerializer},
+        examples=[example("Erased", {**CONTACT_EXAMPLE, "name": "", "attributes": {}, "lists": [], "opted_out": True,
+                                     "opted_out_at": "2026-11-26T11:00:00+09:00", "opt_out_method": "erasure"})],
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def erase(self, request, pk=None):
+        contact = self._contact()
+        optout.contact_erase(contact, actor=self.api_key.created_by)
+        return Response(ContactSerializer(self.get_queryset().get(pk=contact.pk), context=self.get_serializer_context()).data)
 
 
 # --- lists --------------------------------------------------------------------------------------
@@ -774,10 +789,6 @@ class CampaignSerializer(serializers.ModelSerializer):
 
 class PauseSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
-
-
-class EmptySerializer(serializers.Serializer):
-    pass
 
 
 class CampaignStatsSerializer(serializers.Serializer):

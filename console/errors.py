@@ -77,8 +77,9 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, ProtectedError):
+        message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
         return Response(
-            error_body("protected", _("This object is still referenced by records that must be kept.")),
+            error_body("protected", message or _("This object is still referenced by records that must be kept.")),
             status=status.HTTP_409_CONFLICT,
         )
     elif isinstance(exc, IntegrityError):

@@ -20,10 +20,13 @@ from campaigns.models import Classification
 from campaigns.phone import normalize_mobile
 from console.api_schema import ApiCursorPagination, example
 
+from . import outbound_webhooks  # noqa: E402 - connects the webhook receivers in web processes
 from .models import Channel, Delivery, DeliveryStatus, FallbackReason
 from .rich_content import validate_rich_content
 from .services import message_send
 from .sms_text import validate_sms_text
+
+outbound_webhooks.connect_receivers()
 
 STATUS_NAMES = {value: DeliveryStatus(value).name.lower() for value in DeliveryStatus.values}
 STATUS_VALUES = {name: value for value, name in STATUS_NAMES.items()}
@@ -283,3 +286,104 @@ class MessageViewSet(ApiViewMixin, mixins.CreateModelMixin, mixins.RetrieveModel
             raise
         body = MessageSerializer(delivery, context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
+
+
+# --- inbound messages ---------------------------------------------------------------------------
+
+
+class InboundLocationSerializer(serializers.Serializer):
+    latitude = serializers.FloatField()
+    longitude = serializers.FloatField()
+
+
+class InboundFileSerializer(serializers.Serializer):
+    url = serializers.CharField()
+    mime_type = serializers.CharField()
+
+
+class InboundMessageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    from_ = serializers.CharField(source="conversation.contact.phone")
+    contact = serializers.IntegerField(source="conversation.contact_id")
+    official_account = serializers.IntegerField(source="conversation.official_account_id")
+    kind = serializers.CharField()
+    channel = serializers.CharField()
+    text = serializers.CharField()
+    postback = serializers.CharField()
+    location = serializers.SerializerMethodField()
+    file = serializers.SerializerMethodField()
+    campaign = serializers.IntegerField(source="campaign_id", allow_null=True)
+    received_at = serializers.DateTimeField(source="created_at")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+    @extend_schema_field(InboundLocationSerializer(allow_null=True))
+    def get_location(self, message):
+        if message.latitude is None or message.longitude is None:
+            return None
+        return {"latitude": message.latitude, "longitude": message.longitude}
+
+    @extend_schema_field(InboundFileSerializer(allow_null=True))
+    def get_file(self, message):
+        if not message.file_url:
+            return None
+        return {"url": message.file_url, "mime_type": message.file_mime}
+
+
+INBOUND_EXAMPLE = {
+    "id": 501, "from": "+819012345678", "contact": 42, "official_account": 1, "kind": "postback", "channel": "rcs",
+    "text": "いいえ", "postback": "fraud:ng", "location": None, "file": None, "campaign": None,
+    "received_at": "2026-11-26T10:00:31+09:00",
+}
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List inbound messages",
+        description="What people sent to your official accounts (text, chip taps, locations, files), newest first.",
+        parameters=[
+            OpenApiParameter("since", str, description="Only messages received at or after this ISO 8601 time."),
+            OpenApiParameter("phone", str, description="Only messages from this mobile number."),
+            OpenApiParameter("page_size", int, description="1–500, default 50."),
+        ],
+        examples=[example("Replies", {"next": None, "previous": None, "results": [INBOUND_EXAMPLE]})],
+    ),
+    retrieve=extend_schema(summary="Get an inbound message", examples=[example("A chip tap", INBOUND_EXAMPLE)]),
+)
+class InboundMessageViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    required_scope = ApiScope.SEND
+    serializer_class = InboundMessageSerializer
+    pagination_class = ApiCursorPagination
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        from .models import ConversationMessage, MessageDirection
+
+        queryset = ConversationMessage.objects.filter(
+            conversation__organization=self.organization, direction=MessageDirection.INBOUND
+        ).select_related("conversation__contact")
+        if self.action == "list":
+            params = self.request.query_params
+            if params.get("since"):
+                from django.utils.dateparse import parse_datetime
+
+                try:
+                    since = parse_datetime(params["since"])
+                except ValueError:
+                    since = None
+                if since is None:
+                    raise serializers.ValidationError({"since": [_("Give an ISO 8601 date and time.")]})
+                queryset = queryset.filter(created_at__gte=since)
+            if params.get("phone"):
+                try:
+                    phone = normalize_mobile(params["phone"])
+                except DjangoValidationError as error:
+                    raise serializers.ValidationError({"phone": error.messages}) from None
+                queryset = queryset.filter(conversation__contact__phone=phone)
+        return queryset
+
+
+ROUTES = [("inbound", InboundMessageViewSet, "inbound")]

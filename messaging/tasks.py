@@ -89,3 +89,24 @@ def fold_counters() -> int:
 @shared_task(acks_late=True)
 def apply_provider_events(event_ids: list[int]) -> int:
     return receipts.events_apply(event_ids)
+
+
+# --- outbound webhooks (REST API issue) ---------------------------------------------------------
+
+from . import outbound_webhooks  # noqa: E402 - connects the webhook receivers in worker processes
+
+outbound_webhooks.connect_receivers()
+
+
+@shared_task(acks_late=True)
+def deliver_webhook(delivery_id: int) -> str:
+    return outbound_webhooks.webhook_attempt(delivery_id)
+
+
+@shared_task
+def sweep_webhooks() -> int:
+    """Periodic: re-enqueue webhook deliveries whose attempt is overdue (a lost task)."""
+    due = outbound_webhooks.due_delivery_ids()
+    for delivery_id in due:
+        deliver_webhook.delay(delivery_id)
+    return len(due)
