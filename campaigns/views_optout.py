@@ -1,13 +1,22 @@
-"""The signed opt-out link's page: {PUBLIC_BASE_URL}/o/<token>/ — GET shows a confirmation, POST
-confirms (CSRF-protected, no sign-in needed). A token that is not ours answers 404."""
+"""Opt-out and consent pages.
 
-from django.http import Http404
-from django.shortcuts import render
+The signed opt-out link's page: {PUBLIC_BASE_URL}/o/<token>/ — GET shows a confirmation, POST
+confirms (CSRF-protected, no sign-in needed). A token that is not ours answers 404. For members: one
+person's consent ledger as CSV, opting a person out from the console, erasing instead of deleting.
+"""
+
+from django.contrib import messages
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.decorators import member_required
 
 from .models import Contact
-from .optout import OptOutMethod, contact_opt_out
+from .optout import OptOutMethod, consent_ledger_lines, contact_erase, contact_opt_out
 from .optout_links import parse_opt_out_token
 
 
@@ -37,3 +46,38 @@ def opt_out_page(request, token):
             "hide_shell": True,
         },
     )
+
+
+# --- the consent ledger of one contact (console, signed-in members) -------------------------------
+
+@member_required("view")
+def consent_ledger_export(request, pk):
+    """One person's consent and opt-out history as CSV (what a regulator or the person may ask for)."""
+    from console.audit import audit_record
+
+    contact = get_object_or_404(Contact, pk=pk, organization=request.organization)
+    audit_record("export.consent", request=request, target=contact, target_label=contact.phone)
+    response = StreamingHttpResponse(consent_ledger_lines(contact), content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="consent-{contact.pk}-{stamp}.csv"'
+    return response
+
+
+@member_required("operate")
+@require_POST
+def contact_opt_out_view(request, pk):
+    contact = get_object_or_404(Contact, pk=pk, organization=request.organization)
+    if contact_opt_out(contact, OptOutMethod.CONSOLE, f"console:{request.user.get_username()}", request=request,
+                       confirm=request.POST.get("confirm") == "1"):
+        messages.success(request, _("The person was opted out of promotional messages."))
+    return redirect("contacts:detail", pk=contact.pk)
+
+
+@member_required("manage")
+@require_POST
+def contact_erase_view(request, pk):
+    """Erase instead of delete: the consent history stays for 3 years, everything else goes."""
+    contact = get_object_or_404(Contact, pk=pk, organization=request.organization)
+    contact_erase(contact, request=request)
+    messages.success(request, _("The contact's personal data was erased; the consent history is kept for 3 years."))
+    return redirect("contacts:detail", pk=contact.pk)

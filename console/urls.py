@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.static import serve
 
-from campaigns.views_optout import opt_out_page
+from campaigns import views_optout
 
 from . import views, views_audit
 
@@ -19,9 +19,12 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("campaigns/", include("campaigns.urls")),
     path("messaging/", include("messaging.urls")),
-    path("o/<str:token>/", opt_out_page, name="opt_out"),
+    path("o/<str:token>/", views_optout.opt_out_page, name="opt_out"),
     path("audit/", views_audit.audit_log, name="audit_log"),
     path("audit/export.csv", views_audit.audit_export, name="audit_export"),
+    path("consent/<int:pk>/ledger.csv", views_optout.consent_ledger_export, name="consent_ledger"),
+    path("consent/<int:pk>/opt-out/", views_optout.contact_opt_out_view, name="consent_opt_out"),
+    path("consent/<int:pk>/erase/", views_optout.contact_erase_view, name="consent_erase"),
     path("api/v1/", include("console.api")),
 ]
 
