@@ -29,6 +29,7 @@ from datetime import timedelta
 import aiohttp
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import GatewayAccount, GatewayKind
@@ -269,10 +270,18 @@ class Outcome:
     gateway_errors: int = 0
 
 
-async def _at_slot(slot: float):
-    delay = slot - time.time()
-    if delay > 0:
-        await asyncio.sleep(delay)
+async def _at_slot(slot: float, gateway: GatewayAccount):
+    """Wait for a reserved send slot. A sender that wakes too late (the machine was busy) takes a
+    new slot instead of going out together with the sends due after it: lateness must not turn into
+    a burst above the account's rate."""
+    tolerance = max(1.0 / gateway.rate_per_second, 0.005)
+    for _ in range(3):
+        delay = slot - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if time.time() - slot <= tolerance:
+            return
+        slot = throttle.reserve(gateway.pk, gateway.rate_per_second, 1)[0]
 
 
 async def _check_capabilities(session, ctx: SendContext, rows: list[Row]) -> dict[str, bool]:
@@ -298,7 +307,7 @@ async def _send_rcs(session, ctx: SendContext, rows: list[Row], outcome: Outcome
 
     async def one(row: Row, slot: float):
         async with limiter:
-            await _at_slot(slot)
+            await _at_slot(slot, ctx.rcs_gateway)
             message = OutboundMessage(
                 message_id=_uuid_str(row),
                 phone=row.phone,
@@ -364,7 +373,7 @@ async def _send_sms(
 
     async def one(indexes: list[int]):
         async with limiter:
-            await _at_slot(slots[indexes[-1]])
+            await _at_slot(slots[indexes[-1]], gateway)
             try:
                 results = await adapter.send_batch(session, [messages[i] for i in indexes])
             except GatewayError as error:
@@ -428,26 +437,10 @@ def _record(ctx: SendContext, outcome: Outcome, cancelled: list[Row]) -> None:
     cid = ctx.campaign_id
     with transaction.atomic():
         for rows, channel in ((outcome.rcs_sent, Channel.RCS), (outcome.sms_sent, Channel.SMS)):
-            if not rows:
-                continue
-            updated = Delivery.objects.filter(id__in=[r.id for r in rows], status=D.QUEUED).update(
-                status=D.SENT, channel=channel, sent_at=now, lease_until=None
-            )
-            increments[(cid, channel, Metric.SENT, "")] += updated
-            _announce("sent", rows, cid, channel)
-            fell_back = [row for row in rows if row.fallback_reason and channel == Channel.SMS]
-            for row in fell_back:
-                increments[(cid, Channel.SMS, Metric.FELL_BACK, row.fallback_reason)] += 1
-            _announce("fell_back", fell_back, cid, Channel.SMS)
+            if rows:
+                mark_sent("id", [r.id for r in rows], channel, now, increments)
         if outcome.fallback_sms_sent:
-            ids = [r.id for r in outcome.fallback_sms_sent]
-            updated = Delivery.objects.filter(id__in=ids, pending_fallback=True).update(
-                pending_fallback=False, lease_until=None, sent_at=now
-            )
-            increments[(cid, Channel.RCS, Metric.SENT, "")] -= updated
-            increments[(cid, Channel.SMS, Metric.SENT, "")] += updated
-            increments[(cid, Channel.SMS, Metric.FELL_BACK, FallbackReason.TTL_EXPIRED)] += updated
-            _announce("fell_back", outcome.fallback_sms_sent, cid, Channel.SMS)
+            mark_fallback_leg_sent("id", [r.id for r in outcome.fallback_sms_sent], now, increments)
         for row, code, reason in outcome.failed:
             updated = Delivery.objects.filter(id=row.id, status__lt=D.FAILED).update(
                 status=D.FAILED, error_code=code[:50], error_reason=reason, failed_at=now, lease_until=None,
@@ -468,6 +461,65 @@ def _record(ctx: SendContext, outcome: Outcome, cancelled: list[Row]) -> None:
             increments[(cid, "", Metric.CANCELLED, "opted_out")] += updated
         if cid:
             counters_add(increments, now.replace(second=0, microsecond=0))
+
+
+def _update_returning(set_sql: str, set_params: list, key: str, keys: list, where_sql: str) -> list[tuple]:
+    """UPDATE deliveries matched by ``key`` (id or uuid) IN ``keys``; returns the rows that changed
+    as (id, campaign id, channel, fallback reason)."""
+    if not keys:
+        return []
+    placeholders = ",".join(["%s"] * len(keys))
+    sql = (
+        f"UPDATE {Delivery._meta.db_table} SET {set_sql} WHERE {key} IN ({placeholders}) AND {where_sql} "
+        f"RETURNING id, campaign_id, channel, fallback_reason"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*set_params, *keys])
+        return cursor.fetchall()
+
+
+def mark_sent(key: str, keys: list, channel: str, now, increments: Counter) -> list[tuple]:
+    """QUEUED → SENT on ``channel``, counted once whoever gets there first: the send's own record or
+    a receipt that arrived before it (a worker died between the carrier's answer and the record)."""
+    rows = _update_returning(
+        "status = %s, sent_at = COALESCE(sent_at, %s), lease_until = NULL",
+        [D.SENT, now],
+        key,
+        keys,
+        f"status = {D.QUEUED} AND channel = '{channel}'",
+    )
+    fell_back = [row for row in rows if row[3] and row[2] == Channel.SMS]
+    for _id, campaign_id, row_channel, _reason in rows:
+        increments[(campaign_id, row_channel, Metric.SENT, "")] += 1
+    for _id, campaign_id, _channel, reason in fell_back:
+        increments[(campaign_id, Channel.SMS, Metric.FELL_BACK, reason)] += 1
+    _announce_rows("sent", rows)
+    _announce_rows("fell_back", fell_back)
+    return rows
+
+
+def mark_fallback_leg_sent(key: str, keys: list, now, increments: Counter) -> list[tuple]:
+    """The SMS leg after a revoked RCS message went out: it moves from the RCS to the SMS tally."""
+    rows = _update_returning(
+        "pending_fallback = %s, lease_until = NULL, sent_at = %s",
+        [False, now],
+        key,
+        keys,
+        f"pending_fallback AND channel = '{Channel.SMS}'",
+    )
+    for _id, campaign_id, _channel, _reason in rows:
+        increments[(campaign_id, Channel.RCS, Metric.SENT, "")] -= 1
+        increments[(campaign_id, Channel.SMS, Metric.SENT, "")] += 1
+        increments[(campaign_id, Channel.SMS, Metric.FELL_BACK, FallbackReason.TTL_EXPIRED)] += 1
+    _announce_rows("fell_back", rows)
+    return rows
+
+
+def _announce_rows(change: str, rows: list[tuple]) -> None:
+    if rows:
+        delivery_status_changed.send(
+            sender=dispatch_batch, change=change, deliveries=[(r[0], r[1], r[2]) for r in rows]
+        )
 
 
 def _announce(change: str, rows: list[Row], campaign_id, channel: str) -> None:
@@ -596,12 +648,13 @@ def awaiting_rcs_receipts(campaign: Campaign) -> bool:
 
 
 def _batch_size_for(ctx: SendContext, batch_size: int) -> int:
-    """Small enough that a batch is sent well within its lease at the account's rate."""
+    """About one second of sending per chain: a batch is sent well within its lease, and an opt-out
+    (checked at claim time) takes effect within about a second."""
     rates = [g.rate_per_second for g in (ctx.rcs_gateway, ctx.sms_gateway) if g is not None]
     if not rates:
         return batch_size
-    affordable = int(min(rates) * settings.DELIVERY_LEASE_SECONDS / 4)
-    return max(10, min(batch_size, affordable))
+    per_chain = int(min(rates) / max(settings.DISPATCH_CHAINS, 1))
+    return max(10, min(batch_size, per_chain))
 
 
 def _maybe_auto_pause(campaign: Campaign, attempted: int, errors: int) -> None:
@@ -653,8 +706,6 @@ def running_campaigns_needing_dispatch() -> list[int]:
 
 
 def models_q_stale(cutoff):
-    from django.db.models import Q
-
     return Q(last_dispatch_at__isnull=True) | Q(last_dispatch_at__lt=cutoff)
 
 
@@ -755,16 +806,34 @@ def dispatch_fallbacks(rows: list[tuple[int, int | None]]) -> None:
 
 
 def cancel_remaining(campaign: Campaign) -> int:
-    """Mark every delivery not yet sent as cancelled (campaign cancel)."""
+    """Mark every delivery not yet sent as cancelled (campaign cancel).
+
+    Rows leased by a batch in flight are left to that batch, which records what it really sent;
+    ``cancel_orphans`` later cancels any whose batch died.
+    """
+    now = timezone.now()
+    not_in_flight = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     with transaction.atomic():
-        updated = Delivery.objects.filter(campaign=campaign, status=D.QUEUED).update(
+        updated = Delivery.objects.filter(not_in_flight, campaign=campaign, status=D.QUEUED).update(
             status=D.CANCELLED, error_code="campaign_cancelled", lease_until=None
         )
-        pending = Delivery.objects.filter(campaign=campaign, pending_fallback=True).update(
+        pending = Delivery.objects.filter(not_in_flight, campaign=campaign, pending_fallback=True).update(
             status=D.CANCELLED, error_code="campaign_cancelled", pending_fallback=False, lease_until=None
         )
         counters_add(Counter({(campaign.pk, "", Metric.CANCELLED, "campaign_cancelled"): updated + pending}))
     return updated + pending
+
+
+def cancel_orphans() -> int:
+    """Cancel what is left of cancelled campaigns once no batch holds it any more."""
+    recently = timezone.now() - timedelta(days=1)
+    cancelled = Campaign.objects.filter(status=CampaignStatus.CANCELLED, finished_at__gte=recently)
+    left = [
+        campaign
+        for campaign in cancelled
+        if Delivery.objects.filter(Q(status=D.QUEUED) | Q(pending_fallback=True), campaign=campaign).exists()
+    ]
+    return sum(cancel_remaining(campaign) for campaign in left)
 
 
 def gateway_kinds_ok(account) -> bool:

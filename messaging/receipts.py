@@ -86,6 +86,7 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
     by_kind: dict[tuple[str, str], list[str]] = defaultdict(list)
     provider_sms: list[str] = []
     failures: list[tuple[str, str, str, str]] = []
+    proof_of_send: dict[tuple[str, bool], list[str]] = defaultdict(list)
     inbound = [event for event in events if event.kind in INBOUND_KINDS]
     if inbound:
         inbound_received.send(sender=apply_events, events=inbound)
@@ -104,6 +105,8 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
             by_kind[(event.kind, leg)].append(delivery_uuid)
         elif event.kind == "failed":
             failures.append((delivery_uuid, leg, event.error_code or "carrier_failed", event.error_reason))
+        if event.kind in ("delivered", "read", "failed"):
+            proof_of_send[(leg, sms_leg)].append(delivery_uuid)
 
     if provider_sms:
         rows = _update_returning(
@@ -118,6 +121,15 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
                 increments[(campaign_id, Channel.SMS, Metric.SENT, "")] += 1
                 increments[(campaign_id, Channel.SMS, Metric.FELL_BACK, FallbackReason.PROVIDER)] += 1
         _announce("fell_back", rows)
+
+    # A receipt can overtake the record of its own send (the worker died in between): it proves
+    # the send, so record that first — the resend after the crash is dropped by the carrier.
+    from .fanout import mark_fallback_leg_sent, mark_sent
+
+    for (leg, suffixed), uuids in proof_of_send.items():
+        mark_sent("uuid", uuids, leg, now, increments)
+        if suffixed:
+            mark_fallback_leg_sent("uuid", uuids, now, increments)
 
     for leg in (Channel.RCS, Channel.SMS):
         delivered_or_read = by_kind[("delivered", leg)] + by_kind[("read", leg)]

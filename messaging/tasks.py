@@ -76,6 +76,7 @@ def sweep() -> dict:
     for campaign_id in stale:
         start_dispatch(campaign_id)
     revoked = fanout.ttl_sweep()
+    fanout.cancel_orphans()
     pending = receipts.pending_event_ids()
     applied = receipts.events_apply(pending) if pending else 0
     return {"restarted": len(stale), "revoked": revoked, "events": applied}

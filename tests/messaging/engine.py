@@ -36,7 +36,7 @@ from tests.accounts.factories import OrganizationFactory, UserFactory, approved_
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
-__all__ = ["engine", "worker", "Engine", "WorkerProcess"]
+__all__ = ["beat", "engine", "worker", "Engine", "WorkerProcess"]
 
 
 def _test_database_url() -> str:
@@ -120,6 +120,26 @@ def worker(transactional_db):
     for process in started:
         process.stop()
     flush_redis()
+
+
+@pytest.fixture
+def beat(transactional_db):
+    """A real ``celery beat`` process with django-celery-beat's database scheduler."""
+    log_path = BASE_DIR / "var" / "test" / "beat.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "console", "beat", "-l", "info", "--max-interval", "1",
+             "-S", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile="],
+            cwd=BASE_DIR, env=worker_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    yield process
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 class Engine:

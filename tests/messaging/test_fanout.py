@@ -5,6 +5,7 @@ import asyncio
 import random
 import time
 from collections import Counter
+from datetime import datetime
 
 import aiohttp
 import pytest
@@ -128,3 +129,156 @@ def test_fanout_10k_every_profile_exactly_once_and_counters_match_sandbox(engine
     assert stats["fallback_by_reason"]["ttl_expired"] == profiles["offline_device"]
     assert stats["failed"] == profiles["data_only_mvno_unreachable"]
     assert stats["read"] == profiles["android_plus_message"] + profiles["au_iphone_native_rcs"]
+
+
+NO_TTL_MIX = {"android_plus_message": 60, "iphone_no_app": 20, "rakuten_sms_only": 10, "never_reads": 10}
+
+
+def all_reached_once(sandbox, phones):
+    summary = sandbox.get("inboxes")
+    assert summary["duplicate_count"] == 0, summary["duplicates"]
+    assert summary["both_channels_count"] == 0, summary["both_channels"]
+    boxes = inboxes(sandbox, phones)
+    missing = [box for box in boxes if len(box["messages"]) != 1 or box["messages"][0]["count"] != 1]
+    assert not missing, f"{len(missing)} handsets without exactly one message, e.g. {missing[:3]}"
+    assert sandbox.tallies()["carrier"].get("handset_duplicates", 0) == 0
+
+
+def test_fanout_sigkill_worker_five_times_no_duplicate_no_gap(engine, worker):
+    engine.sandbox.configure(profile_mix=NO_TTL_MIX)
+    engine.rbm.rate_per_second = engine.cm.rate_per_second = 1500
+    engine.rbm.save()
+    engine.cm.save()
+    audience = engine.audience(20_000)
+    campaign = engine.campaign(audience)
+    phones = list(audience.contacts.values_list("phone", flat=True))
+    current = worker()
+    campaign_start(campaign)
+    rng = random.Random(20_000)
+    kills = 0
+    deadline = time.monotonic() + 120
+    while kills < 5 and time.monotonic() < deadline:
+        time.sleep(rng.uniform(0.5, 2.5))
+        current.kill()
+        kills += 1
+        run_sweeper()
+        current = worker(name=f"w{kills + 1}")
+    assert kills == 5
+    sent_before_end = engine.sandbox.tallies()["carrier"]
+    assert sent_before_end.get("rbm_accepted", 0) + sent_before_end.get("cm_accepted", 0) < 20_000, (
+        "the kills must land while the campaign is still sending"
+    )
+    wait_settled(campaign, 20_000, timeout=300)
+    all_reached_once(engine.sandbox, phones)
+    assert Delivery.objects.filter(campaign=campaign, status__gte=DeliveryStatus.SENT).count() == 20_000
+
+
+def test_fanout_429_and_5xx_storm_slows_down_and_finishes(engine, worker):
+    engine.sandbox.configure(
+        profile_mix=NO_TTL_MIX,
+        rate_limit={"rate": 300, "burst": 150},  # a CM request of 100 messages takes 100 tokens
+        faults={"error_rate": 0.15, "error_status": 503},
+    )
+    audience = engine.audience(3_000)
+    campaign = engine.campaign(audience)
+    phones = list(audience.contacts.values_list("phone", flat=True))
+    worker(AUTO_PAUSE_ERROR_RATE=0)
+    campaign_start(campaign)
+    wait_settled(campaign, 3_000, timeout=240)
+    tallies = engine.sandbox.tallies()["carrier"]
+    assert tallies.get("throttled", 0) > 0, tallies
+    assert tallies.get("injected_errors", 0) > 0, tallies
+    all_reached_once(engine.sandbox, phones)
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.COMPLETED
+
+
+def test_fanout_two_workers_share_one_rate_limit(engine, worker):
+    engine.sandbox.configure(
+        profile_mix={"android_plus_message": 1},
+        latencies_ms={"delivered": [0, 0], "read": [50, 50], "sms_delivered": [0, 0]},
+    )
+    engine.rbm.rate_per_second = 200
+    engine.rbm.save()
+    audience = engine.audience(1_600)
+    campaign = engine.campaign(audience)
+    phones = list(audience.contacts.values_list("phone", flat=True))
+    worker(name="a", DISPATCH_CHAINS=4)
+    worker(name="b", DISPATCH_CHAINS=4)
+    campaign_start(campaign)
+    wait_settled(campaign, 1_600, timeout=120)
+    arrivals = sorted(
+        datetime.fromisoformat(box["messages"][0]["first_at"].replace("Z", "+00:00")).timestamp()
+        for box in inboxes(engine.sandbox, phones)
+    )
+    assert len(arrivals) == 1_600
+    # Any one-second window: the 201st send after a send must come at least a second later.
+    busiest = max(
+        sum(1 for t in arrivals[i : i + 260] if t < start + 1.0) for i, start in enumerate(arrivals)
+    )
+    assert busiest <= 200, busiest
+    assert arrivals[-1] - arrivals[0] >= (1_600 / 200) - 1.5  # and it did not crawl either
+
+
+def test_fanout_optout_mid_promotion_stops_further_sends(engine, worker):
+    engine.sandbox.configure(profile_mix={"android_plus_message": 1})
+    engine.rbm.rate_per_second = 200
+    engine.rbm.save()
+    audience = engine.audience(1_000)
+    campaign = engine.campaign(audience, classification="promotion")
+    worker()
+    campaign_start(campaign)
+    wait_until(lambda: engine.sandbox.tallies()["carrier"].get("rbm_accepted", 0) >= 100, timeout=30, interval=0.1)
+    from django.utils import timezone
+
+    from campaigns.models import Contact
+
+    late = list(Contact.objects.filter(organization=engine.organization).order_by("-id")[:300])
+    Contact.objects.filter(id__in=[c.id for c in late]).update(opted_out_at=timezone.now(), opt_out_method="keyword")
+    wait_settled(campaign, 1_000, timeout=120)
+    for box in inboxes(engine.sandbox, [c.phone for c in late]):
+        assert box["messages"] == [], box
+    cancelled = Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.CANCELLED, error_code="opted_out")
+    assert cancelled.count() == 300
+    counters_fold()
+    assert campaign_stats(campaign)["cancelled"] == 300
+
+
+def test_fanout_pause_resume_and_cancel(engine, worker):
+    from campaigns.services import campaign_cancel, campaign_pause, campaign_resume
+
+    engine.sandbox.configure(profile_mix={"android_plus_message": 1})
+    engine.rbm.rate_per_second = 300
+    engine.rbm.save()
+    first = engine.audience(1_500, name="a")
+    second = engine.audience(1_500, first=5_000, name="b")
+    paused = engine.campaign(first)
+    cancelled = engine.campaign(second)
+    worker()
+    campaign_start(paused)
+    accepted = lambda: engine.sandbox.tallies()["carrier"].get("rbm_accepted", 0)  # noqa: E731
+    wait_until(lambda: accepted() >= 200, timeout=30, interval=0.1)
+    campaign_pause(paused, engine.user)
+    time.sleep(3)  # the batch in flight finishes
+    frozen_at = accepted()
+    time.sleep(3)
+    assert accepted() == frozen_at < 1_500
+    paused.refresh_from_db()
+    campaign_resume(paused, engine.user)
+    wait_settled(paused, 1_500, timeout=60)
+    all_reached_once(engine.sandbox, list(first.contacts.values_list("phone", flat=True)))
+
+    campaign_start(cancelled)
+    wait_until(lambda: accepted() >= 1_500 + 200, timeout=30, interval=0.1)
+    cancelled.refresh_from_db()
+    campaign_cancel(cancelled, engine.user)
+    time.sleep(3)  # the batch in flight finishes and records what it sent
+    total = accepted()
+    time.sleep(2)
+    assert accepted() == total < 3_000
+    sent = Delivery.objects.filter(campaign=cancelled, status__gte=DeliveryStatus.SENT, status__lt=DeliveryStatus.FAILED)
+    left = Delivery.objects.filter(campaign=cancelled, status=DeliveryStatus.CANCELLED)
+    assert sent.count() == total - 1_500  # what the carrier took is recorded as sent, not cancelled
+    assert left.count() == 3_000 - total
+    cancelled.refresh_from_db()
+    assert cancelled.status == CampaignStatus.CANCELLED

@@ -1,0 +1,345 @@
+"""Benchmark the fan-out engine end to end against the sandbox carrier; prints one JSON line.
+
+Phase one (sends; the sandbox holds every receipt back): launch → last send, compared with a bare
+aiohttp client against the same sandbox in the same run, plus exactly-once evidence read from the
+sandbox's handset inboxes and the bulk worker processes' peak resident memory.
+Phase two (receipts): the sandbox posts every held DELIVERED/READ/status webhook, signed, as fast
+as the console (uvicorn console.asgi, the batching receipt receiver) accepts them; we measure until
+the counters hold them all.
+
+It starts what it needs — the sandbox, the web server, Celery workers — on the configured
+DATABASE_URL and REDIS_URL (PostgreSQL and Redis; the embedded default is not a benchmark target),
+and removes its data afterwards unless --keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import time as dtime
+from pathlib import Path
+
+import aiohttp
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.utils import timezone
+
+BASE_DIR = Path(settings.BASE_DIR)
+BENCH_MIX = {"android_plus_message": 70, "iphone_no_app": 15, "rakuten_sms_only": 10, "never_reads": 5}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Sandbox:
+    def __init__(self, url):
+        self.url = url
+
+    def call(self, method, path, payload=None, timeout=600):
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(
+            f"{self.url}/_sandbox/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read() or b"null")
+
+
+def wait_http(url, process, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise CommandError(f"{url}: the process exited")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.2)
+    raise CommandError(f"{url} did not answer")
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The largest peak resident set (VmHWM) among a process and its descendants."""
+    peak = 0
+    for process in descendants(pid):
+        try:
+            with open(f"/proc/{process}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except OSError:
+            continue
+    return round(peak / 1024, 1)
+
+
+class Command(BaseCommand):
+    help = "Run a campaign end to end against the sandbox and print sends and receipts figures as JSON."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--recipients", type=int, default=100_000)
+        parser.add_argument("--rate", type=int, default=50_000, help="the gateway accounts' sends per second")
+        parser.add_argument("--raw-messages", type=int, default=20_000)
+        parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--keep", action="store_true", help="keep the benchmark's data")
+
+    def handle(self, *args, **options):
+        if connection.vendor != "postgresql" or not settings.REDIS_URL:
+            raise CommandError("bench_fanout needs DATABASE_URL (PostgreSQL) and REDIS_URL (Redis).")
+        self.processes: list[subprocess.Popen] = []
+        self.env = self._child_env()
+        try:
+            result = self._run(options)
+        finally:
+            for process in reversed(self.processes):
+                self._stop(process)
+        self.stdout.write(json.dumps(result))
+
+    # -- processes -------------------------------------------------------------------------------
+    def _child_env(self):
+        db = connection.settings_dict
+        env = dict(os.environ)
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "console.settings"),
+                "DATABASE_URL": f"postgres://{db.get('USER') or 'postgres'}@{db.get('HOST') or '127.0.0.1'}:"
+                f"{db.get('PORT') or 5432}/{db['NAME']}",
+                "REDIS_URL": settings.REDIS_URL,
+                "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+                "SECURE_SSL_REDIRECT": "0",
+                "AUTO_PAUSE_ERROR_RATE": "0",
+                "CONN_MAX_AGE": "60",
+            }
+        )
+        return env
+
+    def _spawn(self, args, **env):
+        log = open(Path(settings.VAR_DIR) / f"bench-{args[0]}-{len(self.processes)}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            args, cwd=BASE_DIR, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        self.processes.append(process)
+        return process
+
+    def _stop(self, process):
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    # -- the run ---------------------------------------------------------------------------------
+    def _run(self, options):
+        n = options["recipients"]
+        sandbox_port, web_port = free_port(), free_port()
+        sandbox_proc = self._spawn([sys.executable, "manage.py", "runsandbox", "--port", str(sandbox_port), "--no-db"])
+        web_proc = self._spawn(
+            [sys.executable, "-m", "uvicorn", "console.asgi:application", "--port", str(web_port),
+             "--workers", str(options["web_workers"]), "--http", "httptools", "--no-access-log",
+             "--log-level", "warning"],
+        )
+        sandbox = Sandbox(f"http://127.0.0.1:{sandbox_port}")
+        wait_http(f"{sandbox.url}/_sandbox/health", sandbox_proc)
+        wait_http(f"http://127.0.0.1:{web_port}/messaging/webhooks/", web_proc)
+
+        raw = self._raw_baseline(sandbox, options["raw_messages"])
+        sandbox.call("POST", "reset", {"registrations": True})
+        sandbox.call("POST", "config", {"profile_mix": BENCH_MIX, "hold": True, "webhook_concurrency": 64,
+                                        "latencies_ms": {"delivered": [0, 5], "read": [0, 5], "sms_delivered": [0, 5]}})
+
+        campaign, organization = self._setup(n, options["rate"], sandbox, web_port)
+        worker = self._spawn(
+            [sys.executable, "-m", "celery", "-A", "console", "worker", "-Q", "celery,priority", "-c", "2",
+             "-n", f"bench{os.getpid()}@%h", "-l", "warning", "--without-mingle", "--without-gossip",
+             "--without-heartbeat", "--prefetch-multiplier", "1"],
+            DISPATCH_CHAINS="4",
+        )
+        time.sleep(3)  # let the worker connect
+        from campaigns.services import campaign_start
+
+        started = time.monotonic()
+        campaign_start(campaign)
+        accepted = 0
+        while accepted < n:
+            tallies = sandbox.call("GET", "tallies")["carrier"]
+            accepted = tallies.get("rbm_accepted", 0) + tallies.get("cm_accepted", 0)
+            if time.monotonic() - started > 3600:
+                break
+            time.sleep(0.2)
+        send_seconds = time.monotonic() - started
+        summary = sandbox.call("GET", "inboxes")
+        worker_rss = peak_rss_mb(worker.pid)
+
+        # Phase two: every held receipt, as fast as the console takes them.
+        posted_events = tallies.get("rbm_event_delivered", 0) + tallies.get("rbm_event_read", 0) + tallies.get(
+            "cm_status_2", 0
+        )
+        receipts_started = time.monotonic()
+        sandbox.call("POST", "release", {"concurrency": 128, "wait": False})
+        applied = self._wait_counters(campaign, posted_events, receipts_started)
+        receipts_seconds = time.monotonic() - receipts_started
+        release = sandbox.call("GET", "webhooks")
+
+        result = {
+            "recipients": n,
+            "sends_per_s": round(n / send_seconds, 1),
+            "raw_sends_per_s": raw,
+            "ratio": round((n / send_seconds) / raw, 3) if raw else None,
+            "duplicates": summary["duplicate_count"] + summary["both_channels_count"],
+            "missing": n - summary["handsets"],
+            "worker_peak_rss_mb": worker_rss,
+            "seconds": round(send_seconds, 2),
+            "receipts": posted_events,
+            "receipts_per_s": round(applied / receipts_seconds, 1) if receipts_seconds else None,
+            "receipts_lost": posted_events - applied,
+            "receipts_http_acknowledged": release.get("acknowledged"),
+        }
+        if not options["keep"]:
+            self._cleanup(organization)
+        return result
+
+    def _raw_baseline(self, sandbox, count) -> float:
+        """A bare aiohttp client posting RBM sends straight to the sandbox: the ceiling we compare with."""
+        sandbox.call("POST", "gateways", {"kind": "rbm", "agent_id": "raw", "bearer_token": "raw-bearer",
+                                          "client_token": "raw-client", "webhook_url": ""})
+        sandbox.call("POST", "config", {"profile_mix": {"android_plus_message": 1}, "hold": True})
+        body = json.dumps({"contentMessage": {"text": "raw baseline"}, "messageTrafficType": "TRANSACTION"})
+
+        async def run():
+            connector = aiohttp.TCPConnector(limit=64)
+            headers = {"Authorization": "Bearer raw-bearer", "Content-Type": "application/json"}
+            async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+                limiter = asyncio.Semaphore(64)
+
+                async def one(i):
+                    async with limiter:
+                        url = (f"{sandbox.url}/v1/phones/%2B8180{50000000 + i:08d}/agentMessages"
+                               f"?messageId=raw-{i}&agentId=raw")
+                        async with session.post(url, data=body) as response:
+                            await response.read()
+
+                started = time.perf_counter()
+                await asyncio.gather(*(one(i) for i in range(count)))
+                return count / (time.perf_counter() - started)
+
+        return round(asyncio.run(run()), 1)
+
+    def _setup(self, n, rate, sandbox, web_port):
+        from accounts.models import (
+            Carrier,
+            CarrierReview,
+            GatewayAccount,
+            GatewayKind,
+            OfficialAccount,
+            Organization,
+        )
+        from campaigns.models import Campaign, CampaignStatus, ContactList
+
+        stamp = int(time.time())
+        organization = Organization.objects.create(
+            name=f"bench {stamp}", slug=f"bench-{stamp}", quiet_hours_start=dtime(0, 0), quiet_hours_end=dtime(0, 0)
+        )
+        user, _ = get_user_model().objects.get_or_create(username="bench")
+        web = f"http://127.0.0.1:{web_port}"
+        rbm = GatewayAccount.objects.create(
+            organization=organization, name="rbm", kind=GatewayKind.RBM, base_url=sandbox.url, rate_per_second=rate,
+            credentials={"agent_id": f"bench-{stamp}", "bearer_token": f"b-{stamp}", "client_token": f"c-{stamp}"},
+        )
+        cm = GatewayAccount.objects.create(
+            organization=organization, name="cm", kind=GatewayKind.CM, base_url=sandbox.url, rate_per_second=rate,
+            credentials={"product_token": f"p-{stamp}", "callback_secret": f"s-{stamp}"},
+        )
+        sandbox.call("POST", "gateways", {"kind": "rbm", "gateway_id": rbm.pk, **rbm.credentials,
+                                          "webhook_url": f"{web}/messaging/webhooks/rbm/{rbm.pk}/"})
+        sandbox.call("POST", "gateways", {"kind": "cm", "gateway_id": cm.pk, **cm.credentials,
+                                          "webhook_url": f"{web}/messaging/webhooks/cm/{cm.pk}/s-{stamp}/"})
+        account = OfficialAccount.objects.create(
+            organization=organization, display_name="bench", legal_name="株式会社ベンチ", sms_sender_id="BENCH",
+            rcs_gateway=rbm, sms_gateway=cm,
+        )
+        CarrierReview.objects.create(account=account, carrier=Carrier.DOCOMO, status="approved", decided_at=timezone.now())
+        audience = ContactList.objects.create(organization=organization, name="bench")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO campaigns_contact (organization_id, phone, name, attributes, opted_out_at, "
+                "opt_out_method, created_at, updated_at) SELECT %s, '+8190' || lpad((40000000 + g)::text, 8, '0'), "
+                "'ベンチ', '{}'::jsonb, NULL, '', now(), now() FROM generate_series(0, %s - 1) AS g",
+                [organization.pk, n],
+            )
+            cursor.execute(
+                "INSERT INTO campaigns_contactlistmembership (contact_list_id, contact_id, added_at) "
+                "SELECT %s, id, now() FROM campaigns_contact WHERE organization_id = %s",
+                [audience.pk, organization.pk],
+            )
+        campaign = Campaign.objects.create(
+            organization=organization, official_account=account, name="bench", classification="transaction",
+            content={"text": "{{name}}様 ご注文の商品を発送しました。"}, sms_text="{{name}}様 ご注文の商品を発送しました。",
+            ttl_seconds=3600, created_by=user, status=CampaignStatus.APPROVED, approved_by=user,
+            approved_at=timezone.now(),
+        )
+        campaign.audience_lists.add(audience)
+        return campaign, organization
+
+    def _wait_counters(self, campaign, expected, started, timeout=1800) -> int:
+        from campaigns.stats import campaign_stats
+        from messaging.counters import counters_fold
+
+        applied, last_change, previous = 0, time.monotonic(), -1
+        while applied < expected:
+            stats = campaign_stats(campaign)
+            applied = stats["delivered"] + stats["read"]
+            if applied != previous:
+                previous, last_change = applied, time.monotonic()
+            if time.monotonic() - last_change > 60 or time.monotonic() - started > timeout:
+                break  # nothing moved for a minute: what is missing is lost
+            time.sleep(0.1)
+        counters_fold()
+        return applied
+
+    def _cleanup(self, organization):
+        gateway_ids = [str(pk) for pk in organization.gateways.values_list("pk", flat=True)]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM messaging_providerevent WHERE payload->>'gateway_id' = ANY(%s)", [gateway_ids]
+            )
+            for sql in (
+                "DELETE FROM messaging_counterdelta WHERE campaign_id IN (SELECT id FROM campaigns_campaign WHERE organization_id = %s)",
+                "DELETE FROM messaging_campaigncounter WHERE campaign_id IN (SELECT id FROM campaigns_campaign WHERE organization_id = %s)",
+                "DELETE FROM messaging_delivery WHERE organization_id = %s",
+                "DELETE FROM campaigns_contactlistmembership WHERE contact_list_id IN (SELECT id FROM campaigns_contactlist WHERE organization_id = %s)",
+            ):
+                cursor.execute(sql, [organization.pk])
+        organization.delete()
