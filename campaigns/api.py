@@ -450,7 +450,8 @@ class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
         }
 
     def perform_destroy(self, instance):
-        instance.delete()
+        with transaction.atomic():  # a refused delete (consent retention) rolls back only itself
+            instance.delete()
 
     def _contact(self):
         return get_object_or_404(Contact, organization=self.organization, pk=self.kwargs["pk"])
@@ -918,7 +919,13 @@ class CampaignViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelM
                     "Promotions wait for the end of quiet hours.", "running")
     @action(detail=True, methods=["post"], filter_backends=[])
     def launch(self, request, pk=None):
-        return self._run(services.campaign_launch, {"compose", "approve"})
+        return self._run(self._launch, {"compose", "approve"})
+
+    @staticmethod
+    def _launch(campaign, user):
+        if campaign.status != CampaignStatus.APPROVED:
+            raise conflict("invalid_transition", _("Only an approved campaign can be launched."))
+        return services.campaign_launch(campaign, user)
 
     @_action_schema("Pause", "Pauses a running campaign at claim time.", "paused", request=PauseSerializer)
     @action(detail=True, methods=["post"], filter_backends=[])
