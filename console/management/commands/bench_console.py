@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Carrier, CarrierReview, Membership, OfficialAccount, Organization, Role
+from accounts.services_cleanup import delete_organization
 from campaigns.models import Campaign, CampaignStatus, ContactList
 from messaging.models import CampaignCounter, Metric
 
@@ -136,5 +137,5 @@ class Command(BaseCommand):
             cursor.execute("DELETE FROM messaging_delivery WHERE organization_id = %s", [organization.pk])
             cursor.execute("DELETE FROM campaigns_contact WHERE organization_id = %s", [organization.pk])
         users = list(organization.memberships.values_list("user_id", flat=True))
-        organization.delete()
+        delete_organization(organization)
         get_user_model().objects.filter(id__in=users).delete()

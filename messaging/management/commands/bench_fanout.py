@@ -33,6 +33,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.utils import timezone
 
+from accounts.services_cleanup import delete_organization
+
 BASE_DIR = Path(settings.BASE_DIR)
 BENCH_MIX = {"android_plus_message": 70, "iphone_no_app": 15, "rakuten_sms_only": 10, "never_reads": 5}
 
@@ -143,8 +145,8 @@ class Command(BaseCommand):
         )
         return env
 
-    def _spawn(self, args, **env):
-        log = open(Path(settings.VAR_DIR) / f"bench-{args[0]}-{len(self.processes)}.log", "wb")  # noqa: SIM115
+    def _spawn(self, name, args, **env):
+        log = open(Path(settings.VAR_DIR) / f"bench-{name}.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(
             args, cwd=BASE_DIR, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -165,8 +167,9 @@ class Command(BaseCommand):
     def _run(self, options):
         n = options["recipients"]
         sandbox_port, web_port = free_port(), free_port()
-        sandbox_proc = self._spawn([sys.executable, "manage.py", "runsandbox", "--port", str(sandbox_port), "--no-db"])
+        sandbox_proc = self._spawn("sandbox", [sys.executable, "manage.py", "runsandbox", "--port", str(sandbox_port), "--no-db"])
         web_proc = self._spawn(
+            "web",
             [sys.executable, "-m", "uvicorn", "console.asgi:application", "--port", str(web_port),
              "--workers", str(options["web_workers"]), "--http", "httptools", "--no-access-log",
              "--log-level", "warning"],
@@ -182,6 +185,7 @@ class Command(BaseCommand):
 
         campaign, organization = self._setup(n, options["rate"], sandbox, web_port)
         worker = self._spawn(
+            "worker",
             [sys.executable, "-m", "celery", "-A", "console", "worker", "-Q", "celery,priority", "-c", "2",
              "-n", f"bench{os.getpid()}@%h", "-l", "warning", "--without-mingle", "--without-gossip",
              "--without-heartbeat", "--prefetch-multiplier", "1"],
@@ -342,4 +346,4 @@ class Command(BaseCommand):
                 "DELETE FROM campaigns_contactlistmembership WHERE contact_list_id IN (SELECT id FROM campaigns_contactlist WHERE organization_id = %s)",
             ):
                 cursor.execute(sql, [organization.pk])
-        organization.delete()
+        delete_organization(organization)
