@@ -28,6 +28,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework import authentication, exceptions, permissions, throttling
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 
 from .models import ApiKey, ApiScope
 from .tenancy import ROLE_PERMISSIONS, user_role
@@ -180,6 +182,24 @@ def _increment(name: str, period: int) -> int:
 # --- the base of every API view -----------------------------------------------------------------
 
 
+MAX_ID = 2**63 - 1
+
+
+def reject_nul(value, field: str = ""):
+    """PostgreSQL cannot store NUL characters in text or JSON: refuse them as bad input (400)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise exceptions.ValidationError(_("Text may not contain NUL characters."), code="null_characters_not_allowed")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul(key)
+            reject_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            reject_nul(item)
+    return value
+
+
 def api_language(request) -> str:
     """English by default; Japanese when the client's Accept-Language prefers it."""
     from django.utils.translation.trans_real import parse_accept_lang_header
@@ -199,6 +219,9 @@ class ApiViewMixin:
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasScope]
     throttle_classes = [ApiKeyRateThrottle]
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+    lookup_value_regex = "[0-9]{1,18}"
     required_scope: str | None = None
 
     def initial(self, request, *args, **kwargs):

@@ -23,7 +23,7 @@ from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.api_auth import ApiViewMixin, key_may
+from accounts.api_auth import MAX_ID, ApiViewMixin, key_may, reject_nul
 from accounts.models import ApiScope, OfficialAccount
 from console.api_schema import ApiCursorPagination, example
 from messaging.rich_content import validate_rich_content
@@ -81,6 +81,7 @@ def clean_phone(value) -> str:
 
 
 def clean_attributes(value) -> dict:
+    reject_nul(value)
     if not isinstance(value, dict):
         raise serializers.ValidationError(_("Attributes are an object of names to values."), code="invalid")
     if len(value) > ATTRIBUTES_MAX:
@@ -114,6 +115,8 @@ class ConsentSerializer(serializers.ModelSerializer):
     def validate_granted_at(self, value):
         if value and value > timezone.now() + timezone.timedelta(minutes=5):
             raise serializers.ValidationError(_("Consent cannot be given in the future."), code="invalid")
+        if value and value.year < 2000:
+            raise serializers.ValidationError(_("Consent cannot be older than the year 2000."), code="invalid")
         return value
 
     def validate_source(self, value):
@@ -185,6 +188,7 @@ class ContactSerializer(serializers.ModelSerializer):
                     [ContactListMembership(contact_list=item, contact=contact) for item in lists], ignore_conflicts=True
                 )
             if consent:
+                consent.setdefault("method", ConsentMethod.API)
                 optout.consent_grant(contact, actor=self.context.get("actor"), **consent)
         return contact
 
@@ -203,6 +207,7 @@ class ContactSerializer(serializers.ModelSerializer):
                     ignore_conflicts=True,
                 )
             if consent:
+                consent.setdefault("method", ConsentMethod.API)
                 optout.consent_grant(instance, actor=self.context.get("actor"), **consent)
         return instance
 
@@ -212,7 +217,8 @@ class ContactFilter(filters.FilterSet):
     q = filters.CharFilter(field_name="name", lookup_expr="icontains", help_text="Part of the name.")
     opted_out = filters.BooleanFilter(method="filter_opted_out")
     has_consent = filters.BooleanFilter(method="filter_has_consent")
-    list = filters.NumberFilter(method="filter_list", help_text="Only members of this list.")
+    list = filters.NumberFilter(method="filter_list", help_text="Only members of this list.",
+                                min_value=1, max_value=MAX_ID)
     updated_after = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
@@ -256,7 +262,7 @@ class BulkUpsertSerializer(serializers.Serializer):
         child=serializers.JSONField(), min_length=1, max_length=BULK_MAX,
         help_text="Up to 10,000 rows: {phone, name?, attributes?, consent?}. Bad rows are reported, good rows kept.",
     )
-    list = serializers.IntegerField(required=False, min_value=1, help_text="Also add every good row to this list.")
+    list = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Also add every good row to this list.")
 
     class Meta:
         ref_name = "ContactBulkUpsertRequest"
@@ -288,7 +294,7 @@ def _bulk_row(index: int, row, now) -> tuple[dict | None, dict | None]:
     except DjangoValidationError as error:
         return bad(error.error_list[0].code or "invalid", error.messages[0], "phone")
     name = row.get("name", None)
-    if name is not None and (not isinstance(name, str) or len(name) > 200):
+    if name is not None and (not isinstance(name, str) or len(name) > 200 or "\x00" in name):
         return bad("invalid", _("The name is text of at most 200 characters."), "name")
     attributes = row.get("attributes") or {}
     try:
@@ -586,7 +592,9 @@ class ContactListSerializer(serializers.ModelSerializer):
 
 
 class MembersSerializer(serializers.Serializer):
-    contacts = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=BULK_MAX)
+    contacts = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), min_length=1, max_length=BULK_MAX
+    )
 
 
 class MembersResultSerializer(serializers.Serializer):
@@ -682,7 +690,7 @@ class ContactListViewSet(ApiViewMixin, viewsets.ModelViewSet):
         examples=[example("Not a member", {"code": "not_found", "message": "Not found.", "field": None},
                           status_codes=["404"])],
     )
-    @action(detail=True, methods=["delete"], url_path=r"members/(?P<contact_id>[0-9]+)")
+    @action(detail=True, methods=["delete"], url_path=r"members/(?P<contact_id>[0-9]{1,18})")
     def remove_member(self, request, pk=None, contact_id=None):
         contact_list = self._list()
         deleted, _detail = ContactListMembership.objects.filter(
@@ -730,6 +738,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         return value
 
     def validate_content(self, value):
+        reject_nul(value)
         try:
             validate_rich_content(value)
         except DjangoValidationError as error:
@@ -746,6 +755,8 @@ class CampaignSerializer(serializers.ModelSerializer):
                 services.parse_crontab(value)
             except DjangoValidationError as error:
                 raise serializers.ValidationError(error.messages) from None
+            except Exception:  # celery's own parser errors are not ValueErrors
+                raise serializers.ValidationError(_("Not a valid crontab.")) from None
         return value
 
     def validate(self, attrs):

@@ -13,10 +13,11 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.db.models import ProtectedError
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -82,6 +83,10 @@ def api_exception_handler(exc, context):
             error_body("protected", message or _("This object is still referenced by records that must be kept.")),
             status=status.HTTP_409_CONFLICT,
         )
+    elif isinstance(exc, DataError):
+        logger.info("data error answered 400: %s", exc)
+        return Response(error_body("invalid", _("A value is out of range or cannot be stored.")),
+                        status=status.HTTP_400_BAD_REQUEST)
     elif isinstance(exc, IntegrityError):
         logger.info("integrity error answered 409: %s", exc)
         return Response(
@@ -112,6 +117,7 @@ def api_exception_handler(exc, context):
     return response
 
 
+@csrf_exempt
 def json_not_found(request, *args, **kwargs):
     """Unknown paths under /api/v1/ answer 404 in the API's shape, not an HTML page."""
     return JsonResponse(error_body("not_found", _("Not found.")), status=404)

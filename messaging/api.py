@@ -14,7 +14,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from accounts.api_auth import ApiViewMixin
+from accounts.api_auth import MAX_ID, ApiViewMixin, reject_nul
 from accounts.models import ApiScope, OfficialAccount
 from campaigns.models import Classification
 from campaigns.phone import normalize_mobile
@@ -143,6 +143,7 @@ class MessageCreateSerializer(serializers.Serializer):
     official_account = serializers.IntegerField(
         required=False,
         min_value=1,
+        max_value=MAX_ID,
         help_text="The sending official account's id; may be left out when the organization has only one.",
     )
     content = serializers.JSONField(help_text="The +Message rich-content document (text, media, card or carousel, suggestions).")
@@ -164,6 +165,7 @@ class MessageCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(error.messages, code=error.error_list[0].code or "invalid") from None
 
     def validate_content(self, value):
+        reject_nul(value)
         try:
             validate_rich_content(value)
         except DjangoValidationError as error:
@@ -357,7 +359,6 @@ class InboundMessageViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.Retrieve
     required_scope = ApiScope.SEND
     serializer_class = InboundMessageSerializer
     pagination_class = ApiCursorPagination
-    lookup_value_regex = "[0-9]+"
 
     def get_queryset(self):
         from .models import ConversationMessage, MessageDirection
