@@ -5,6 +5,7 @@ is ``{PUBLIC_BASE_URL}/o/<token>/`` and leads to a confirmation page.
 """
 
 import base64
+import functools
 import hashlib
 import hmac
 
@@ -24,9 +25,13 @@ def _b36(number: int) -> str:
             return out
 
 
+@functools.lru_cache(maxsize=4)
+def _key(secret_key: str) -> bytes:
+    return hashlib.sha256(f"campaigns.optout:{secret_key}".encode()).digest()
+
+
 def _signature(payload: str) -> str:
-    key = hashlib.sha256(f"campaigns.optout:{settings.SECRET_KEY}".encode()).digest()
-    digest = hmac.new(key, payload.encode(), hashlib.sha256).digest()[:10]
+    digest = hmac.new(_key(settings.SECRET_KEY), payload.encode(), hashlib.sha256).digest()[:10]
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 

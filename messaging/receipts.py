@@ -73,6 +73,20 @@ def _update_returning(set_sql: str, set_params: list, uuids: list[str], where_sq
         return cursor.fetchall()
 
 
+def _lock_in_order(uuids: set[str]) -> None:
+    """Lock every delivery this batch touches, in id order, before changing any of them: batches
+    applied concurrently (a message's DELIVERED in one, its READ in another) then queue behind
+    each other instead of deadlocking."""
+    if not uuids or connection.vendor != "postgresql":
+        return  # SQLite serialises writers anyway
+    placeholders = ",".join(["%s"] * len(uuids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {Delivery._meta.db_table} WHERE uuid IN ({placeholders}) ORDER BY id FOR UPDATE",
+            list(uuids),
+        )
+
+
 def _count(increments: Counter, rows, metric, detail=""):
     for _id, campaign_id, channel in rows:
         if campaign_id:
@@ -107,6 +121,8 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
             failures.append((delivery_uuid, leg, event.error_code or "carrier_failed", event.error_reason))
         if event.kind in ("delivered", "read", "failed"):
             proof_of_send[(leg, sms_leg)].append(delivery_uuid)
+
+    _lock_in_order({uuid for uuids in by_kind.values() for uuid in uuids} | {f[0] for f in failures} | set(provider_sms))
 
     if provider_sms:
         rows = _update_returning(

@@ -6,6 +6,7 @@ processes, so a million-recipient campaign on the default queue never delays the
 
 from celery import shared_task
 from django.conf import settings
+from django.db import OperationalError
 
 from campaigns.models import Campaign
 
@@ -87,7 +88,7 @@ def fold_counters() -> int:
     return counters_fold()
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_jitter=True, max_retries=None)
 def apply_provider_events(event_ids: list[int]) -> int:
     return receipts.events_apply(event_ids)
 

@@ -120,6 +120,7 @@ class Command(BaseCommand):
             raise CommandError("bench_fanout needs DATABASE_URL (PostgreSQL) and REDIS_URL (Redis).")
         self.processes: list[subprocess.Popen] = []
         self.env = self._child_env()
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop what we started
         try:
             result = self._run(options)
         finally:
