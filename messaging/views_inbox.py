@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -224,14 +224,14 @@ def quick_replies(request):
 
 @member_required("operate")
 @require_GET
-def message_media(request, pk, message_pk):
-    conversation = _conversation_or_404(request, pk)
+def message_media(request, pk):
+    """A stored inbound file: images (re-encoded when stored) inline, anything else as a download."""
     message = get_object_or_404(
-        ConversationMessage, pk=message_pk, conversation=conversation, media_status=MediaStatus.STORED
+        ConversationMessage, pk=pk, conversation__organization=request.organization
     )
-    if not message.file:
-        raise Http404
-    inline = message.file_mime in ("image/jpeg", "image/png")  # re-encoded with Pillow when stored
+    if message.media_status != MediaStatus.STORED or not message.file:
+        return HttpResponse(status=204)  # nothing stored (yet, or refused): no content to show
+    inline = message.file_mime in ("image/jpeg", "image/png")
     response = FileResponse(
         message.file.open("rb"),
         content_type=message.file_mime if inline else "application/octet-stream",

@@ -377,9 +377,13 @@ PK_MODELS = {
     "campaigns/contacts/import/": "campaigns.importjob",
     "campaigns/contacts/": "campaigns.contact",
     "campaigns/": "campaigns.campaign",
+    "messaging/inbox/": "messaging.conversation",
+    "messaging/inbox/media/": "messaging.conversationmessage",
+    "consent/": "campaigns.contact",
 }
 # Not member views: carriers call these, authenticated by signature or secret, not by session.
-PUBLIC_PREFIXES = ("messaging/webhooks/",)
+# The opt-out link page and tracked links answer anyone holding a signed token.
+PUBLIC_PREFIXES = ("messaging/webhooks/", "o/", "messaging/r/")
 
 
 def _console_routes_with_ids():

@@ -50,6 +50,10 @@ def tenant_objects(organization, tag="", user=None):
     )
     campaign.audience_lists.add(contact_list)
     delivery = DeliveryFactory(organization=organization, campaign=campaign, contact=contact)
+    from messaging.models import Conversation, ConversationMessage
+
+    conversation = Conversation.objects.create(organization=organization, official_account=account, contact=contact)
+    conversation_message = ConversationMessage.objects.create(conversation=conversation, direction="in", text=f"{tag}-reply")
     return {
         "auth.user": owner,
         "accounts.organization": organization,
@@ -64,4 +68,6 @@ def tenant_objects(organization, tag="", user=None):
         "campaigns.consent": consent,
         "campaigns.campaign": campaign,
         "messaging.delivery": delivery,
+        "messaging.conversation": conversation,
+        "messaging.conversationmessage": conversation_message,
     }
