@@ -20,4 +20,21 @@ def dashboard(request):
 def _member_dashboard(request):
     context = dashboard_data(request.organization)
     context["organization"] = request.organization
+    context["recent_replies"] = _recent_replies(request)
     return render(request, "console/dashboard.html", context)
+
+
+def _recent_replies(request, limit=5):
+    """The latest inbound messages, for members who may answer them (operators and above)."""
+    from accounts.tenancy import ROLE_PERMISSIONS
+    from messaging.models import ConversationMessage, MessageDirection
+
+    if "operate" not in ROLE_PERMISSIONS.get(request.role, ()):
+        return None
+    return list(
+        ConversationMessage.objects.filter(
+            conversation__organization=request.organization, direction=MessageDirection.INBOUND
+        )
+        .select_related("conversation__contact")
+        .order_by("-created_at", "-id")[:limit]
+    )
