@@ -153,6 +153,14 @@ def test_consent_promotion_with_display_lines_launches(django_capture_on_commit_
     assert AuditEvent.objects.filter(action="campaign.launched", actor=user).exists()
 
 
+def test_consent_promotion_with_display_lines_is_approved_and_audited():
+    campaign, user = _promotion(f"【{LEGAL}】冬のセール 配信停止は{{{{opt_out_url}}}}",
+                                f"【{LEGAL}】冬のセール 配信停止は「停止」と返信", status=CampaignStatus.PENDING_APPROVAL)
+    campaign_approve(campaign, user)
+    event = AuditEvent.objects.get(action="campaign.approved")
+    assert event.actor_id == user.pk and event.target_id == str(campaign.pk)
+
+
 def test_consent_promotion_missing_display_lines_cannot_be_approved():
     campaign, user = _promotion("冬のセール", "冬のセール", status=CampaignStatus.PENDING_APPROVAL)
     with pytest.raises(ValidationError):

@@ -108,3 +108,42 @@ def test_audit_records_campaign_lifecycle_steps():
     campaign_pause(campaign, user, reason="check")
     paused = AuditEvent.objects.get(action="campaign.paused")
     assert paused.actor_id == user.pk and paused.target_id == str(campaign.pk) and paused.details == {"reason": "check"}
+
+
+def test_audit_sqlite_triggers_refuse_update_and_delete():
+    """The embedded default (SQLite) gets the same guarantee from its own triggers."""
+    import sqlite3
+    from importlib import import_module
+
+    migration = import_module("console.migrations.0002_audit_append_only")
+    database = sqlite3.connect(":memory:")
+    database.execute("CREATE TABLE console_auditevent (id INTEGER PRIMARY KEY, action TEXT)")
+    for statement in migration.SQLITE_UP:
+        database.execute(statement)
+    database.execute("INSERT INTO console_auditevent (action) VALUES ('auth.login')")
+    for statement in ("UPDATE console_auditevent SET action = 'x'", "DELETE FROM console_auditevent"):
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            database.execute(statement)
+    assert database.execute("SELECT action FROM console_auditevent").fetchall() == [("auth.login",)]
+
+
+def test_audit_records_axes_lockout(client, settings):
+    organization = OrganizationFactory()
+    member(organization, Role.OPERATOR, username="audit-locked")
+    for _attempt in range(settings.AXES_FAILURE_LIMIT):
+        client.post(reverse("login"), {"username": "audit-locked", "password": "wrong"})
+    assert AuditEvent.objects.filter(action="auth.login_failed", actor_label="audit-locked").count() >= 4
+    assert AuditEvent.objects.filter(action="auth.locked_out", actor_label="audit-locked").exists()
+
+
+def test_audit_records_approval_and_send_back():
+    from campaigns.services import campaign_send_back
+    from campaigns.status import campaign_transition
+    from tests.campaigns.factories import CampaignFactory
+
+    campaign = CampaignFactory()
+    user = member(campaign.organization, Role.ADMIN)
+    campaign = campaign_transition(campaign, "pending_approval")
+    campaign_send_back(campaign, user, reason="wording")
+    event = AuditEvent.objects.get(action="campaign.sent_back")
+    assert event.details == {"reason": "wording"} and event.organization_id == campaign.organization_id
