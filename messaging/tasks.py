@@ -20,7 +20,12 @@ def start_dispatch(campaign_id: int) -> None:
         dispatch_campaign.delay(campaign_id)
 
 
-@shared_task(acks_late=True)
+# A database or broker hiccup must delay work, never drop it: these retry with backoff.
+RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 1, "retry_backoff_max": 60, "retry_jitter": True,
+         "max_retries": None}
+
+
+@shared_task(acks_late=True, **RETRY)
 def launch_campaign(campaign_id: int) -> None:
     campaign = Campaign.objects.get(pk=campaign_id)
     started = False
@@ -32,7 +37,7 @@ def launch_campaign(campaign_id: int) -> None:
         start_dispatch(campaign_id)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **RETRY)
 def dispatch_campaign(campaign_id: int) -> str:
     result = fanout.dispatch_batch(campaign_id)
     if result == "more":
@@ -42,7 +47,7 @@ def dispatch_campaign(campaign_id: int) -> str:
     return result
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **RETRY)
 def send_message(delivery_id: int) -> str:
     result = fanout.send_single(delivery_id)
     if result == "retry":
@@ -88,7 +93,7 @@ def fold_counters() -> int:
     return counters_fold()
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_jitter=True, max_retries=None)
+@shared_task(acks_late=True, **RETRY)
 def apply_provider_events(event_ids: list[int]) -> int:
     return receipts.events_apply(event_ids)
 

@@ -192,6 +192,11 @@ class Command(BaseCommand):
              "--without-heartbeat", "--prefetch-multiplier", "1"],
             DISPATCH_CHAINS="4",
         )
+        self._spawn(
+            "beat",
+            [sys.executable, "-m", "celery", "-A", "console", "beat", "-l", "warning", "--pidfile=",
+             "-S", "django_celery_beat.schedulers:DatabaseScheduler"],
+        )
         time.sleep(3)  # let the worker connect
         from campaigns.services import campaign_start
 
