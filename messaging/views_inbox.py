@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -48,7 +48,10 @@ def _conversations(request):
         conversations = conversations.filter(status=ConversationStatus.OPEN)
     campaign = request.GET.get("campaign", "")
     if campaign.isdigit():
-        answered = ConversationMessage.objects.filter(conversation=OuterRef("pk"), campaign_id=int(campaign))
+        chosen = int(campaign)  # a recurring campaign's replies are credited to its runs
+        answered = ConversationMessage.objects.filter(conversation=OuterRef("pk")).filter(
+            Q(campaign_id=chosen) | Q(campaign__parent_id=chosen)
+        )
         conversations = conversations.filter(Exists(answered))
     return conversations.order_by("-last_message_at", "-id")[:PAGE_SIZE]
 
