@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
@@ -62,6 +62,19 @@ def _conflict(code: str, message: str):
     return error
 
 
+def _insert(api_key_id: int, value: str, fingerprint: str, now) -> int | None:
+    """One statement: the new record's id, or None if (API key, key) exists already."""
+    table = IdempotencyRecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (api_key_id, key, request_hash, response_headers, created_at) "
+            f"VALUES (%s, %s, %s, %s, %s) ON CONFLICT (api_key_id, key) DO NOTHING RETURNING id",
+            [api_key_id, value, fingerprint, "{}", connection.ops.adapt_datetimefield_value(now)],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def idempotency_begin(view, request) -> None:
     if request.method != "POST":
         return
@@ -77,18 +90,15 @@ def idempotency_begin(view, request) -> None:
     now = timezone.now()
     key = request.auth
     for _attempt in range(3):
-        try:
-            with transaction.atomic():
-                record, created = IdempotencyRecord.objects.get_or_create(
-                    api_key=key, key=value, defaults={"request_hash": fingerprint, "created_at": now}
-                )
-        except IntegrityError:
-            continue
-        if created:
-            request._idempotency_record = record
+        record_id = _insert(key.pk, value, fingerprint, now)
+        if record_id is not None:  # the first request with this key: process it
+            request._idempotency_record = IdempotencyRecord(pk=record_id, api_key=key, key=value, created_at=now)
             if random.random() < 0.002:
                 IdempotencyRecord.objects.filter(created_at__lt=now - 2 * idempotency_ttl()).delete()
             return
+        record = IdempotencyRecord.objects.filter(api_key=key, key=value).first()
+        if record is None:  # deleted meanwhile (expired): try again
+            continue
         if record.created_at < now - idempotency_ttl():
             # Expired: forget it and treat this request as a first one.
             IdempotencyRecord.objects.filter(pk=record.pk, created_at=record.created_at).delete()

@@ -194,7 +194,9 @@ class Command(BaseCommand):
             time.sleep(0.2)
         accepted_before = self._carrier_accepted(sandbox)
 
+        load_before = os.getloadavg()[0]
         latencies, errors, seconds, ids = asyncio.run(self._send(web, secret, account.pk, options))
+        load_after = os.getloadavg()[0]
 
         accepted_after = self._carrier_accepted(sandbox)
         counters_fold()
@@ -220,6 +222,7 @@ class Command(BaseCommand):
             "campaign_rate_per_s": options["rate"],
             "cpus": os.cpu_count(),
             "bulk_nice": options["bulk_nice"],
+            "load_average_1m": [round(load_before, 1), round(load_after, 1)],
             "campaign_recipients": options["recipients"],
             "campaign_status": campaign.status,
             "campaign_carrier_accepted_during_api_run": accepted_after - accepted_before,
