@@ -488,3 +488,26 @@ def link_click_record(campaign: Campaign, contact_id: int) -> bool:
         or ""
     )
     return engagement_record(campaign.pk, contact_id, EngagementKind.CLICKED, channel)
+
+
+def rewrite_tracked_links(document: dict, campaign_id: int, contact_id: int) -> dict:
+    """A copy of a (personalised) rich-content document whose http/https button and chip URLs go
+    through ``tracked_link_url``: what the engine sends so that clicks count in the campaign's stats.
+    The redirect only ever leads to a URL that is in the campaign's content."""
+    import copy
+
+    result = copy.deepcopy(document)
+    cards = []
+    if isinstance(result.get("card"), dict):
+        cards.append(result["card"])
+    if isinstance(result.get("carousel"), dict):
+        cards.extend(card for card in result["carousel"].get("cards") or [] if isinstance(card, dict))
+    suggestions = list(result.get("chips") or [])
+    for card in cards:
+        suggestions.extend(card.get("buttons") or [])
+    for item in suggestions:
+        if isinstance(item, dict) and item.get("type") == "open_url":
+            url = item.get("url") or ""
+            if urlsplit(url).scheme in ("http", "https"):
+                item["url"] = tracked_link_url(campaign_id, contact_id, url)
+    return result

@@ -166,3 +166,23 @@ def test_inbox_tracked_link_records_the_click_and_refuses_other_targets(client, 
     assert client.get(f"/messaging/r/{forged}").status_code == 404  # signed, but not in the campaign
     js = tracked_link_url(campaign.pk, contact.pk, "javascript:alert(1)").split("/messaging/r/", 1)[1]
     assert client.get(f"/messaging/r/{js}").status_code == 404
+
+
+def test_inbox_rewrite_tracked_links_keeps_other_content_and_round_trips(client, world):
+    from messaging.inbox import rewrite_tracked_links
+    from messaging.rich_content import validate_rich_content
+
+    contact = ContactFactory(organization=world["organization"])
+    target = "https://shop.example.jp/coat"
+    document = {"carousel": {"cards": [
+        {"title": "コート", "buttons": [{"type": "open_url", "label": "買う", "url": target}]},
+        {"title": "電話", "buttons": [{"type": "dial", "label": "電話", "phone": "+81312345678"}]},
+    ]}, "chips": [{"type": "reply", "label": "配信停止", "postback": "optout"}]}
+    campaign = CampaignFactory(organization=world["organization"], official_account=world["account"], content=document)
+    rewritten = rewrite_tracked_links(document, campaign.pk, contact.pk)
+    validate_rich_content(rewritten)
+    tracked = rewritten["carousel"]["cards"][0]["buttons"][0]["url"]
+    assert tracked.startswith("http") and "/messaging/r/" in tracked and document["carousel"]["cards"][0]["buttons"][0]["url"] == target
+    assert rewritten["carousel"]["cards"][1] == document["carousel"]["cards"][1] and rewritten["chips"] == document["chips"]
+    response = client.get("/messaging/r/" + tracked.split("/messaging/r/", 1)[1])
+    assert response.status_code == 302 and response["Location"] == target
