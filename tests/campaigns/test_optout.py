@@ -2,6 +2,7 @@
 
 import pytest
 from django.test import Client
+from django.urls import reverse_lazy
 
 from campaigns.models import Classification, Consent
 from campaigns.optout import (
@@ -123,3 +124,19 @@ def test_optout_link_of_another_organization_contact_is_404(client, person):
     organization, account, contact = person
     other = OrganizationFactory()
     assert client.get(f"/o/{opt_out_token(other.pk, contact.pk)}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_optout_by_an_operator_from_the_contact_page(client, person):
+    from accounts.models import Role
+    from tests.accounts.factories import member
+
+    organization, account, contact = person
+    client.force_login(member(organization, Role.MARKETER))
+    assert client.post(reverse_lazy("consent_opt_out", args=[contact.pk])).status_code == 403
+    client.force_login(member(organization, Role.OPERATOR))
+    assert client.post(reverse_lazy("consent_opt_out", args=[contact.pk])).status_code == 302
+    contact.refresh_from_db()
+    assert contact.opt_out_method == "console"
+    event = AuditEvent.objects.get(action="contact.opted_out")
+    assert event.actor_label and event.details["method"] == "console"
