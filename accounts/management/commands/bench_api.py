@@ -158,12 +158,14 @@ class Command(BaseCommand):
             sys.executable, "manage.py", "runsandbox", "--port", str(sandbox_port), "--no-db"], nice=bulk_nice)
         # The API and the carriers' receipt webhooks on separate web processes, as in production: a
         # campaign's receipt storm (two or more callbacks per message) must not queue API requests.
-        # Under ASGI each request runs in its own thread: no persistent connections (Django's advice),
-        # or every thread would leave one open.
+        # The API's sync Django views under uvicorn's WSGI interface: a pool of threads per process, each
+        # keeping its database connection (under ASGI every request gets a new thread, and so a new
+        # connection). The receipt server stays on ASGI (console.asgi's batching receiver).
         web_proc = self._spawn("web", [
-            sys.executable, "-m", "uvicorn", "console.asgi:application", "--port", str(web_port),
-            "--workers", str(options["web_workers"]), "--http", "httptools", "--no-access-log", "--log-level", "warning",
-        ], CONN_MAX_AGE="0")
+            sys.executable, "-m", "uvicorn", "console.wsgi:application", "--interface", "wsgi", "--port",
+            str(web_port), "--workers", str(options["web_workers"]), "--http", "httptools", "--no-access-log",
+            "--log-level", "warning",
+        ])
         hooks_proc = self._spawn("hooks", [
             sys.executable, "-m", "uvicorn", "console.asgi:application", "--port", str(hooks_port),
             "--http", "httptools", "--no-access-log", "--log-level", "warning",
