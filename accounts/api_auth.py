@@ -23,6 +23,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -223,6 +224,14 @@ class ApiViewMixin:
     renderer_classes = [JSONRenderer]
     lookup_value_regex = "[0-9]{1,18}"
     required_scope: str | None = None
+
+    def dispatch(self, request, *args, **kwargs):
+        # Writes run in one transaction, the Idempotency-Key record included: one commit (one WAL
+        # flush) per request, and a concurrent repeat of the same key waits for it, then replays it.
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            with transaction.atomic():
+                return super().dispatch(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request, *args, **kwargs):
         translation.activate(api_language(request))

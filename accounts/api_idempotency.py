@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
@@ -135,6 +135,8 @@ def idempotency_finish(view, request, response) -> None:
     if record is None:
         return
     request._idempotency_record = None
+    if connection.in_atomic_block and transaction.get_rollback():
+        return  # a database error: everything this request wrote, its record included, is rolled back
     if response.status_code >= 500 or response.status_code == 429:
         IdempotencyRecord.objects.filter(pk=record.pk, status_code__isnull=True).delete()
         return

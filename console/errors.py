@@ -13,7 +13,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError, IntegrityError
+from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
@@ -69,8 +69,16 @@ def django_validation_to_drf(error: DjangoValidationError) -> exceptions.Validat
     return exceptions.ValidationError(detail)
 
 
+def _rollback_if_broken() -> None:
+    """After a database error inside the request's transaction, roll it back (it cannot continue)."""
+    if connection.in_atomic_block:
+        transaction.set_rollback(True)
+
+
 def api_exception_handler(exc, context):
     """REST_FRAMEWORK["EXCEPTION_HANDLER"]: every error in the one shape."""
+    if isinstance(exc, DatabaseError | ProtectedError):
+        _rollback_if_broken()
     if isinstance(exc, DjangoValidationError):
         exc = django_validation_to_drf(exc)
     elif isinstance(exc, Http404):
@@ -95,6 +103,7 @@ def api_exception_handler(exc, context):
 
     response = drf_exception_handler(exc, context)
     if response is None:
+        _rollback_if_broken()
         logger.exception("unexpected error in the API", exc_info=exc)
         return Response(
             error_body("server_error", _("Something went wrong on our side. Please try again.")),

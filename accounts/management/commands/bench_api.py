@@ -83,7 +83,7 @@ class Command(BaseCommand):
         parser.add_argument("--recipients", type=int, default=100_000)
         parser.add_argument("--rate", type=int, default=2_000, help="the campaign gateways' sends per second")
         parser.add_argument("--messages", type=int, default=2_000, help="API messages to send")
-        parser.add_argument("--concurrency", type=int, default=8, help="concurrent API clients")
+        parser.add_argument("--concurrency", type=int, default=4, help="concurrent API clients")
         parser.add_argument("--web-workers", type=int, default=2)
         parser.add_argument(
             "--bulk-nice", type=int, default=10,
