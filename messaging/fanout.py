@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 FREEZE_CHUNK = 10_000
 BATCH_SIZE = 500
 MAX_IN_FLIGHT = 64
+REVOKE_NOT_FOUND = "revoke_not_found"
 
 D = DeliveryStatus
 
@@ -720,7 +721,7 @@ def ttl_expired_rcs(limit: int = 1000):
         f"SELECT d.id FROM {Delivery._meta.db_table} d "
         f"LEFT JOIN campaigns_campaign c ON c.id = d.campaign_id "
         f"WHERE d.status = {D.SENT} AND d.channel = 'rcs' AND NOT d.pending_fallback "
-        f"AND d.sent_at < %s - (COALESCE(c.ttl_seconds, d.ttl_seconds, 3600) + %s) * INTERVAL '1 second' "
+        f"AND d.error_code <> '{REVOKE_NOT_FOUND}' AND d.sent_at < %s - (COALESCE(c.ttl_seconds, d.ttl_seconds, 3600) + %s) * INTERVAL '1 second' "
         f"ORDER BY d.id LIMIT %s"
     )
     if connection.vendor == "sqlite":
@@ -728,7 +729,7 @@ def ttl_expired_rcs(limit: int = 1000):
             f"SELECT d.id FROM {Delivery._meta.db_table} d "
             f"LEFT JOIN campaigns_campaign c ON c.id = d.campaign_id "
             f"WHERE d.status = {D.SENT} AND d.channel = 'rcs' AND NOT d.pending_fallback "
-            f"AND julianday(d.sent_at) < julianday(%s) - (COALESCE(c.ttl_seconds, d.ttl_seconds, 3600) + %s) / 86400.0 "
+            f"AND d.error_code <> '{REVOKE_NOT_FOUND}' AND julianday(d.sent_at) < julianday(%s) - (COALESCE(c.ttl_seconds, d.ttl_seconds, 3600) + %s) / 86400.0 "
             f"ORDER BY d.id LIMIT %s"
         )
     with connection.cursor() as cursor:
@@ -764,12 +765,13 @@ def ttl_sweep(limit: int = 1000) -> int:
 
     results = asyncio.run(revoke_all())
     revoked = [d.id for d, ok in results if ok is True]
-    already_delivered = [d.id for d, ok in results if ok is False]
+    # 404: the platform no longer holds the message — delivered, or revoked by its own TTL. Which
+    # one, only the receipts tell (DELIVERED or TTL_EXPIRATION_REVOKED), so we wait for them and
+    # do not ask again.
+    not_held = [d.id for d, ok in results if ok is False]
+    if not_held:
+        Delivery.objects.filter(id__in=not_held, status=D.SENT).update(error_code=REVOKE_NOT_FOUND)
     queue_sms_fallback(revoked)
-    if already_delivered:
-        from .receipts import mark_delivered
-
-        mark_delivered(already_delivered)
     return len(revoked)
 
 

@@ -150,7 +150,7 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
     for leg in (Channel.RCS, Channel.SMS):
         delivered_or_read = by_kind[("delivered", leg)] + by_kind[("read", leg)]
         rows = _update_returning(
-            "status = %s, delivered_at = COALESCE(delivered_at, %s)",
+            "status = %s, delivered_at = COALESCE(delivered_at, %s), error_code = ''",
             [D.DELIVERED, now],
             delivered_or_read,
             f"status >= {D.SENT} AND status < {D.DELIVERED} AND channel = '{leg}' AND NOT pending_fallback",
@@ -227,20 +227,3 @@ def pending_event_ids(limit: int = 5000) -> list[int]:
     return list(
         ProviderEvent.objects.filter(applied_at__isnull=True).order_by("id").values_list("id", flat=True)[:limit]
     )
-
-
-def mark_delivered(delivery_ids: list[int]) -> int:
-    """A revoke answered 'already delivered': record the delivery if no receipt has yet."""
-    now = timezone.now()
-    increments: Counter = Counter()
-    with transaction.atomic():
-        rows = list(
-            Delivery.objects.filter(id__in=delivery_ids, status=D.SENT).values_list("id", "campaign_id", "channel")
-        )
-        updated = Delivery.objects.filter(id__in=[r[0] for r in rows], status=D.SENT).update(
-            status=D.DELIVERED, delivered_at=now
-        )
-        if updated == len(rows):
-            _count(increments, rows, Metric.DELIVERED)
-            counters_add(increments)
-    return updated
