@@ -20,6 +20,7 @@ How one delivery flows (design.md §5):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter, defaultdict
@@ -159,6 +160,12 @@ class SendContext:
     def traffic_type(self) -> str:
         return "PROMOTION" if self.classification == Classification.PROMOTION else "TRANSACTION"
 
+    @functools.cached_property
+    def has_links(self) -> bool:
+        from .rich_content import iter_urls
+
+        return any(True for _ in iter_urls(self.content or {}))
+
     @property
     def provider_fallback(self) -> bool:
         return bool(self.sms_gateway and self.sms_gateway.provider_fallback)
@@ -250,6 +257,17 @@ def _extras(ctx: SendContext, row: Row) -> dict:
     return {OPT_OUT_KEY: opt_out_url(ctx.organization_id, row.contact_id)}
 
 
+def _content_for(ctx: SendContext, row: Row) -> dict:
+    """The rich content as this person gets it: personalised, and for a campaign with links, each
+    link going through the console's click tracking."""
+    content = personalize_content(ctx.content, row.name, row.attributes, _extras(ctx, row))
+    if ctx.campaign_id and ctx.has_links:
+        from .inbox import rewrite_tracked_links
+
+        content = rewrite_tracked_links(content, ctx.campaign_id, row.contact_id)
+    return content
+
+
 def _uuid_str(row: Row) -> str:
     """The canonical, dashed form of the delivery's UUID: the id the carriers see."""
     import uuid as uuid_module
@@ -315,7 +333,7 @@ async def _send_rcs(session, ctx: SendContext, rows: list[Row], outcome: Outcome
             message = OutboundMessage(
                 message_id=_uuid_str(row),
                 phone=row.phone,
-                content=personalize_content(ctx.content, row.name, row.attributes, _extras(ctx, row)),
+                content=_content_for(ctx, row),
                 traffic_type=ctx.traffic_type,
                 ttl_seconds=ctx.ttl_seconds,
             )
@@ -361,7 +379,7 @@ async def _send_sms(
         OutboundMessage(
             message_id=_uuid_str(row) if provider_path else sms_leg_id(_uuid_str(row)),
             phone=row.phone,
-            content=personalize_content(ctx.content, row.name, row.attributes, _extras(ctx, row)) if provider_path else None,
+            content=_content_for(ctx, row) if provider_path else None,
             sms_text=personalize_text(ctx.sms_text, row.name, row.attributes, _extras(ctx, row)),
             sms_sender=ctx.sms_sender,
             traffic_type=ctx.traffic_type,
