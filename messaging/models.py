@@ -98,6 +98,7 @@ class Delivery(models.Model):
         ]
         indexes = [
             models.Index(fields=["campaign", "status", "id"], name="delivery_campaign_status"),
+            models.Index(fields=["campaign", "id"], name="delivery_campaign_keyset"),
             models.Index(
                 fields=["campaign", "id"], condition=Q(pending_fallback=True), name="delivery_pending_fallback"
             ),
