@@ -26,5 +26,5 @@ urlpatterns = [
     path("webhooks/<int:pk>/rotate/", views_api_keys.webhook_rotate, name="webhook_rotate"),
     path("webhooks/<int:pk>/toggle/", views_api_keys.webhook_toggle, name="webhook_toggle"),
     path("webhooks/<int:pk>/delete/", views_api_keys.webhook_delete, name="webhook_delete"),
-    path("webhooks/<int:pk>/deliveries/<int:delivery_pk>/resend/", views_api_keys.webhook_resend, name="webhook_resend"),
+    path("webhooks/deliveries/<int:pk>/resend/", views_api_keys.webhook_resend, name="webhook_resend"),
 ]

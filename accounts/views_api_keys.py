@@ -170,11 +170,10 @@ def webhook_delete(request, pk):
 
 @member_required("manage")
 @require_POST
-def webhook_resend(request, pk, delivery_pk):
+def webhook_resend(request, pk):
     from messaging.outbound_webhooks import delivery_resend
 
-    endpoint = _endpoint(request, pk)
-    delivery = get_object_or_404(WebhookDelivery, endpoint=endpoint, pk=delivery_pk)
+    delivery = get_object_or_404(WebhookDelivery, endpoint__organization=request.organization, pk=pk)
     delivery_resend(delivery)
     messages.success(request, _("The event was queued again."))
-    return redirect("accounts:webhook_detail", pk=endpoint.pk)
+    return redirect("accounts:webhook_detail", pk=delivery.endpoint_id)

@@ -46,6 +46,9 @@ def test_only_owners_and_admins_manage_keys_and_other_orgs_are_404(tenant, other
     for path in ("", "rotate/", "toggle/", "delete/"):
         method = client.get if not path else client.post
         assert method(f"/accounts/webhooks/{foreign_endpoint.pk}/{path}").status_code == 404
+    ow.events_record(other.organization.pk, "message.sent", [{"message": {"id": "x"}}])
+    foreign_delivery = WebhookDelivery.objects.get(endpoint=foreign_endpoint)
+    assert client.post(f"/accounts/webhooks/deliveries/{foreign_delivery.pk}/resend/").status_code == 404
     foreign_key.refresh_from_db()
     assert foreign_key.revoked_at is None
 
@@ -69,7 +72,7 @@ def test_webhook_pages(tenant, monkeypatch):
     rotated = client.post(f"/accounts/webhooks/{endpoint.pk}/rotate/")
     endpoint.refresh_from_db()
     assert endpoint.previous_secret == old and endpoint.secret in rotated.content.decode()
-    client.post(f"/accounts/webhooks/{endpoint.pk}/deliveries/{delivery.pk}/resend/")
+    client.post(f"/accounts/webhooks/deliveries/{delivery.pk}/resend/")
     assert WebhookDelivery.objects.filter(event_id=delivery.event_id).count() == 2
     client.post(f"/accounts/webhooks/{endpoint.pk}/toggle/")
     endpoint.refresh_from_db()
