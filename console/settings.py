@@ -255,4 +255,5 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_BEAT_SCHEDULE = {
     "messaging-sweep": {"task": "messaging.tasks.sweep", "schedule": env.float("SWEEP_SECONDS", default=15.0)},
     "messaging-fold-counters": {"task": "messaging.tasks.fold_counters", "schedule": 5.0},
+    "messaging-sweep-webhooks": {"task": "messaging.tasks.sweep_webhooks", "schedule": 60.0},
 }

@@ -8,3 +8,6 @@ class MessagingConfig(AppConfig):
 
     def ready(self):
         from . import inbox  # noqa: F401 - the inbound_received receiver and the inbox tasks
+        from .outbound_webhooks import connect_receivers
+
+        connect_receivers()  # status, inbound and opt-out events → organizations' webhook endpoints

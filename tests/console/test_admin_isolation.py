@@ -380,6 +380,9 @@ PK_MODELS = {
     "messaging/inbox/": "messaging.conversation",
     "messaging/inbox/media/": "messaging.conversationmessage",
     "consent/": "campaigns.contact",
+    "accounts/api-keys/": "accounts.apikey",
+    "accounts/webhooks/": "accounts.webhookendpoint",
+    "accounts/webhooks/deliveries/": "accounts.webhookdelivery",
 }
 # Not member views: carriers call these, authenticated by signature or secret, not by session.
 # The opt-out link page and tracked links answer anyone holding a signed token.

@@ -54,7 +54,15 @@ def tenant_objects(organization, tag="", user=None):
 
     conversation = Conversation.objects.create(organization=organization, official_account=account, contact=contact)
     conversation_message = ConversationMessage.objects.create(conversation=conversation, direction="in", text=f"{tag}-reply")
+    from accounts.models import WebhookDelivery, WebhookEndpoint
+
+    webhook_endpoint = WebhookEndpoint.objects.create(
+        organization=organization, url=f"https://{tag}.example.jp/hook", events=["message.sent"], secret="whsec_test"
+    )
+    webhook_delivery = WebhookDelivery.objects.create(endpoint=webhook_endpoint, event_type="message.sent", payload={})
     return {
+        "accounts.webhookendpoint": webhook_endpoint,
+        "accounts.webhookdelivery": webhook_delivery,
         "auth.user": owner,
         "accounts.organization": organization,
         "accounts.membership": owner.memberships.get(organization=organization),
