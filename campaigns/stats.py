@@ -37,7 +37,8 @@ def campaign_stats(campaign: Campaign) -> dict:
             series[minute][metric] += count
 
     targeted = totals[Metric.TARGETED]
-    done = totals[Metric.SENT] + totals[Metric.FAILED] + totals[Metric.CANCELLED]
+    # A message the carrier accepted and later reported failed counts as sent and as failed: cap.
+    done = min(totals[Metric.SENT] + totals[Metric.FAILED] + totals[Metric.CANCELLED], targeted)
     queued = max(targeted - done, 0)
     progress = (done / targeted) if targeted else (1.0 if campaign.status in TERMINAL else 0.0)
     rate = _recent_rate(series)
@@ -47,6 +48,7 @@ def campaign_stats(campaign: Campaign) -> dict:
         "skipped_opted_out": skipped["opted_out"],
         "skipped_no_consent": skipped["no_consent"],
         "queued": queued,
+        "processed": done,
         "sent": totals[Metric.SENT],
         "delivered": totals[Metric.DELIVERED],
         "read": totals[Metric.READ],

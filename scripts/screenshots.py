@@ -33,7 +33,7 @@ def main():
         page.goto(f"{BASE}/login/")
         page.fill("input[name=username]", "demo")
         page.fill("input[name=password]", "plusmessage-demo")
-        page.click("button[type=submit]")
+        page.click("form:has(input[name=password]) button[type=submit]")
         page.wait_for_url(f"{BASE}/")
         for name, path in PAGES:
             page.goto(f"{BASE}{path}")
