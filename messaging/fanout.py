@@ -652,7 +652,7 @@ def dispatch_batch(campaign_id: int, batch_size: int = BATCH_SIZE) -> str:
     if deliveries.filter(status=D.QUEUED).exists() or deliveries.filter(pending_fallback=True).exists():
         return "wait"  # leased by another chain, or backing off after a retryable error
     if awaiting_rcs_receipts(campaign):
-        # Everything is out, but RCS messages may still expire into SMS: the sweeper looks again.
+        # Everything is out, but RCS messages may still expire into SMS: look again in a while.
         return "idle"
     try:
         campaign_transition(campaign, CampaignStatus.COMPLETED)

@@ -44,6 +44,8 @@ def dispatch_campaign(campaign_id: int) -> str:
         dispatch_campaign.delay(campaign_id)
     elif result == "wait":
         dispatch_campaign.apply_async((campaign_id,), countdown=1)
+    elif result == "idle":  # all sent; RCS may still expire into SMS, and the campaign then completes
+        dispatch_campaign.apply_async((campaign_id,), countdown=5)
     return result
 
 

@@ -4,10 +4,7 @@ against pytest-django's live server; a screenshot of each step goes to test-outp
 """
 
 import io
-import os
-import shutil
 from datetime import time
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -21,33 +18,21 @@ from tests.accounts.factories import (
     approved_account,
     member,
 )
+from tests.browser.conftest import NEEDS_CHROMIUM, screenshot_path
 from tests.campaigns.factories import ConsentFactory, ContactFactory, ContactListFactory
 
 # Playwright's sync API runs an event loop in this thread; the test still talks to the database
 # synchronously between browser steps, which Django would otherwise refuse.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+pytest.importorskip("playwright.sync_api")
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 LEGAL = "株式会社ブラウザ商事"
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed (make browser)"),
+    NEEDS_CHROMIUM,
 ]
 
-
-@pytest.fixture
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture
@@ -75,13 +60,12 @@ def world(settings, tmp_path):
 def shot(page, name):
     """The whole page, taken with a viewport as tall as the page so sticky bars stay in place.
     English runs get an ``-en`` suffix; Japanese (the default) none."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     if getattr(page, "lang", "ja") != "ja":
         name = f"{name}-{page.lang}"
     size = page.viewport_size
     height = page.evaluate("document.documentElement.scrollHeight")
     page.set_viewport_size({"width": size["width"], "height": max(height, size["height"])})
-    page.screenshot(path=str(SCREENSHOTS / f"campaign-{name}.png"))
+    page.screenshot(path=screenshot_path(f"campaign-{name}"))
     page.set_viewport_size(size)
 
 
@@ -174,14 +158,14 @@ def test_marketer_composes_a_carousel_and_admin_approves(browser, live_server, w
     assert "ブラウザショップ" in preview.inner_text()
     page.wait_for_selector("#compliance .notice-ok")
     suffix = "" if lang == "ja" else f"-{lang}"
-    page.locator(".preview-card").screenshot(path=str(SCREENSHOTS / f"campaign-03-preview-rcs{suffix}.png"))
+    page.locator(".preview-card").screenshot(path=screenshot_path(f"campaign-03-preview-rcs{suffix}"))
 
     # The SMS preview.
     page.click("label.seg:has(input[name=preview_mode][value=sms])")
     page.wait_for_selector("#preview-phone .sms-bubble")
     assert "冬のセール開催中" in page.locator("#preview-phone .sms-bubble").inner_text()
     assert "UCS-2" in page.locator("#preview-phone .sms-meter-foot").inner_text()
-    page.locator(".preview-card").screenshot(path=str(SCREENSHOTS / f"campaign-04-preview-sms{suffix}.png"))
+    page.locator(".preview-card").screenshot(path=screenshot_path(f"campaign-04-preview-sms{suffix}"))
 
     # A bad link is refused beside its field, and nothing typed (or uploaded) is lost.
     page.fill("[name='carousel.cards[0].buttons[0].url']", "javascript:alert(1)")

@@ -2,8 +2,6 @@
 rows and watches the progress bar stop at 100% and reads the row report; an admin edits the fixed
 menu with HTMX. A screenshot of each step is saved under test-output/screenshots/."""
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,22 +9,18 @@ import pytest
 from accounts.models import Role
 from campaigns.models import ImportJob, ImportStatus, ListPurpose
 from tests.accounts.factories import PASSWORD, OrganizationFactory, approved_account, member
+from tests.browser.conftest import NEEDS_CHROMIUM, screenshot_path
 from tests.campaigns.factories import ContactListFactory
 
 # Playwright's sync API runs an event loop in this thread; the database calls made here between
 # browser steps are still synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed (make browser)"),
+    NEEDS_CHROMIUM,
 ]
 
 SJIS_CSV = (
@@ -39,13 +33,6 @@ SJIS_CSV = (
 ).encode("cp932")
 
 
-@pytest.fixture
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
 
 @pytest.fixture
 def org(settings, tmp_path):
@@ -54,8 +41,7 @@ def org(settings, tmp_path):
 
 
 def shot(page, name):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"console-{name}.png"), full_page=True)
+    page.screenshot(path=screenshot_path(f"console-{name}"), full_page=True)
 
 
 def sign_in(browser, live_server, username):

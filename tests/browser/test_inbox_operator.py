@@ -4,9 +4,6 @@ reload; the operator opens it (the read receipt goes back), inserts a quick repl
 the answer's delivery status change in the thread. Screenshots: test-output/screenshots/inbox-*.png.
 """
 
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -14,37 +11,24 @@ from accounts.models import Role
 from campaigns.services import campaign_start
 from messaging.models import Conversation, ConversationMessage, Delivery, DeliveryStatus, QuickReply
 from tests.accounts.factories import PASSWORD, MembershipFactory, UserFactory
+from tests.browser.conftest import NEEDS_CHROMIUM, screenshot_path
 from tests.messaging.conftest import sandbox, sandbox_server  # noqa: F401
 from tests.messaging.engine import engine, wait_until, worker  # noqa: F401
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+pytest.importorskip("playwright.sync_api")
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.engine,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed (make browser)"),
+    NEEDS_CHROMIUM,
 ]
 
 
-@pytest.fixture
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
 
 def shot(page, name):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"inbox-{name}.png"), full_page=True)
+    page.screenshot(path=screenshot_path(f"inbox-{name}"), full_page=True)
 
 
 def test_inbox_operator_answers_a_reply_in_the_browser(browser, live_server, engine, worker):

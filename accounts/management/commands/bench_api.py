@@ -17,55 +17,21 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from datetime import time as dtime
 from pathlib import Path
 
 import aiohttp
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
-from django.utils import timezone
+
+from messaging.bench_support import bench_campaign, bench_cleanup, free_port, sandbox_call, wait_http
 
 BASE_DIR = Path(settings.BASE_DIR)
 MIX = {"android_plus_message": 70, "iphone_no_app": 15, "rakuten_sms_only": 10, "never_reads": 5}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def sandbox_call(url: str, method: str, path: str, payload=None, timeout=120):
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(
-        f"{url}/_sandbox/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read() or b"null")
-
-
-def wait_http(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise CommandError(f"{url}: the process exited (see var/bench-api-*.log)")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            time.sleep(0.2)
-    raise CommandError(f"{url} did not answer")
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -278,83 +244,13 @@ class Command(BaseCommand):
         return latencies, errors, seconds, ids
 
     def _setup(self, options, sandbox: str, web: str):
-        from accounts.models import (
-            ApiKey,
-            ApiScope,
-            Carrier,
-            CarrierReview,
-            GatewayAccount,
-            GatewayKind,
-            Membership,
-            OfficialAccount,
-            Organization,
-            Role,
-        )
-        from campaigns.models import Campaign, CampaignStatus, ContactList
+        from accounts.models import ApiKey, ApiScope
 
-        n, rate = options["recipients"], options["rate"]
-        stamp = int(time.time())
-        organization = Organization.objects.create(
-            name=f"bench api {stamp}", slug=f"bench-api-{stamp}", quiet_hours_start=dtime(0, 0),
-            quiet_hours_end=dtime(0, 0),
+        organization, account, campaign, user = bench_campaign(
+            "bench-api", options["recipients"], options["rate"], sandbox, web
         )
-        user, _created = get_user_model().objects.get_or_create(username="bench-api")
-        Membership.objects.get_or_create(organization=organization, user=user, defaults={"role": Role.OWNER})
-        gateways = {}
-        for kind, name in ((GatewayKind.RBM, "rbm"), (GatewayKind.CM, "cm")):
-            credentials = (
-                {"agent_id": f"bench-api-{stamp}", "bearer_token": f"b-{stamp}", "client_token": f"c-{stamp}"}
-                if kind == GatewayKind.RBM else {"product_token": f"p-{stamp}", "callback_secret": f"s-{stamp}"}
-            )
-            gateway = GatewayAccount.objects.create(organization=organization, name=name, kind=kind, base_url=sandbox,
-                                                    rate_per_second=rate, credentials=credentials)
-            hook = (f"{web}/messaging/webhooks/rbm/{gateway.pk}/" if kind == GatewayKind.RBM
-                    else f"{web}/messaging/webhooks/cm/{gateway.pk}/s-{stamp}/")
-            sandbox_call(sandbox, "POST", "gateways", {"kind": kind, "gateway_id": gateway.pk, **credentials,
-                                                       "webhook_url": hook})
-            gateways[name] = gateway
-        account = OfficialAccount.objects.create(
-            organization=organization, display_name="bench", legal_name="株式会社ベンチ", sms_sender_id="BENCH",
-            rcs_gateway=gateways["rbm"], sms_gateway=gateways["cm"],
-        )
-        CarrierReview.objects.create(account=account, carrier=Carrier.DOCOMO, status="approved", decided_at=timezone.now())
-        audience = ContactList.objects.create(organization=organization, name="bench")
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO campaigns_contact (organization_id, phone, name, attributes, opted_out_at, "
-                "opt_out_method, created_at, updated_at) SELECT %s, '+8190' || lpad((40000000 + g)::text, 8, '0'), "
-                "'ベンチ', '{}'::jsonb, NULL, '', now(), now() FROM generate_series(0, %s - 1) AS g",
-                [organization.pk, n],
-            )
-            cursor.execute(
-                "INSERT INTO campaigns_contactlistmembership (contact_list_id, contact_id, added_at) "
-                "SELECT %s, id, now() FROM campaigns_contact WHERE organization_id = %s",
-                [audience.pk, organization.pk],
-            )
-        campaign = Campaign.objects.create(
-            organization=organization, official_account=account, name="bench", classification="transaction",
-            content={"text": "{{name}}様 ご注文の商品を発送しました。"}, sms_text="{{name}}様 ご注文の商品を発送しました。",
-            ttl_seconds=3600, created_by=user, status=CampaignStatus.APPROVED, approved_by=user,
-            approved_at=timezone.now(),
-        )
-        campaign.audience_lists.add(audience)
         _key, secret = ApiKey.generate(organization, "bench", [ApiScope.SEND], created_by=user)
         return campaign, organization, account, secret
 
     def _cleanup(self, organization) -> None:
-        from accounts.services_cleanup import delete_organization
-
-        gateway_ids = [str(pk) for pk in organization.gateways.values_list("pk", flat=True)]
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM messaging_providerevent WHERE payload->>'gateway_id' = ANY(%s)", [gateway_ids])
-            for sql in (
-                "DELETE FROM messaging_counterdelta WHERE campaign_id IN "
-                "(SELECT id FROM campaigns_campaign WHERE organization_id = %s)",
-                "DELETE FROM messaging_campaigncounter WHERE campaign_id IN "
-                "(SELECT id FROM campaigns_campaign WHERE organization_id = %s)",
-                "DELETE FROM messaging_delivery WHERE organization_id = %s",
-                "DELETE FROM campaigns_contactlistmembership WHERE contact_list_id IN "
-                "(SELECT id FROM campaigns_contactlist WHERE organization_id = %s)",
-            ):
-                cursor.execute(sql, [organization.pk])
-        delete_organization(organization)
+        bench_cleanup(organization)

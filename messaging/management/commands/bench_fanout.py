@@ -18,31 +18,22 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from datetime import time as dtime
 from pathlib import Path
 
 import aiohttp
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
-from django.utils import timezone
 
-from accounts.services_cleanup import delete_organization
+from messaging.bench_support import bench_campaign, bench_cleanup, free_port, sandbox_call, wait_http
 
 BASE_DIR = Path(settings.BASE_DIR)
 BENCH_MIX = {"android_plus_message": 70, "iphone_no_app": 15, "rakuten_sms_only": 10, "never_reads": 5}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Sandbox:
@@ -50,27 +41,7 @@ class Sandbox:
         self.url = url
 
     def call(self, method, path, payload=None, timeout=600):
-        data = json.dumps(payload).encode() if payload is not None else None
-        request = urllib.request.Request(
-            f"{self.url}/_sandbox/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read() or b"null")
-
-
-def wait_http(url, process, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise CommandError(f"{url}: the process exited")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            time.sleep(0.2)
-    raise CommandError(f"{url} did not answer")
+        return sandbox_call(self.url, method, path, payload, timeout)
 
 
 def descendants(pid: int) -> list[int]:
@@ -268,59 +239,9 @@ class Command(BaseCommand):
         return round(asyncio.run(run()), 1)
 
     def _setup(self, n, rate, sandbox, web_port):
-        from accounts.models import (
-            Carrier,
-            CarrierReview,
-            GatewayAccount,
-            GatewayKind,
-            OfficialAccount,
-            Organization,
+        organization, _account, campaign, _user = bench_campaign(
+            "bench-fanout", n, rate, sandbox.url, f"http://127.0.0.1:{web_port}"
         )
-        from campaigns.models import Campaign, CampaignStatus, ContactList
-
-        stamp = int(time.time())
-        organization = Organization.objects.create(
-            name=f"bench {stamp}", slug=f"bench-{stamp}", quiet_hours_start=dtime(0, 0), quiet_hours_end=dtime(0, 0)
-        )
-        user, _ = get_user_model().objects.get_or_create(username="bench")
-        web = f"http://127.0.0.1:{web_port}"
-        rbm = GatewayAccount.objects.create(
-            organization=organization, name="rbm", kind=GatewayKind.RBM, base_url=sandbox.url, rate_per_second=rate,
-            credentials={"agent_id": f"bench-{stamp}", "bearer_token": f"b-{stamp}", "client_token": f"c-{stamp}"},
-        )
-        cm = GatewayAccount.objects.create(
-            organization=organization, name="cm", kind=GatewayKind.CM, base_url=sandbox.url, rate_per_second=rate,
-            credentials={"product_token": f"p-{stamp}", "callback_secret": f"s-{stamp}"},
-        )
-        sandbox.call("POST", "gateways", {"kind": "rbm", "gateway_id": rbm.pk, **rbm.credentials,
-                                          "webhook_url": f"{web}/messaging/webhooks/rbm/{rbm.pk}/"})
-        sandbox.call("POST", "gateways", {"kind": "cm", "gateway_id": cm.pk, **cm.credentials,
-                                          "webhook_url": f"{web}/messaging/webhooks/cm/{cm.pk}/s-{stamp}/"})
-        account = OfficialAccount.objects.create(
-            organization=organization, display_name="bench", legal_name="株式会社ベンチ", sms_sender_id="BENCH",
-            rcs_gateway=rbm, sms_gateway=cm,
-        )
-        CarrierReview.objects.create(account=account, carrier=Carrier.DOCOMO, status="approved", decided_at=timezone.now())
-        audience = ContactList.objects.create(organization=organization, name="bench")
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO campaigns_contact (organization_id, phone, name, attributes, opted_out_at, "
-                "opt_out_method, created_at, updated_at) SELECT %s, '+8190' || lpad((40000000 + g)::text, 8, '0'), "
-                "'ベンチ', '{}'::jsonb, NULL, '', now(), now() FROM generate_series(0, %s - 1) AS g",
-                [organization.pk, n],
-            )
-            cursor.execute(
-                "INSERT INTO campaigns_contactlistmembership (contact_list_id, contact_id, added_at) "
-                "SELECT %s, id, now() FROM campaigns_contact WHERE organization_id = %s",
-                [audience.pk, organization.pk],
-            )
-        campaign = Campaign.objects.create(
-            organization=organization, official_account=account, name="bench", classification="transaction",
-            content={"text": "{{name}}様 ご注文の商品を発送しました。"}, sms_text="{{name}}様 ご注文の商品を発送しました。",
-            ttl_seconds=3600, created_by=user, status=CampaignStatus.APPROVED, approved_by=user,
-            approved_at=timezone.now(),
-        )
-        campaign.audience_lists.add(audience)
         return campaign, organization
 
     def _wait_counters(self, campaign, expected, started, timeout=1800) -> int:
@@ -340,16 +261,4 @@ class Command(BaseCommand):
         return applied
 
     def _cleanup(self, organization):
-        gateway_ids = [str(pk) for pk in organization.gateways.values_list("pk", flat=True)]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM messaging_providerevent WHERE payload->>'gateway_id' = ANY(%s)", [gateway_ids]
-            )
-            for sql in (
-                "DELETE FROM messaging_counterdelta WHERE campaign_id IN (SELECT id FROM campaigns_campaign WHERE organization_id = %s)",
-                "DELETE FROM messaging_campaigncounter WHERE campaign_id IN (SELECT id FROM campaigns_campaign WHERE organization_id = %s)",
-                "DELETE FROM messaging_delivery WHERE organization_id = %s",
-                "DELETE FROM campaigns_contactlistmembership WHERE contact_list_id IN (SELECT id FROM campaigns_contactlist WHERE organization_id = %s)",
-            ):
-                cursor.execute(sql, [organization.pk])
-        delete_organization(organization)
+        bench_cleanup(organization)
