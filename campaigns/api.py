@@ -26,7 +26,6 @@ from rest_framework.response import Response
 from accounts.api_auth import MAX_ID, ApiViewMixin, key_may, reject_nul
 from accounts.models import ApiScope, OfficialAccount
 from console.api_schema import ApiCursorPagination, example
-from messaging.rich_content import validate_rich_content
 from messaging.sms_text import validate_sms_text
 
 from . import optout, services
@@ -738,16 +737,9 @@ class CampaignSerializer(serializers.ModelSerializer):
         return value
 
     def validate_content(self, value):
-        reject_nul(value)
-        try:
-            validate_rich_content(value)
-        except DjangoValidationError as error:
-            from messaging.api import rich_content_errors
+        from messaging.api import validated_rich_content
 
-            raise serializers.ValidationError(
-                [m for messages in rich_content_errors(error).values() for m in messages]
-            ) from None
-        return value
+        return validated_rich_content(value)
 
     def validate_recurrence(self, value):
         if value:

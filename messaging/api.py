@@ -74,6 +74,19 @@ def rich_content_errors(error: DjangoValidationError) -> dict:
     return errors
 
 
+def validated_rich_content(value):
+    """A serializer field's check with the one rich-content validator: NUL characters refused,
+    and every problem reported as ``content.<part>: reason``."""
+    reject_nul(value)
+    try:
+        validate_rich_content(value)
+    except DjangoValidationError as error:
+        raise serializers.ValidationError(
+            [message for messages in rich_content_errors(error).values() for message in messages]
+        ) from None
+    return value
+
+
 class HistoryEntrySerializer(serializers.Serializer):
     status = serializers.CharField()
     at = serializers.DateTimeField(allow_null=True)
@@ -165,14 +178,7 @@ class MessageCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(error.messages, code=error.error_list[0].code or "invalid") from None
 
     def validate_content(self, value):
-        reject_nul(value)
-        try:
-            validate_rich_content(value)
-        except DjangoValidationError as error:
-            raise serializers.ValidationError(
-                [message for messages in rich_content_errors(error).values() for message in messages]
-            ) from None
-        return value
+        return validated_rich_content(value)
 
     def validate(self, attrs):
         organization = self.context["organization"]
