@@ -33,7 +33,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import GatewayAccount, GatewayKind
+from accounts.models import GatewayAccount
 from campaigns.models import Campaign, CampaignStatus, Classification
 from campaigns.optout_links import PLACEHOLDER_KEY as OPT_OUT_KEY
 from campaigns.optout_links import opt_out_url
@@ -722,13 +722,9 @@ def running_campaigns_needing_dispatch() -> list[int]:
     cutoff = timezone.now() - timedelta(seconds=settings.DISPATCH_STALE_SECONDS)
     return list(
         Campaign.objects.filter(status=CampaignStatus.RUNNING)
-        .filter(models_q_stale(cutoff))
+        .filter(Q(last_dispatch_at__isnull=True) | Q(last_dispatch_at__lt=cutoff))
         .values_list("id", flat=True)
     )
-
-
-def models_q_stale(cutoff):
-    return Q(last_dispatch_at__isnull=True) | Q(last_dispatch_at__lt=cutoff)
 
 
 def ttl_expired_rcs(limit: int = 1000):
@@ -857,9 +853,3 @@ def cancel_orphans() -> int:
         if Delivery.objects.filter(Q(status=D.QUEUED) | Q(pending_fallback=True), campaign=campaign).exists()
     ]
     return sum(cancel_remaining(campaign) for campaign in left)
-
-
-def gateway_kinds_ok(account) -> bool:
-    return (account.rcs_gateway is None or account.rcs_gateway.kind == GatewayKind.RBM) and (
-        account.sms_gateway is None or account.sms_gateway.kind == GatewayKind.CM
-    )
