@@ -18,14 +18,22 @@ import asyncio
 import json
 import logging
 import re
+import time
+import weakref
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
+from django.db.models.signals import post_delete, post_save
+
+from accounts.models import GatewayAccount
+
+from .webhooks import GATEWAY_CACHE_SECONDS
 
 logger = logging.getLogger(__name__)
 
-PATH = re.compile(r"^/messaging/webhooks/(?P<kind>rbm|cm)/(?P<gateway_id>\d+)/(?:(?P<secret>[^/]+)/)?$")
+# As messaging/urls.py routes them: RBM by gateway id; CM by gateway id and the callback secret.
+PATH = re.compile(r"^/messaging/webhooks/(?:(?P<kind>rbm)/(?P<gateway_id>\d+)/|(?P<cm>cm)/(?P<cm_id>\d+)/(?P<secret>[^/]+)/)$")
 MAX_BODY = 1024 * 1024
 MAX_BATCH = 1000
 
@@ -51,6 +59,8 @@ class ReceiptReceiver:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="receipts-db")
         self._queue: asyncio.Queue | None = None
         self._writer: asyncio.Task | None = None
+        self._gateways: dict[tuple[int, str], tuple[float, object]] = {}
+        _receivers.add(self)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -63,12 +73,13 @@ class ReceiptReceiver:
         if body is None:
             await _answer(send, 413)
             return
+        kind = match["kind"] or match["cm"]
         loop = asyncio.get_running_loop()
-        gateway = await loop.run_in_executor(self._db, _gateway, int(match["gateway_id"]), match["kind"])
+        gateway = await self._gateway(loop, int(match["gateway_id"] or match["cm_id"]), kind)
         if gateway is None:
             await _answer(send, 404)
             return
-        if match["kind"] == "rbm":
+        if kind == "rbm":
             answer = gateway.handshake(body)
             if answer is not None:
                 await _answer(send, 200, json.dumps(answer).encode(), b"application/json")
@@ -94,6 +105,17 @@ class ReceiptReceiver:
                 await _answer(send, 503)
                 return
         await _answer(send, 200)
+
+    async def _gateway(self, loop, gateway_id: int, kind: str):
+        """The gateway's adapter, kept on the event loop for a while: a request for a known gateway
+        does not wait for the database thread."""
+        key = (gateway_id, kind)
+        cached = self._gateways.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        gateway = await loop.run_in_executor(self._db, _gateway, gateway_id, kind)
+        self._gateways[key] = (time.monotonic() + GATEWAY_CACHE_SECONDS, gateway)
+        return gateway
 
     def _ensure_writer(self):
         if self._writer is None or self._writer.done():
@@ -164,4 +186,22 @@ async def _answer(send, status: int, body: bytes = b"", content_type: bytes = b"
     await send({"type": "http.response.body", "body": body})
 
 
+_receivers: weakref.WeakSet[ReceiptReceiver] = weakref.WeakSet()
 receipt_receiver = ReceiptReceiver()
+
+
+def forget_gateway(gateway_id: int) -> None:
+    for receiver in list(_receivers):
+        for key in list(receiver._gateways):
+            if key[0] == gateway_id:
+                receiver._gateways.pop(key, None)
+
+
+def _forget_gateway(sender, instance, **kwargs):
+    # Now, and again once the change is committed: a request in between may have cached the old row.
+    forget_gateway(instance.pk)
+    transaction.on_commit(lambda: forget_gateway(instance.pk))
+
+
+post_save.connect(_forget_gateway, sender=GatewayAccount, dispatch_uid="receipt_server_forget_gateway_saved")
+post_delete.connect(_forget_gateway, sender=GatewayAccount, dispatch_uid="receipt_server_forget_gateway_deleted")

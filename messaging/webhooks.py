@@ -54,8 +54,13 @@ def _gateway(gateway_id: int, kind: str) -> Gateway | None:
 
 
 def _forget_gateway(sender, instance, **kwargs):
-    for kind in GatewayKind.values:
-        _gateways.pop((instance.pk, kind), None)
+    def forget():
+        for kind in GatewayKind.values:
+            _gateways.pop((instance.pk, kind), None)
+
+    # Now, and again once the change is committed: a request in between may have cached the old row.
+    forget()
+    transaction.on_commit(forget)
 
 
 post_save.connect(_forget_gateway, sender=GatewayAccount, dispatch_uid="webhooks_forget_gateway_saved")
