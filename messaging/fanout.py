@@ -20,12 +20,16 @@ How one delivery flows (design.md §5):
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
+import json
 import logging
+import os
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
+from uuid import UUID
 
 import aiohttp
 from django.conf import settings
@@ -46,12 +50,14 @@ from .gateways.base import sms_leg_id
 from .models import Channel, Delivery, DeliveryStatus, FallbackReason, Metric
 from .personalize import personalize_content, personalize_text
 from .signals import delivery_status_changed
+from .sql import among
 
 logger = logging.getLogger(__name__)
 
 FREEZE_CHUNK = 10_000
 BATCH_SIZE = 500
 MAX_IN_FLIGHT = 64
+KEEPALIVE_SECONDS = 4.0
 REVOKE_NOT_FOUND = "revoke_not_found"
 
 D = DeliveryStatus
@@ -130,7 +136,7 @@ def audience_freeze(campaign: Campaign) -> None:
 @dataclass
 class Row:
     id: int
-    uuid: str
+    uuid: str  # canonical, dashed: the id the carriers see
     contact_id: int
     phone: str
     name: str
@@ -165,6 +171,15 @@ class SendContext:
         from .rich_content import iter_urls
 
         return any(True for _ in iter_urls(self.content or {}))
+
+    @functools.cached_property
+    def personalised(self) -> bool:
+        """Whether the rich content has placeholders (otherwise everyone gets the same document)."""
+        return "{{" in json.dumps(self.content or {}, ensure_ascii=False)
+
+    @functools.cached_property
+    def uses_opt_out_link(self) -> bool:
+        return OPT_OUT_KEY in json.dumps(self.content or {}, ensure_ascii=False) or OPT_OUT_KEY in (self.sms_text or "")
 
     @property
     def provider_fallback(self) -> bool:
@@ -201,43 +216,50 @@ def _context_for_single(delivery: Delivery) -> SendContext:
     )
 
 
-def _claim(where_sql: str, where_params: list, limit: int) -> list[Row]:
-    """Lease up to ``limit`` claimable rows matching ``where_sql``; returns them with their contact."""
+def _claim(limit: int, *, campaign_id: int | None = None, delivery_id: int | None = None) -> list[Row]:
+    """Lease up to ``limit`` queued rows of a campaign (or the one delivery), and as many SMS legs
+    waiting after a revoke; returns them with their contact."""
     delivery = Delivery._meta.db_table
     contact = "campaigns_contact"
     now = timezone.now()
     lease_until = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    if campaign_id is not None:
+        # Each kind is read in order from its partial index (delivery_queued, delivery_pending_fallback),
+        # which holds nothing already sent. The campaign is a range, not "=", on purpose: with "="
+        # PostgreSQL reduces ORDER BY campaign_id, id to ORDER BY id, which the primary key serves
+        # too, and on statistics that lag behind the sending it may then walk the primary key past
+        # every row already sent — at each claim, late in a million-recipient campaign.
+        scope, scope_params, order = "campaign_id BETWEEN %s AND %s", [campaign_id, campaign_id], "campaign_id, id"
+    else:
+        scope, scope_params, order = "id = %s", [delivery_id], "id"
     skip_locked = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    claimable = (
-        f"({where_sql}) AND (status = {D.QUEUED} OR pending_fallback) AND (lease_until IS NULL OR lease_until < %s)"
-    )
+    free = "(lease_until IS NULL OR lease_until < %s)"
     sql = (
-        f"UPDATE {delivery} SET lease_until = %s, attempts = attempts + 1 WHERE id IN ("
-        f"SELECT id FROM {delivery} WHERE {claimable} ORDER BY id LIMIT %s {skip_locked}) "
+        f"WITH fallback_legs AS (SELECT id FROM {delivery} WHERE {scope} AND pending_fallback AND {free} "
+        f"ORDER BY {order} LIMIT %s {skip_locked}), "
+        f"queued AS (SELECT id FROM {delivery} WHERE {scope} AND status = {D.QUEUED} AND {free} "
+        f"ORDER BY {order} LIMIT %s {skip_locked}) "
+        f"UPDATE {delivery} SET lease_until = %s, attempts = attempts + 1 "
+        f"WHERE id IN (SELECT id FROM fallback_legs UNION ALL SELECT id FROM queued) "
         f"RETURNING id, uuid, contact_id, channel, pending_fallback, fallback_reason, attempts"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [lease_until, *where_params, now, limit])
+        cursor.execute(sql, [*scope_params, now, limit, *scope_params, now, limit, lease_until])
         claimed = cursor.fetchall()
         if not claimed:
             return []
-        ids = [row[2] for row in claimed]
-        cursor.execute(
-            f"SELECT id, phone, name, attributes, opted_out_at FROM {contact} WHERE id IN ({','.join(['%s'] * len(ids))})",
-            ids,
-        )
+        contact_ids, params = among("id", [row[2] for row in claimed])
+        cursor.execute(f"SELECT id, phone, name, attributes, opted_out_at FROM {contact} WHERE {contact_ids}", params)
         contacts = {row[0]: row for row in cursor.fetchall()}
     rows = []
     for delivery_id, uuid, contact_id, channel, pending_fallback, fallback_reason, attempts in claimed:
         _, phone, name, attributes, opted_out_at = contacts[contact_id]
         if isinstance(attributes, str):
-            import json
-
             attributes = json.loads(attributes or "{}")
         rows.append(
             Row(
                 id=delivery_id,
-                uuid=str(uuid).replace("-", "") if connection.vendor == "sqlite" else str(uuid),
+                uuid=str(uuid if isinstance(uuid, UUID) else UUID(uuid)),  # SQLite gives the bare hex
                 contact_id=contact_id,
                 phone=phone,
                 name=name,
@@ -253,26 +275,22 @@ def _claim(where_sql: str, where_params: list, limit: int) -> list[Row]:
     return rows
 
 
-def _extras(ctx: SendContext, row: Row) -> dict:
-    return {OPT_OUT_KEY: opt_out_url(ctx.organization_id, row.contact_id)}
+def _extras(ctx: SendContext, row: Row) -> dict | None:
+    """Per-person values beyond the contact's own: the signed opt-out link, made only when used."""
+    return {OPT_OUT_KEY: opt_out_url(ctx.organization_id, row.contact_id)} if ctx.uses_opt_out_link else None
 
 
 def _content_for(ctx: SendContext, row: Row) -> dict:
     """The rich content as this person gets it: personalised, and for a campaign with links, each
     link going through the console's click tracking."""
-    content = personalize_content(ctx.content, row.name, row.attributes, _extras(ctx, row))
+    content = ctx.content
+    if ctx.personalised:
+        content = personalize_content(content, row.name, row.attributes, _extras(ctx, row))
     if ctx.campaign_id and ctx.has_links:
         from .inbox import rewrite_tracked_links
 
         content = rewrite_tracked_links(content, ctx.campaign_id, row.contact_id)
     return content
-
-
-def _uuid_str(row: Row) -> str:
-    """The canonical, dashed form of the delivery's UUID: the id the carriers see."""
-    import uuid as uuid_module
-
-    return str(uuid_module.UUID(row.uuid))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,7 +349,7 @@ async def _send_rcs(session, ctx: SendContext, rows: list[Row], outcome: Outcome
         async with limiter:
             await _at_slot(slot, ctx.rcs_gateway)
             message = OutboundMessage(
-                message_id=_uuid_str(row),
+                message_id=row.uuid,
                 phone=row.phone,
                 content=_content_for(ctx, row),
                 traffic_type=ctx.traffic_type,
@@ -377,7 +395,7 @@ async def _send_sms(
     channels = ("RCS", "SMS") if provider_path else ("SMS",)
     messages = [
         OutboundMessage(
-            message_id=_uuid_str(row) if provider_path else sms_leg_id(_uuid_str(row)),
+            message_id=row.uuid if provider_path else sms_leg_id(row.uuid),
             phone=row.phone,
             content=_content_for(ctx, row) if provider_path else None,
             sms_text=personalize_text(ctx.sms_text, row.name, row.attributes, _extras(ctx, row)),
@@ -419,8 +437,75 @@ async def _send_sms(
 
 def _new_session():
     timeout = aiohttp.ClientTimeout(total=settings.GATEWAY_TIMEOUT_SECONDS)
-    connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT, ttl_dns_cache=300)
-    return aiohttp.ClientSession(timeout=timeout, connector=connector)
+    # Idle connections are dropped before a server's usual keep-alive limit (5 s for uvicorn) would
+    # close them under a request.
+    connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT, ttl_dns_cache=300, keepalive_timeout=KEEPALIVE_SECONDS)
+    return aiohttp.ClientSession(timeout=timeout, connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class _Sender:
+    """This process's event loop and HTTP session, kept from one batch to the next so that the
+    connections to the gateways stay open (opening them per batch cost the worker and the carrier a
+    TCP handshake for every few messages). Made anew in a forked child; when a step fails midway,
+    whatever it left running is cancelled, so that nothing of it runs on into the next step.
+
+    Database writes happen between ``run`` calls, never inside them."""
+
+    def __init__(self):
+        self.pid = None
+        self.loop = None
+        self.session = None
+
+    def open(self) -> _Sender:
+        if self.pid != os.getpid():
+            self.loop = _new_loop()
+            self.session = self.loop.run_until_complete(_open(_new_session))
+            self.pid = os.getpid()
+        return self
+
+    def run(self, coroutine):
+        self.open()
+        try:
+            return self.loop.run_until_complete(_after_pending_io(coroutine))
+        except BaseException:
+            self._cancel_pending()
+            raise
+
+    def _cancel_pending(self) -> None:
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.wait(pending))
+
+    def close(self) -> None:
+        if self.loop is None or self.pid != os.getpid():
+            return  # nothing open here (a parent's loop is left to the parent)
+        try:
+            self._cancel_pending()
+            self.loop.run_until_complete(self.session.close())
+        finally:
+            self.loop.close()
+            self.loop = self.session = self.pid = None
+
+
+_sender = _Sender()
+atexit.register(_sender.close)
+
+
+async def _after_pending_io(coroutine):
+    """Let the loop first take in what happened while it was stopped (a server closing a kept-alive
+    connection), so that no request is written into a connection already closed."""
+    await asyncio.sleep(0)
+    return await coroutine
 
 
 async def _send_planned(session, ctx: SendContext, plan: dict[str, list[Row]], outcome: Outcome) -> list[Row]:
@@ -490,13 +575,13 @@ def _update_returning(set_sql: str, set_params: list, key: str, keys: list, wher
     as (id, campaign id, channel, fallback reason)."""
     if not keys:
         return []
-    placeholders = ",".join(["%s"] * len(keys))
+    matching, params = among(key, keys, "uuid[]" if key == "uuid" else "")
     sql = (
-        f"UPDATE {Delivery._meta.db_table} SET {set_sql} WHERE {key} IN ({placeholders}) AND {where_sql} "
+        f"UPDATE {Delivery._meta.db_table} SET {set_sql} WHERE {matching} AND {where_sql} "
         f"RETURNING id, campaign_id, channel, fallback_reason"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*set_params, *keys])
+        cursor.execute(sql, [*set_params, *params])
         return cursor.fetchall()
 
 
@@ -572,21 +657,13 @@ def _process(ctx: SendContext, rows: list[Row]) -> Outcome:
         else:
             plan["sms"].append(row)
 
-    # One event loop per batch; database writes happen between its steps, never inside them.
-    loop = asyncio.new_event_loop()
-    try:
-        session = loop.run_until_complete(_open(_new_session))
-        try:
-            if plan["fresh"]:
-                _decide_fresh(loop, session, ctx, plan, outcome)
-            not_reachable = loop.run_until_complete(_send_planned(session, ctx, plan, outcome))
-            if not_reachable:
-                _switch_to_sms(not_reachable, FallbackReason.NOT_REACHABLE)
-                loop.run_until_complete(_send_sms(session, ctx, not_reachable, outcome))
-        finally:
-            loop.run_until_complete(session.close())
-    finally:
-        loop.close()
+    sender = _sender.open()
+    if plan["fresh"]:
+        _decide_fresh(sender, ctx, plan, outcome)
+    not_reachable = sender.run(_send_planned(sender.session, ctx, plan, outcome))
+    if not_reachable:
+        _switch_to_sms(not_reachable, FallbackReason.NOT_REACHABLE)
+        sender.run(_send_sms(sender.session, ctx, not_reachable, outcome))
     _record(ctx, outcome, cancelled)
     return outcome
 
@@ -595,7 +672,7 @@ async def _open(factory):
     return factory()
 
 
-def _decide_fresh(loop, session, ctx: SendContext, plan: dict, outcome: Outcome) -> None:
+def _decide_fresh(sender: _Sender, ctx: SendContext, plan: dict, outcome: Outcome) -> None:
     """Choose and write the channel of rows never tried before."""
     fresh, plan["fresh"] = plan["fresh"], []
     if ctx.provider_fallback:
@@ -607,7 +684,7 @@ def _decide_fresh(loop, session, ctx: SendContext, plan: dict, outcome: Outcome)
         plan["sms"].extend(fresh)
         return
     try:
-        capable = loop.run_until_complete(_check_capabilities(session, ctx, fresh))
+        capable = sender.run(_check_capabilities(sender.session, ctx, fresh))
     except Retryable as error:
         for row in fresh:
             _note_retry(ctx.rcs_gateway, row, error, outcome)
@@ -624,9 +701,13 @@ def _write_channel(rows: list[Row], channel: str, reason: str) -> None:
     for row in rows:
         row.channel, row.fallback_reason = channel, reason
     if rows:
-        Delivery.objects.filter(id__in=[r.id for r in rows], status=D.QUEUED, channel="").update(
-            channel=channel, fallback_reason=reason
-        )
+        matching, params = among("id", [r.id for r in rows])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Delivery._meta.db_table} SET channel = %s, fallback_reason = %s "
+                f"WHERE {matching} AND status = {D.QUEUED} AND channel = ''",
+                [channel, reason, *params],
+            )
 
 
 def dispatch_batch(campaign_id: int, batch_size: int = BATCH_SIZE) -> str:
@@ -639,7 +720,7 @@ def dispatch_batch(campaign_id: int, batch_size: int = BATCH_SIZE) -> str:
     Campaign.objects.filter(pk=campaign_id).update(last_dispatch_at=timezone.now())
     ctx = _context_for_campaign(campaign)
     with transaction.atomic():
-        rows = _claim("campaign_id = %s", [campaign_id], _batch_size_for(ctx, batch_size))
+        rows = _claim(_batch_size_for(ctx, batch_size), campaign_id=campaign_id)
     if rows:
         outcome = _process(ctx, rows)
         _maybe_auto_pause(campaign, len(rows), outcome.gateway_errors)
@@ -706,7 +787,7 @@ def send_single(delivery_id: int) -> str:
     else:
         ctx = _context_for_single(delivery)
     with transaction.atomic():
-        rows = _claim("id = %s", [delivery_id], 1)
+        rows = _claim(1, delivery_id=delivery_id)
     if not rows:
         return "nothing"
     outcome = _process(ctx, rows)

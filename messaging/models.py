@@ -38,8 +38,10 @@ class FallbackReason(models.TextChoices):
 class Delivery(models.Model):
     uuid = models.UUIDField(_("message id"), default=uuid.uuid4, unique=True, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="deliveries")
+    # Indexed by delivery_campaign_keyset (campaign, id); a second index on campaign alone would only
+    # cost every non-HOT update one more index entry.
     campaign = models.ForeignKey(
-        Campaign, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
+        Campaign, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries", db_index=False
     )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="deliveries")
     # A message sent on its own (API, test send, inbox reply) carries its content; a campaign's
@@ -102,9 +104,12 @@ class Delivery(models.Model):
             models.Index(
                 fields=["campaign", "id"], condition=Q(pending_fallback=True), name="delivery_pending_fallback"
             ),
-            models.Index(
-                fields=["sent_at"], condition=Q(status=20, channel="rcs"), name="delivery_rcs_awaiting_receipt"
-            ),
+            # What is left to send, in order: the claim reads it (no entry is added when a row is sent).
+            models.Index(fields=["campaign", "id"], condition=Q(status=0), name="delivery_queued"),
+            # Sent and not yet delivered, by send time (the TTL sweep). Its condition names the status
+            # only: a column in an index condition is an indexed column, and the channel is written
+            # while a row is QUEUED, which must stay a heap-only (HOT) update.
+            models.Index(fields=["sent_at"], condition=Q(status=20), name="delivery_sent_awaiting_receipt"),
         ]
 
     def __str__(self):

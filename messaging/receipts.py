@@ -23,6 +23,7 @@ from .counters import counters_add
 from .gateways.base import SMS_LEG_SUFFIX, NormalizedEvent
 from .models import Channel, Delivery, DeliveryStatus, FallbackReason, Metric, ProviderEvent
 from .signals import delivery_status_changed, inbound_received
+from .sql import among
 
 INBOUND_KINDS = ("inbound_text", "inbound_postback", "inbound_location", "inbound_file")
 
@@ -62,14 +63,13 @@ def _split_leg(message_id: str) -> tuple[str | None, bool]:
 def _update_returning(set_sql: str, set_params: list, uuids: list[str], where_sql: str) -> list[tuple]:
     if not uuids:
         return []
-    table = Delivery._meta.db_table
-    placeholders = ",".join(["%s"] * len(uuids))
+    matching, params = among("uuid", uuids, "uuid[]")
     sql = (
-        f"UPDATE {table} SET {set_sql} WHERE uuid IN ({placeholders}) AND {where_sql} "
+        f"UPDATE {Delivery._meta.db_table} SET {set_sql} WHERE {matching} AND {where_sql} "
         f"RETURNING id, campaign_id, channel"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*set_params, *uuids])
+        cursor.execute(sql, [*set_params, *params])
         return cursor.fetchall()
 
 
@@ -79,12 +79,9 @@ def _lock_in_order(uuids: set[str]) -> None:
     each other instead of deadlocking."""
     if not uuids or connection.vendor != "postgresql":
         return  # SQLite serialises writers anyway
-    placeholders = ",".join(["%s"] * len(uuids))
+    matching, params = among("uuid", uuids, "uuid[]")
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id FROM {Delivery._meta.db_table} WHERE uuid IN ({placeholders}) ORDER BY id FOR UPDATE",
-            list(uuids),
-        )
+        cursor.execute(f"SELECT id FROM {Delivery._meta.db_table} WHERE {matching} ORDER BY id FOR UPDATE", params)
 
 
 def _count(increments: Counter, rows, metric, detail=""):
@@ -201,14 +198,13 @@ def events_apply(event_ids: list[int]) -> int:
     """Claim and apply stored events by id. Returns how many were applied by this call."""
     if not event_ids:
         return 0
-    table = ProviderEvent._meta.db_table
-    placeholders = ",".join(["%s"] * len(event_ids))
+    matching, params = among("id", event_ids)
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET applied_at = %s WHERE id IN ({placeholders}) AND applied_at IS NULL "
+                f"UPDATE {ProviderEvent._meta.db_table} SET applied_at = %s WHERE {matching} AND applied_at IS NULL "
                 f"RETURNING id, payload",
-                [timezone.now(), *event_ids],
+                [timezone.now(), *params],
             )
             claimed = cursor.fetchall()
         events = []

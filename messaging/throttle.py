@@ -44,7 +44,7 @@ SAFETY = 0.97
 _redis_client = None
 _local_lock = threading.Lock()
 _local_tat: dict[str, float] = {}
-_local_cache: dict[str, tuple[float, bool]] = {}
+_local_cache: dict[tuple, tuple[float, bool]] = {}
 
 
 def redis_client():
@@ -95,24 +95,39 @@ def reset(gateway_id) -> None:
 
 
 # -- capability cache --------------------------------------------------------------------------
+# Answers live in one Redis hash per gateway account and time window of half the TTL; a lookup reads
+# the current and the previous window, so an answer is used for at most the TTL. One HMGET pair and
+# one HSET per batch, instead of a command per number.
 
 CAPABILITY_TTL = 3600
 
 
-def _cap_key(gateway_id, phone) -> str:
-    return f"pm:cap:{gateway_id}:{phone}"
+def _cap_windows(gateway_id, ttl: int) -> tuple[str, str]:
+    window = int(time.time() // (ttl / 2))
+    return f"pm:cap:{gateway_id}:{ttl}:{window}", f"pm:cap:{gateway_id}:{ttl}:{window - 1}"
 
 
-def cached_capabilities(gateway_id, phones: list[str]) -> dict[str, bool]:
+def cached_capabilities(gateway_id, phones: list[str], ttl: int = CAPABILITY_TTL) -> dict[str, bool]:
     """Known answers for ``phones`` (missing ones are not in the result)."""
     client = redis_client()
     if client is not None:
-        values = client.mget([_cap_key(gateway_id, p) for p in phones]) if phones else []
-        return {phone: value == b"1" for phone, value in zip(phones, values, strict=True) if value is not None}
+        if not phones:
+            return {}
+        current, previous = _cap_windows(gateway_id, ttl)
+        pipe = client.pipeline(transaction=False)
+        pipe.hmget(current, phones)
+        pipe.hmget(previous, phones)
+        recent, older = pipe.execute()
+        known = {}
+        for phone, new, old in zip(phones, recent, older, strict=True):
+            value = new if new is not None else old
+            if value is not None:
+                known[phone] = value == b"1"
+        return known
     now = time.time()
     known = {}
     for phone in phones:
-        entry = _local_cache.get(_cap_key(gateway_id, phone))
+        entry = _local_cache.get((gateway_id, phone))
         if entry and entry[0] > now:
             known[phone] = entry[1]
     return known
@@ -123,19 +138,12 @@ def cache_capabilities(gateway_id, answers: dict[str, bool], ttl: int = CAPABILI
         return
     client = redis_client()
     if client is not None:
+        current, _previous = _cap_windows(gateway_id, ttl)
         pipe = client.pipeline(transaction=False)
-        for phone, capable in answers.items():
-            pipe.set(_cap_key(gateway_id, phone), b"1" if capable else b"0", ex=ttl)
+        pipe.hset(current, mapping={phone: b"1" if capable else b"0" for phone, capable in answers.items()})
+        pipe.expire(current, ttl)
         pipe.execute()
         return
     expires = time.time() + ttl
     for phone, capable in answers.items():
-        _local_cache[_cap_key(gateway_id, phone)] = (expires, capable)
-
-
-def forget_capabilities(gateway_id, phones: list[str]) -> None:
-    client = redis_client()
-    if client is not None and phones:
-        client.delete(*[_cap_key(gateway_id, p) for p in phones])
-    for phone in phones:
-        _local_cache.pop(_cap_key(gateway_id, phone), None)
+        _local_cache[(gateway_id, phone)] = (expires, capable)

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 from django.core.exceptions import ValidationError
+from yarl import URL
 
 from messaging.rich_content import validate_rich_content
 
@@ -206,7 +207,9 @@ class RbmGateway(Gateway):
         timeout = aiohttp.ClientTimeout(total=self.timeout_seconds, sock_connect=self.connect_timeout_seconds)
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() if body is not None else None
         try:
-            async with session.request(method, url, data=data, headers=self._headers, timeout=timeout) as response:
+            async with session.request(
+                method, URL(url, encoded=True), data=data, headers=self._headers, timeout=timeout
+            ) as response:
                 payload = await response.read()
                 return response.status, response.headers, payload
         except aiohttp.ConnectionTimeoutError:

@@ -84,6 +84,8 @@ class Command(BaseCommand):
         parser.add_argument("--rate", type=int, default=50_000, help="the gateway accounts' sends per second")
         parser.add_argument("--raw-messages", type=int, default=20_000)
         parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--worker-processes", type=int, default=2, help="the bulk worker's -c")
+        parser.add_argument("--chains", type=int, default=4, help="DISPATCH_CHAINS: batches of one campaign in flight")
         parser.add_argument("--keep", action="store_true", help="keep the benchmark's data")
 
     def handle(self, *args, **options):
@@ -140,17 +142,19 @@ class Command(BaseCommand):
         n = options["recipients"]
         sandbox_port, web_port = free_port(), free_port()
         sandbox_proc = self._spawn("sandbox", [sys.executable, "manage.py", "runsandbox", "--port", str(sandbox_port), "--no-db"])
+        sandbox = Sandbox(f"http://127.0.0.1:{sandbox_port}")
+        wait_http(f"{sandbox.url}/_sandbox/health", sandbox_proc)
+        # The baseline runs while nothing else does; its first messages only warm the sandbox up.
+        warm_up = options["raw_messages"]
+        self._raw_baseline(sandbox, warm_up)
+        raw = self._raw_baseline(sandbox, options["raw_messages"], first=warm_up)
         web_proc = self._spawn(
             "web",
             [sys.executable, "-m", "uvicorn", "console.asgi:application", "--port", str(web_port),
              "--workers", str(options["web_workers"]), "--http", "httptools", "--no-access-log",
              "--log-level", "warning"],
         )
-        sandbox = Sandbox(f"http://127.0.0.1:{sandbox_port}")
-        wait_http(f"{sandbox.url}/_sandbox/health", sandbox_proc)
         wait_http(f"http://127.0.0.1:{web_port}/messaging/webhooks/", web_proc)
-
-        raw = self._raw_baseline(sandbox, options["raw_messages"])
         sandbox.call("POST", "reset", {"registrations": True})
         sandbox.call("POST", "config", {"profile_mix": BENCH_MIX, "hold": True, "webhook_concurrency": 64,
                                         "latencies_ms": {"delivered": [0, 5], "read": [0, 5], "sms_delivered": [0, 5]}})
@@ -158,10 +162,10 @@ class Command(BaseCommand):
         campaign, organization = self._setup(n, options["rate"], sandbox, web_port)
         worker = self._spawn(
             "worker",
-            [sys.executable, "-m", "celery", "-A", "console", "worker", "-Q", "celery,priority", "-c", "2",
+            [sys.executable, "-m", "celery", "-A", "console", "worker", "-Q", "celery,priority", "-c", str(options["worker_processes"]),
              "-n", f"bench{os.getpid()}@%h", "-l", "warning", "--without-mingle", "--without-gossip",
              "--without-heartbeat", "--prefetch-multiplier", "1"],
-            DISPATCH_CHAINS="4",
+            DISPATCH_CHAINS=str(options["chains"]),
         )
         self._spawn(
             "beat",
@@ -212,7 +216,7 @@ class Command(BaseCommand):
             self._cleanup(organization)
         return result
 
-    def _raw_baseline(self, sandbox, count) -> float:
+    def _raw_baseline(self, sandbox, count, first=0) -> float:
         """A bare aiohttp client posting RBM sends straight to the sandbox: the ceiling we compare with."""
         sandbox.call("POST", "gateways", {"kind": "rbm", "agent_id": "raw", "bearer_token": "raw-bearer",
                                           "client_token": "raw-client", "webhook_url": ""})
@@ -233,7 +237,7 @@ class Command(BaseCommand):
                             await response.read()
 
                 started = time.perf_counter()
-                await asyncio.gather(*(one(i) for i in range(count)))
+                await asyncio.gather(*(one(i) for i in range(first, first + count)))
                 return count / (time.perf_counter() - started)
 
         return round(asyncio.run(run()), 1)
