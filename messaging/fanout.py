@@ -712,11 +712,13 @@ def _write_channel(rows: list[Row], channel: str, reason: str) -> None:
 
 def dispatch_batch(campaign_id: int, batch_size: int = BATCH_SIZE) -> str:
     """Send one batch of a running campaign. Returns "more", "wait", "idle", "done" or "stopped"."""
-    campaign = Campaign.objects.select_related(
-        "official_account__rcs_gateway", "official_account__sms_gateway"
-    ).get(pk=campaign_id)
-    if campaign.status != CampaignStatus.RUNNING:
-        return "stopped"
+    campaign = (
+        Campaign.objects.select_related("official_account__rcs_gateway", "official_account__sms_gateway")
+        .filter(pk=campaign_id)
+        .first()
+    )
+    if campaign is None or campaign.status != CampaignStatus.RUNNING:
+        return "stopped"  # paused, cancelled, completed — or deleted while its chain was queued
     Campaign.objects.filter(pk=campaign_id).update(last_dispatch_at=timezone.now())
     ctx = _context_for_campaign(campaign)
     with transaction.atomic():

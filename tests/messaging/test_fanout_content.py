@@ -50,3 +50,28 @@ def test_opt_out_link_names_the_contact_and_single_messages_keep_their_links():
     link = sent["card"]["description"].split("配信停止: ")[1]
     assert parse_opt_out_token(link.rstrip("/").rsplit("/", 1)[1]) == (7, 99)
     assert sent["card"]["buttons"][0]["url"] == "https://shop.example.jp/sale"
+
+
+def test_content_without_placeholders_goes_out_as_written():
+    plain = {"text": "本日のご案内です。", "chips": [{"type": "reply", "label": "はい", "postback": "yes"}]}
+    ctx = context(None, plain)
+    assert not ctx.personalised and not ctx.uses_opt_out_link
+    assert _content_for(ctx, row()) == plain
+
+
+def test_the_opt_out_link_is_made_when_the_sms_text_asks_for_it():
+    ctx = SendContext(
+        campaign_id=None, organization_id=7, content={"text": "こんにちは"}, sms_text="停止 {{opt_out_url}}",
+        sms_sender="SHOP", classification="promotion", ttl_seconds=600, rcs_gateway=None, sms_gateway=None,
+    )
+    assert ctx.uses_opt_out_link and not ctx.personalised
+
+
+@pytest.mark.django_db
+def test_a_chain_of_a_deleted_campaign_stops_quietly():
+    from messaging.fanout import dispatch_batch
+
+    campaign = CampaignFactory()
+    campaign_id = campaign.pk
+    campaign.delete()
+    assert dispatch_batch(campaign_id) == "stopped"
