@@ -46,8 +46,10 @@ class Delivery(models.Model):
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="deliveries")
     # A message sent on its own (API, test send, inbox reply) carries its content; a campaign's
     # deliveries take it from the campaign.
+    # Indexed only where set (delivery_single_account): a campaign's rows leave it empty, and each
+    # status change of theirs then adds no entry to this index.
     official_account = models.ForeignKey(
-        "accounts.OfficialAccount", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "accounts.OfficialAccount", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     content = models.JSONField(_("+Message content"), null=True, blank=True)
     sms_text = models.TextField(_("SMS text"), blank=True)
@@ -55,9 +57,9 @@ class Delivery(models.Model):
     ttl_seconds = models.PositiveIntegerField(_("TTL (seconds)"), null=True, blank=True)
     client_reference = models.CharField(_("client reference"), max_length=100, blank=True)
     # The consent a promotional delivery relied on (特定電子メール法): fixed when the audience is frozen.
-    consent = models.ForeignKey(
+    consent = models.ForeignKey(  # indexed only where set (delivery_consent), as official_account
         "campaigns.Consent", verbose_name=_("consent relied on"), on_delete=models.PROTECT, null=True, blank=True,
-        related_name="deliveries",
+        related_name="deliveries", db_index=False,
     )
     channel = models.CharField(_("channel"), max_length=3, choices=Channel.choices, blank=True)
     status = models.PositiveSmallIntegerField(_("status"), choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
@@ -106,6 +108,10 @@ class Delivery(models.Model):
             ),
             # What is left to send, in order: the claim reads it (no entry is added when a row is sent).
             models.Index(fields=["campaign", "id"], condition=Q(status=0), name="delivery_queued"),
+            models.Index(
+                fields=["official_account"], condition=Q(official_account__isnull=False), name="delivery_single_account"
+            ),
+            models.Index(fields=["consent"], condition=Q(consent__isnull=False), name="delivery_consent"),
             # Sent and not yet delivered, by send time (the TTL sweep). Its condition names the status
             # only: a column in an index condition is an indexed column, and the channel is written
             # while a row is QUEUED, which must stay a heap-only (HOT) update.
@@ -132,7 +138,8 @@ class ProviderEvent(models.Model):
             models.UniqueConstraint(fields=["provider", "event_id"], name="provider_event_unique"),
         ]
         indexes = [
-            models.Index(fields=["applied_at", "id"], name="provider_event_pending"),
+            # Only the events not applied yet (the sweeper's work): applying one adds no entry here.
+            models.Index(fields=["id"], condition=Q(applied_at__isnull=True), name="provider_event_pending"),
         ]
 
     def __str__(self):

@@ -4,7 +4,7 @@ Per request: one cached gateway lookup, a constant-time signature (RBM) or URL-s
 check — 403 and nothing stored when it fails — then one INSERT … ON CONFLICT DO NOTHING RETURNING
 for the request's events (unique per provider and event id, so a repeated callback is stored once
 and enqueued once), then the new ids go to a per-process buffer that enqueues one Celery task per
-batch (every ``WEBHOOK_ENQUEUE_INTERVAL`` seconds, default 0.05; 0 = one task per request). The
+batch (every ``WEBHOOK_ENQUEUE_INTERVAL`` seconds, default 0.2; 0 = one task per request). The
 events are already committed when the buffer takes them, so ids lost with a dying process are not
 lost work: the periodic sweeper applies every stored event that is still unapplied.
 """
@@ -79,17 +79,22 @@ def provider_events_store(provider: str, events: list[NormalizedEvent]) -> list[
         return []
     table = ProviderEvent._meta.db_table
     now = timezone.now()
-    rows, params = [], []
-    payload_sql = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
-    for event_id, event in unique.items():
-        rows.append(f"(%s, %s, {payload_sql}, %s)")
-        params.extend([provider, event_id[:200], json.dumps(event_to_payload(event), ensure_ascii=False), now])
-    sql = (
-        f"INSERT INTO {table} (provider, event_id, payload, received_at) VALUES {', '.join(rows)} "
-        f"ON CONFLICT (provider, event_id) DO NOTHING RETURNING id"
-    )
+    event_ids = [event_id[:200] for event_id in unique]
+    payloads = [json.dumps(event_to_payload(event), ensure_ascii=False) for event in unique.values()]
+    conflict = "ON CONFLICT (provider, event_id) DO NOTHING RETURNING id"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            # Two array parameters, however many events: nothing to build or parse per event.
+            cursor.execute(
+                f"INSERT INTO {table} (provider, event_id, payload, received_at) "
+                f"SELECT %s, e.event_id, e.payload::jsonb, %s FROM unnest(%s::text[], %s::text[]) AS e(event_id, payload) "
+                f"{conflict}",
+                [provider, now, event_ids, payloads],
+            )
+        else:
+            values = ", ".join(["(%s, %s, %s, %s)"] * len(event_ids))
+            params = [value for pair in zip(event_ids, payloads, strict=True) for value in (provider, *pair, now)]
+            cursor.execute(f"INSERT INTO {table} (provider, event_id, payload, received_at) VALUES {values} {conflict}", params)
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -113,7 +118,7 @@ class EnqueueBuffer:
         self._thread: threading.Thread | None = None
 
     def add(self, event_ids: list[int]) -> None:
-        interval = float(getattr(settings, "WEBHOOK_ENQUEUE_INTERVAL", 0.05))
+        interval = settings.WEBHOOK_ENQUEUE_INTERVAL
         if interval <= 0:
             _enqueue(event_ids)
             return

@@ -272,14 +272,15 @@ def test_a_cm_status_callback_with_a_wrong_secret_is_403(receiver, cm_account):
 # -- 5. many at once: stored once each, in few commits ---------------------------------------------
 @pytest.fixture
 def provider_event_inserts():
-    """Every INSERT into the provider event table on any new connection: (rows, in a transaction)."""
+    """Every INSERT into the provider event table on any new connection: (rows stored, in a transaction)."""
     table = ProviderEvent._meta.db_table
     seen = []
 
     def count(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
         if sql.startswith(f"INSERT INTO {table} "):
-            seen.append((len(params) // 4, context["connection"].in_atomic_block))
-        return execute(sql, params, many, context)
+            seen.append((context["cursor"].rowcount, context["connection"].in_atomic_block))
+        return result
 
     def attach(sender, connection, **kwargs):
         if count not in connection.execute_wrappers:
