@@ -38,7 +38,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import GatewayAccount
-from campaigns.models import Campaign, CampaignStatus, Classification
+from campaigns.models import Campaign, CampaignStatus, Classification, Contact
 from campaigns.optout_links import PLACEHOLDER_KEY as OPT_OUT_KEY
 from campaigns.optout_links import opt_out_url
 from campaigns.status import TransitionError, campaign_transition
@@ -55,6 +55,7 @@ from .sql import among
 logger = logging.getLogger(__name__)
 
 FREEZE_CHUNK = 10_000
+FREEZE_LOCK = 0x46524545  # advisory lock namespace of audience freezing ("FREE")
 BATCH_SIZE = 500
 MAX_IN_FLIGHT = 64
 KEEPALIVE_SECONDS = 4.0
@@ -86,12 +87,26 @@ def audience_freeze_chunk(campaign: Campaign, chunk: int = FREEZE_CHUNK) -> bool
     promotion = campaign.classification == Classification.PROMOTION
     uuid_sql = "gen_random_uuid()" if connection.vendor == "postgresql" else "lower(hex(randomblob(16)))"
     with transaction.atomic():
-        locked = Campaign.objects.select_for_update().only("audience_cursor", "audience_frozen_at").get(pk=campaign.pk)
+        # One freezer at a time per campaign (the launch task, and dispatch chains helping). Not a
+        # lock on the campaign's row: dispatch updates that row at every batch and must not wait.
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [FREEZE_LOCK, campaign.pk])
+        locked = Campaign.objects.only("audience_cursor", "audience_frozen_at").get(pk=campaign.pk)
         if locked.audience_frozen_at:
             return True
         cursor_id = locked.audience_cursor
-        page = f"SELECT a.* FROM ({inner_sql}) AS a WHERE a.id > %s ORDER BY a.id LIMIT %s"
-        page_params = [*inner_params, cursor_id, chunk]
+        # The page is a range of contact ids found first with the (organization, id) index, so that
+        # each chunk reads only its own contacts, however the planner joins the audience query.
+        upper_id = (
+            Contact.objects.filter(organization_id=campaign.organization_id, id__gt=cursor_id)
+            .order_by("id")
+            .values_list("id", flat=True)[chunk - 1 : chunk]
+            .first()
+        )
+        bounded = "a.id > %s AND a.id <= %s" if upper_id is not None else "a.id > %s"
+        page = f"SELECT a.* FROM ({inner_sql}) AS a WHERE {bounded} ORDER BY a.id LIMIT %s"
+        page_params = [*inner_params, cursor_id, *([upper_id] if upper_id is not None else []), chunk]
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT COUNT(*), MAX(p.id), "
@@ -101,9 +116,10 @@ def audience_freeze_chunk(campaign: Campaign, chunk: int = FREEZE_CHUNK) -> bool
                 page_params,
             )
             count, last_id, opted_out, no_consent = cursor.fetchone()
-            if not count:
+            if not count and upper_id is None:
                 Campaign.objects.filter(pk=campaign.pk).update(audience_frozen_at=timezone.now())
                 return True
+            last_id = upper_id if upper_id is not None else last_id
             eligible = "p.opted_out_at IS NULL AND p.has_consent" if promotion else "1=1"
             cursor.execute(
                 f"INSERT INTO {delivery} (uuid, organization_id, campaign_id, contact_id, channel, status, "
