@@ -145,8 +145,18 @@ class OfficialAccount(models.Model):
 
     @property
     def can_send(self) -> bool:
-        """Only an account approved by at least one carrier may send."""
+        """Only an account approved by at least one carrier may send. A queryset that needs it for
+        many rows, or on a hot path, annotates ``approved`` (see ``with_approval``) instead."""
+        approved = getattr(self, "approved", None)
+        if approved is not None:
+            return approved
         return self.reviews.filter(status=ReviewStatus.APPROVED).exists()
+
+    @classmethod
+    def with_approval(cls, queryset):
+        """``queryset`` with ``approved`` read in the same query."""
+        approvals = CarrierReview.objects.filter(account=models.OuterRef("pk"), status=ReviewStatus.APPROVED)
+        return queryset.annotate(approved=models.Exists(approvals))
 
 
 class Carrier(models.TextChoices):

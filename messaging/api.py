@@ -182,7 +182,9 @@ class MessageCreateSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         organization = self.context["organization"]
-        accounts = OfficialAccount.objects.filter(organization=organization).select_related("sms_gateway")
+        accounts = OfficialAccount.with_approval(
+            OfficialAccount.objects.filter(organization=organization).select_related("sms_gateway")
+        )
         account_id = attrs.get("official_account")
         if account_id is None:
             candidates = list(accounts[:2])
