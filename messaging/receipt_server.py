@@ -18,17 +18,12 @@ import asyncio
 import json
 import logging
 import re
-import time
-import weakref
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-from django.db import close_old_connections, transaction
-from django.db.models.signals import post_delete, post_save
+from django.db import close_old_connections
 
-from accounts.models import GatewayAccount
-
-from .webhooks import GATEWAY_CACHE_SECONDS
+from .webhooks import cached_gateway
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +54,6 @@ class ReceiptReceiver:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="receipts-db")
         self._queue: asyncio.Queue | None = None
         self._writer: asyncio.Task | None = None
-        self._gateways: dict[tuple[int, str], tuple[float, object]] = {}
-        _receivers.add(self)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -107,15 +100,11 @@ class ReceiptReceiver:
         await _answer(send, 200)
 
     async def _gateway(self, loop, gateway_id: int, kind: str):
-        """The gateway's adapter, kept on the event loop for a while: a request for a known gateway
-        does not wait for the database thread."""
-        key = (gateway_id, kind)
-        cached = self._gateways.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        gateway = await loop.run_in_executor(self._db, _gateway, gateway_id, kind)
-        self._gateways[key] = (time.monotonic() + GATEWAY_CACHE_SECONDS, gateway)
-        return gateway
+        """The gateway's adapter: from the cache on the event loop, from the database thread on a miss."""
+        found, gateway = cached_gateway(gateway_id, kind)
+        if found:
+            return gateway
+        return await loop.run_in_executor(self._db, _gateway, gateway_id, kind)
 
     def _ensure_writer(self):
         if self._writer is None or self._writer.done():
@@ -141,10 +130,10 @@ class ReceiptReceiver:
 
 
 def _gateway(gateway_id: int, kind: str):
-    from .webhooks import _gateway as cached_gateway
+    from .webhooks import _gateway as gateway_adapter
 
     close_old_connections()
-    return cached_gateway(gateway_id, kind)
+    return gateway_adapter(gateway_id, kind)
 
 
 def _store_and_enqueue(items) -> None:
@@ -186,22 +175,4 @@ async def _answer(send, status: int, body: bytes = b"", content_type: bytes = b"
     await send({"type": "http.response.body", "body": body})
 
 
-_receivers: weakref.WeakSet[ReceiptReceiver] = weakref.WeakSet()
 receipt_receiver = ReceiptReceiver()
-
-
-def forget_gateway(gateway_id: int) -> None:
-    for receiver in list(_receivers):
-        for key in list(receiver._gateways):
-            if key[0] == gateway_id:
-                receiver._gateways.pop(key, None)
-
-
-def _forget_gateway(sender, instance, **kwargs):
-    # Now, and again once the change is committed: a request in between may have cached the old row.
-    forget_gateway(instance.pk)
-    transaction.on_commit(lambda: forget_gateway(instance.pk))
-
-
-post_save.connect(_forget_gateway, sender=GatewayAccount, dispatch_uid="receipt_server_forget_gateway_saved")
-post_delete.connect(_forget_gateway, sender=GatewayAccount, dispatch_uid="receipt_server_forget_gateway_deleted")

@@ -40,13 +40,20 @@ GATEWAY_CACHE_SECONDS = 30.0
 _gateways: dict[tuple[int, str], tuple[float, Gateway | None]] = {}
 
 
+def cached_gateway(gateway_id: int, kind: str) -> tuple[bool, Gateway | None]:
+    """(found, adapter) from the cache alone, without touching the database."""
+    cached = _gateways.get((gateway_id, kind))
+    if cached is not None and cached[0] > time.monotonic():
+        return True, cached[1]
+    return False, None
+
+
 def _gateway(gateway_id: int, kind: str) -> Gateway | None:
     """The adapter for a gateway account, cached briefly: the hot path must not query it each time."""
-    key = (gateway_id, kind)
-    cached = _gateways.get(key)
-    current = time.monotonic()
-    if cached is not None and cached[0] > current:
-        return cached[1]
+    found, gateway = cached_gateway(gateway_id, kind)
+    if found:
+        return gateway
+    key, current = (gateway_id, kind), time.monotonic()
     account = GatewayAccount.objects.filter(pk=gateway_id, kind=kind).first()
     gateway = gateway_for(account) if account is not None else None
     _gateways[key] = (current + GATEWAY_CACHE_SECONDS, gateway)

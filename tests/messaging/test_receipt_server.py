@@ -21,6 +21,7 @@ from django.db.backends.signals import connection_created
 from accounts.models import GatewayAccount
 from messaging.models import Channel, DeliveryStatus, ProviderEvent
 from messaging.receipt_server import MAX_BODY, ReceiptReceiver, receipt_receiver
+from messaging.webhooks import _gateways as webhook_gateways
 from tests.messaging.factories import DeliveryFactory
 from tests.messaging.test_webhooks import (  # noqa: F401  (fixtures)
     CLIENT_TOKEN,
@@ -48,6 +49,7 @@ def _close_thread_connections():
 
 @pytest.fixture
 def receiver():
+    webhook_gateways.clear()
     app = ReceiptReceiver()
     yield app
     app._db.submit(_close_thread_connections).result()
@@ -59,10 +61,10 @@ def production_app():
     """console.asgi.application, which routes /messaging/webhooks/ to the module's receipt_receiver."""
     from console.asgi import application
 
-    receipt_receiver._gateways.clear()
+    webhook_gateways.clear()
     yield application
     receipt_receiver._db.submit(_close_thread_connections).result()
-    receipt_receiver._gateways.clear()
+    webhook_gateways.clear()
 
 
 # -- driving the app ------------------------------------------------------------------------------
