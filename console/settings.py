@@ -182,6 +182,9 @@ CELERY_ENABLE_UTC = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup would close the database connection around every task; with this set it
+# does so only once per this many tasks, and console/celery.py applies CONN_MAX_AGE instead.
+CELERY_DB_REUSE_MAX = 1_000
 
 # Redis holds the shared, short-lived state (token buckets, capability cache). Empty on the
 # embedded default, where the same code uses the database instead.
