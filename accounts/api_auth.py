@@ -78,9 +78,15 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(_("Unknown or revoked API key."))
         now = timezone.now()
         if key.last_used_at is None or key.last_used_at < now - LAST_USED_RESOLUTION:
-            ApiKey.objects.filter(pk=key.pk).filter(
-                Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
-            ).update(last_used_at=now)
+            # Skip the row when a concurrent request is writing it: that request's transaction (its
+            # whole send) holds the row lock, and waiting for it stalled every request of the key.
+            stale = (
+                ApiKey.objects.filter(pk=key.pk)
+                .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION))
+                .select_for_update(skip_locked=True)
+            )
+            with transaction.atomic(savepoint=False):
+                ApiKey.objects.filter(pk__in=stale.values("pk")).update(last_used_at=now)
             key.last_used_at = now
         return ApiKeyPrincipal(key), key
 

@@ -43,6 +43,33 @@ def test_key_is_stored_hashed_and_last_use_recorded(tenant):
     assert key.last_used_at == first  # written at most once a minute
 
 
+@pytest.mark.django_db(transaction=True)
+def test_last_use_is_not_awaited_while_another_request_holds_the_key_row(tenant):
+    """A request whose key row is locked by a concurrent request (which is recording the last use in
+    its own, still open, transaction) goes on without recording it instead of waiting."""
+    import psycopg
+    from django.db import connection
+
+    key, secret = tenant.key()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"], dbname=db["NAME"]
+    ) as other:
+        other.execute("SELECT id FROM accounts_apikey WHERE id = %s FOR UPDATE", [key.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # waiting for the row would fail the request
+        assert client.get("/api/v1/contacts/").status_code == 200
+        assert client.post("/api/v1/contacts/", {"phone": "09011114444"}, format="json").status_code == 201
+        key.refresh_from_db()
+        assert key.last_used_at is None
+        other.rollback()
+    assert client.get("/api/v1/contacts/").status_code == 200
+    key.refresh_from_db()
+    assert key.last_used_at is not None
+
+
 OPERATIONS = [
     # (method, path template, body, scope that allows it)
     ("post", "/api/v1/messages/", "message", ApiScope.SEND),
