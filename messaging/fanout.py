@@ -34,7 +34,7 @@ from uuid import UUID
 import aiohttp
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import GatewayAccount
@@ -733,24 +733,29 @@ def dispatch_batch(campaign_id: int, batch_size: int = BATCH_SIZE) -> str:
         .filter(pk=campaign_id)
         .first()
     )
-    if campaign is None or campaign.status != CampaignStatus.RUNNING:
-        return "stopped"  # paused, cancelled, completed — or deleted while its chain was queued
+    if campaign is None or campaign.status not in (CampaignStatus.RUNNING, CampaignStatus.COMPLETED):
+        return "stopped"  # paused, cancelled — or deleted while its chain was queued
     Campaign.objects.filter(pk=campaign_id).update(last_dispatch_at=timezone.now())
     ctx = _context_for_campaign(campaign)
     with transaction.atomic():
+        # A completed campaign has nothing queued left; what it can still have is the SMS leg of an
+        # RCS message whose expiry was reported late. That leg is sent all the same.
         rows = _claim(_batch_size_for(ctx, batch_size), campaign_id=campaign_id)
     if rows:
         outcome = _process(ctx, rows)
-        _maybe_auto_pause(campaign, len(rows), outcome.gateway_errors)
+        if campaign.status == CampaignStatus.RUNNING:
+            _maybe_auto_pause(campaign, len(rows), outcome.gateway_errors)
         return "more"
+    if campaign.status != CampaignStatus.RUNNING:
+        return "stopped"
     if not campaign.audience_frozen_at:
         # Nothing claimable yet: help freeze the audience (this also resumes a launch whose task died).
         audience_freeze_chunk(campaign)
         return "more"
-    deliveries = Delivery.objects.filter(campaign_id=campaign_id)
-    if deliveries.filter(status=D.QUEUED).exists() or deliveries.filter(pending_fallback=True).exists():
+    unsent, awaiting_receipts = unfinished_work(campaign)
+    if unsent:
         return "wait"  # leased by another chain, or backing off after a retryable error
-    if awaiting_rcs_receipts(campaign):
+    if awaiting_receipts:
         # Everything is out, but RCS messages may still expire into SMS: look again in a while.
         return "idle"
     try:
@@ -760,12 +765,27 @@ def dispatch_batch(campaign_id: int, batch_size: int = BATCH_SIZE) -> str:
     return "done"
 
 
-def awaiting_rcs_receipts(campaign: Campaign) -> bool:
-    """RCS messages sent but neither delivered nor past their TTL (plus the grace and a margin)."""
+def unfinished_work(campaign: Campaign) -> tuple[bool, bool]:
+    """(anything unsent, any RCS message awaiting its receipts) — in one statement, so one snapshot.
+
+    Unsent: a queued row or an SMS leg waiting to go. Awaiting receipts: RCS sent but neither
+    delivered nor past its TTL (plus the grace and a margin). A revoke moves a row from the second
+    kind to the first; asked in two statements, a move between them would show neither, and the
+    campaign would complete with its SMS leg never sent.
+    """
     horizon = timezone.now() - timedelta(seconds=campaign.ttl_seconds + settings.TTL_GRACE_SECONDS + 300)
-    return Delivery.objects.filter(
-        campaign_id=campaign.pk, status=D.SENT, channel=Channel.RCS, sent_at__gt=horizon
-    ).exists()
+    deliveries = Delivery.objects.filter(campaign_id=OuterRef("pk"))
+    queued, legs, awaiting = (
+        Campaign.objects.filter(pk=campaign.pk)
+        .annotate(
+            queued=Exists(deliveries.filter(status=D.QUEUED)),
+            legs=Exists(deliveries.filter(pending_fallback=True)),
+            awaiting=Exists(deliveries.filter(status=D.SENT, channel=Channel.RCS, sent_at__gt=horizon)),
+        )
+        .values_list("queued", "legs", "awaiting")
+        .get()
+    )
+    return queued or legs, awaiting
 
 
 def _batch_size_for(ctx: SendContext, batch_size: int) -> int:
@@ -816,12 +836,20 @@ def send_single(delivery_id: int) -> str:
 # 5. Sweepers
 
 
-def running_campaigns_needing_dispatch() -> list[int]:
-    """Running campaigns whose dispatch chain looks dead (a worker was killed): re-queue them."""
-    cutoff = timezone.now() - timedelta(seconds=settings.DISPATCH_STALE_SECONDS)
+def campaigns_needing_dispatch() -> list[int]:
+    """Campaigns with sending left whose dispatch chain looks dead (a worker was killed): running
+    ones, and completed ones with an SMS leg waiting that no chain has taken (an expiry reported
+    late, or a revoke that raced the completion)."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.DISPATCH_STALE_SECONDS)
+    stale = Q(last_dispatch_at__isnull=True) | Q(last_dispatch_at__lt=cutoff)
+    waiting_legs = Delivery.objects.filter(campaign_id=OuterRef("pk"), pending_fallback=True).filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    )
+    left_behind = Q(status=CampaignStatus.COMPLETED, finished_at__gte=now - timedelta(days=1)) & Exists(waiting_legs)
     return list(
-        Campaign.objects.filter(status=CampaignStatus.RUNNING)
-        .filter(Q(last_dispatch_at__isnull=True) | Q(last_dispatch_at__lt=cutoff))
+        Campaign.objects.filter(stale)
+        .filter(Q(status=CampaignStatus.RUNNING) | left_behind)
         .values_list("id", flat=True)
     )
 

@@ -80,7 +80,7 @@ def start_recurring_run(parent_id: int) -> None:
 @shared_task
 def sweep() -> dict:
     """Periodic: restart dead dispatch chains, revoke RCS past its TTL, apply stray events."""
-    stale = fanout.running_campaigns_needing_dispatch()
+    stale = fanout.campaigns_needing_dispatch()
     for campaign_id in stale:
         start_dispatch(campaign_id)
     revoked = fanout.ttl_sweep()
