@@ -251,6 +251,10 @@ DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=60)
 DISPATCH_STALE_SECONDS = env.int("DISPATCH_STALE_SECONDS", default=30)
 # Carrier limits at or below this many sends per second are kept to the slot (see fanout._at_slot).
 STRICT_RATE_BELOW = env.int("STRICT_RATE_BELOW", default=1000)
+# While campaigns and single messages (the priority lane) send through one gateway account, single
+# messages get this share of its rate; either alone gets all of it (see messaging.throttle).
+PRIORITY_RATE_SHARE = env.float("PRIORITY_RATE_SHARE", default=0.2)
+LANE_IDLE_SECONDS = env.float("LANE_IDLE_SECONDS", default=2.0)
 # Stored receipts are handed to the workers in one apply task per web process and this many seconds.
 WEBHOOK_ENQUEUE_INTERVAL = env.float("WEBHOOK_ENQUEUE_INTERVAL", default=0.2)
 CELERY_TASK_ROUTES = {

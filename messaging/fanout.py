@@ -177,6 +177,7 @@ class SendContext:
     ttl_seconds: int
     rcs_gateway: GatewayAccount | None
     sms_gateway: GatewayAccount | None
+    lane: str = throttle.BULK
 
     @property
     def traffic_type(self) -> str:
@@ -319,11 +320,12 @@ class Outcome:
     sms_sent: list[Row] = field(default_factory=list)
     fallback_sms_sent: list[Row] = field(default_factory=list)  # SMS legs after a revoked RCS
     retry: dict[int, float] = field(default_factory=dict)  # delivery id → seconds to wait
+    throttled: set[int] = field(default_factory=set)  # retried at the carrier's request: not an attempt
     failed: list[tuple[Row, str, str]] = field(default_factory=list)
     gateway_errors: int = 0
 
 
-async def _at_slot(slot: float, gateway: GatewayAccount):
+async def _at_slot(slot: float, gateway: GatewayAccount, lane: str):
     """Wait for a reserved send slot. At carrier limits up to STRICT_RATE_BELOW per second, a sender
     that wakes too late (the machine was busy) takes a new slot instead of going out together with
     the sends due after it, so lateness never turns into a burst above the limit. Above that, slots
@@ -337,7 +339,7 @@ async def _at_slot(slot: float, gateway: GatewayAccount):
             await asyncio.sleep(delay)
         if not strict or time.time() - slot <= tolerance:
             return
-        slot = throttle.reserve(gateway.pk, gateway.rate_per_second, 1)[0]
+        slot = throttle.reserve(gateway.pk, gateway.rate_per_second, 1, lane)[0]
 
 
 async def _check_capabilities(session, ctx: SendContext, rows: list[Row]) -> dict[str, bool]:
@@ -357,13 +359,13 @@ async def _check_capabilities(session, ctx: SendContext, rows: list[Row]) -> dic
 async def _send_rcs(session, ctx: SendContext, rows: list[Row], outcome: Outcome) -> list[Row]:
     """Send the RCS leg; returns rows that turned out not reachable (to go by SMS now)."""
     adapter = gateway_for(ctx.rcs_gateway)
-    slots = throttle.reserve(ctx.rcs_gateway.pk, ctx.rcs_gateway.rate_per_second, len(rows))
+    slots = throttle.reserve(ctx.rcs_gateway.pk, ctx.rcs_gateway.rate_per_second, len(rows), ctx.lane)
     limiter = asyncio.Semaphore(MAX_IN_FLIGHT)
     not_reachable: list[Row] = []
 
     async def one(row: Row, slot: float):
         async with limiter:
-            await _at_slot(slot, ctx.rcs_gateway)
+            await _at_slot(slot, ctx.rcs_gateway, ctx.lane)
             message = OutboundMessage(
                 message_id=row.uuid,
                 phone=row.phone,
@@ -387,8 +389,12 @@ async def _send_rcs(session, ctx: SendContext, rows: list[Row], outcome: Outcome
 
 
 def _note_retry(gateway: GatewayAccount, row: Row, error: GatewayError, outcome: Outcome):
+    """Back off exponentially in the number of failed attempts. A 429 is the carrier pacing the
+    account, not a failure of this message: it waits the Retry-After and does not count, or a storm
+    of 429s would make the next 5xx's wait a minute."""
     if error.retry_after:  # the carrier asked the whole account to slow down
         throttle.pause(gateway.pk, error.retry_after)
+        outcome.throttled.add(row.id)
     else:
         outcome.gateway_errors += 1
     outcome.retry[row.id] = error.retry_after or min(60.0, 2.0 ** min(row.attempts, 6))
@@ -424,12 +430,12 @@ async def _send_sms(
     ]
     size = max(1, min(adapter.max_send_batch, 100))
     chunks = [list(range(i, min(i + size, len(rows)))) for i in range(0, len(rows), size)]
-    slots = throttle.reserve(gateway.pk, gateway.rate_per_second, len(rows))
+    slots = throttle.reserve(gateway.pk, gateway.rate_per_second, len(rows), ctx.lane)
     limiter = asyncio.Semaphore(max(1, MAX_IN_FLIGHT // size))
 
     async def one(indexes: list[int]):
         async with limiter:
-            await _at_slot(slots[indexes[-1]], gateway)
+            await _at_slot(slots[indexes[-1]], gateway, ctx.lane)
             try:
                 results = await adapter.send_batch(session, [messages[i] for i in indexes])
             except GatewayError as error:
@@ -577,6 +583,8 @@ def _record(ctx: SendContext, outcome: Outcome, cancelled: list[Row]) -> None:
             by_wait[round(wait, 1)].append(delivery_id)
         for wait, ids in by_wait.items():
             Delivery.objects.filter(id__in=ids).update(lease_until=now + timedelta(seconds=wait))
+        if outcome.throttled:
+            Delivery.objects.filter(id__in=outcome.throttled, attempts__gt=0).update(attempts=F("attempts") - 1)
         if cancelled:
             updated = Delivery.objects.filter(id__in=[r.id for r in cancelled], status__lt=D.CANCELLED).update(
                 status=D.CANCELLED, error_code="opted_out", lease_until=None, pending_fallback=False
@@ -820,10 +828,8 @@ def send_single(delivery_id: int) -> str:
     delivery = Delivery.objects.select_related(
         "official_account__rcs_gateway", "official_account__sms_gateway"
     ).get(pk=delivery_id)
-    if delivery.campaign_id:
-        ctx = _context_for_campaign(delivery.campaign)
-    else:
-        ctx = _context_for_single(delivery)
+    ctx = _context_for_campaign(delivery.campaign) if delivery.campaign_id else _context_for_single(delivery)
+    ctx.lane = throttle.PRIORITY
     with transaction.atomic():
         rows = _claim(1, delivery_id=delivery_id)
     if not rows:

@@ -3,11 +3,21 @@
 Celery's ``rate_limit`` is per worker; a carrier's limit is per account. The limit lives in Redis, so
 every worker process on every machine shares it. It is a reservation scheduler (GCRA): each send
 takes the next free slot, slots are 1/rate seconds apart, and a sender waits for its slot. Any
-one-second window therefore holds at most ``rate`` sends. A 429 with Retry-After pushes the next
-free slot into the future, pausing the whole account.
+one-second window therefore holds at most ``rate`` sends. A 429 with Retry-After pauses the whole
+account: no slot is handed out before it ends.
 
-On the embedded default (no REDIS_URL) the same interface keeps its state in the process; the
-embedded run has a single bulk worker process, so the limit still holds.
+Two lanes share an account's rate: ``bulk`` (campaigns) and ``priority`` (single messages: the API,
+test sends, inbox replies). A lane alone gets the whole rate. While both send, the priority lane gets
+``PRIORITY_RATE_SHARE`` of it and the campaigns the rest, so a fraud alert is not queued behind a
+coupon blast's reserved slots. A lane that starts while the other is sending takes its first slot
+after the other's last reserved one (slots reserved at the full rate must not overlap new ones);
+that wait is about a second, the horizon a campaign's chains reserve ahead. A lane counts as sending
+while its last slot is less than ``LANE_IDLE_SECONDS`` old. Where the lanes meet, a one-second
+window can hold a slot or two more than the lanes' rates say; one slot per second kept back while
+they share, and the 3 % margin, keep it under the carrier's limit.
+
+On the embedded default (no REDIS_URL) the same interface keeps its state in the process: the
+embedded run's bulk worker process keeps its own rate, and so does its priority worker process.
 """
 
 from __future__ import annotations
@@ -17,23 +27,34 @@ import time
 
 from django.conf import settings
 
+BULK, PRIORITY = "bulk", "priority"
+
+# KEYS: this lane's next free slot, the other lane's, the account's pause. ARGV: now, the rate (slots
+# per second), count, this lane's share while the other sends, the idle window. Mirrors _plan.
 _RESERVE = """
-local key = KEYS[1]
 local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
+local rate = tonumber(ARGV[2])
 local count = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', key) or '0')
-if tat < now then tat = now end
-redis.call('SET', key, tostring(tat + interval * count), 'PX', math.ceil((tat + interval * count - now) * 1000) + 60000)
-return tostring(tat)
+local share = tonumber(ARGV[4])
+local idle = tonumber(ARGV[5])
+local own = tonumber(redis.call('GET', KEYS[1]) or '0')
+local other = tonumber(redis.call('GET', KEYS[2]) or '0')
+local paused = tonumber(redis.call('GET', KEYS[3]) or '0')
+local start = math.max(own, now, paused)
+local interval = 1 / rate
+if other > now - idle then
+  if own <= now - idle then start = math.max(start, other) end
+  interval = 1 / (math.max(rate - 1, rate / 2) * share)
+end
+local tat = start + interval * count
+redis.call('SET', KEYS[1], string.format('%.6f', tat), 'PX', math.ceil((tat - now + idle) * 1000) + 60000)
+return {string.format('%.6f', start), string.format('%.9f', interval)}
 """
 
 _PAUSE = """
-local key = KEYS[1]
 local until_ts = tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', key) or '0')
-if tat < until_ts then
-  redis.call('SET', key, tostring(until_ts), 'PX', 3600000)
+if tonumber(redis.call('GET', KEYS[1]) or '0') < until_ts then
+  redis.call('SET', KEYS[1], string.format('%.6f', until_ts), 'PX', 3600000)
 end
 return 1
 """
@@ -58,40 +79,75 @@ def redis_client():
     return _redis_client
 
 
-def _key(gateway_id) -> str:
-    return f"pm:bucket:{gateway_id}"
+def _key(gateway_id, lane: str = BULK) -> str:
+    return f"pm:bucket:{gateway_id}" if lane == BULK else f"pm:bucket:{gateway_id}:{lane}"
 
 
-def reserve(gateway_id, rate_per_second: float, count: int) -> list[float]:
-    """Reserve ``count`` consecutive send slots; returns the wall-clock time of each slot."""
-    interval = 1.0 / (rate_per_second * SAFETY)
+def _pause_key(gateway_id) -> str:
+    return f"pm:bucket:{gateway_id}:pause"
+
+
+def _other(lane: str) -> str:
+    return PRIORITY if lane == BULK else BULK
+
+
+def _share(lane: str) -> float:
+    share = min(max(settings.PRIORITY_RATE_SHARE, 0.05), 0.95)
+    return share if lane == PRIORITY else 1.0 - share
+
+
+def _plan(now: float, own: float, other: float, paused: float, rate: float, share: float, idle: float):
+    """(first slot, interval) for a lane: the in-process twin of the _RESERVE script.
+
+    Two interleaved lanes can each put one slot more into a one-second window than their rates say,
+    so together they share one slot per second less than the rate."""
+    start = max(own, now, paused)
+    interval = 1.0 / rate
+    if other > now - idle:
+        if own <= now - idle:
+            start = max(start, other)
+        interval = 1.0 / (max(rate - 1, rate / 2) * share)
+    return start, interval
+
+
+def reserve(gateway_id, rate_per_second: float, count: int, lane: str = BULK) -> list[float]:
+    """Reserve ``count`` consecutive send slots in ``lane``; returns the wall-clock time of each slot."""
+    rate = rate_per_second * SAFETY
+    idle = settings.LANE_IDLE_SECONDS
     now = time.time()
     client = redis_client()
     if client is not None:
-        start = float(client.eval(_RESERVE, 1, _key(gateway_id), repr(now), repr(interval), count))
+        keys = (_key(gateway_id, lane), _key(gateway_id, _other(lane)), _pause_key(gateway_id))
+        start, interval = client.eval(_RESERVE, 3, *keys, repr(now), repr(rate), count, repr(_share(lane)), idle)
+        start, interval = float(start), float(interval)
     else:
         with _local_lock:
-            start = max(_local_tat.get(_key(gateway_id), 0.0), now)
-            _local_tat[_key(gateway_id)] = start + interval * count
+            start, interval = _plan(
+                now, _local_tat.get(_key(gateway_id, lane), 0.0), _local_tat.get(_key(gateway_id, _other(lane)), 0.0),
+                _local_tat.get(_pause_key(gateway_id), 0.0), rate, _share(lane), idle,
+            )
+            _local_tat[_key(gateway_id, lane)] = start + interval * count
     return [start + i * interval for i in range(count)]
 
 
 def pause(gateway_id, seconds: float) -> None:
-    """No slot of this account is handed out for ``seconds`` (a 429's Retry-After)."""
+    """No slot of this account, in either lane, is handed out for ``seconds`` (a 429's Retry-After)."""
     until_ts = time.time() + seconds
     client = redis_client()
     if client is not None:
-        client.eval(_PAUSE, 1, _key(gateway_id), repr(until_ts))
+        client.eval(_PAUSE, 1, _pause_key(gateway_id), repr(until_ts))
     else:
         with _local_lock:
-            _local_tat[_key(gateway_id)] = max(_local_tat.get(_key(gateway_id), 0.0), until_ts)
+            _local_tat[_pause_key(gateway_id)] = max(_local_tat.get(_pause_key(gateway_id), 0.0), until_ts)
 
 
 def reset(gateway_id) -> None:
+    keys = [_key(gateway_id, BULK), _key(gateway_id, PRIORITY), _pause_key(gateway_id)]
     client = redis_client()
     if client is not None:
-        client.delete(_key(gateway_id))
-    _local_tat.pop(_key(gateway_id), None)
+        client.delete(*keys)
+    for key in keys:
+        _local_tat.pop(key, None)
 
 
 # -- capability cache --------------------------------------------------------------------------
