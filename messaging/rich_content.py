@@ -48,6 +48,18 @@ MEDIA_KINDS = ("image", "video", "file")
 MEDIA_HEIGHTS = ("SHORT", "MEDIUM", "TALL")
 CAROUSEL_WIDTHS = ("SMALL", "MEDIUM")
 
+SUGGESTION_FIELDS = {
+    "reply": {"postback"},
+    "open_url": {"postback", "url"},
+    "dial": {"postback", "phone"},
+    "location": {"postback", "latitude", "longitude", "query"},
+    "calendar": {"postback", "title", "description", "start", "end"},
+}
+MEDIA_FIELDS = {"url", "kind", "thumbnail_url"}
+CARD_MEDIA_FIELDS = {"url", "height", "thumbnail_url"}
+CARD_FIELDS = {"title", "description", "media", "buttons"}
+CAROUSEL_FIELDS = {"width", "cards"}
+
 _CONTROL_CHARS = re.compile(r"[\x00-\x20\x7f-\x9f]")
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
 
@@ -118,6 +130,13 @@ def _check_datetime(errors, field, value):
         return None
 
 
+def _reject_unknown(errors, field, item: dict, known) -> None:
+    """A key we do not send would be silently dropped; name it instead (often a misspelt field).
+    ``field`` is the item's path, empty for the document itself."""
+    for key in sorted(set(item) - set(known), key=str):
+        errors.add(f"{field}.{key}" if field else key, _("Unknown field."))
+
+
 def validate_suggestion(errors: ErrorList, field: str, item) -> None:
     if not isinstance(item, dict):
         errors.add(field, _("Must be an object."))
@@ -126,6 +145,7 @@ def validate_suggestion(errors: ErrorList, field: str, item) -> None:
     if kind not in SUGGESTION_TYPES:
         errors.add(f"{field}.type", _("Unknown action type; use one of: %(types)s.") % {"types": ", ".join(SUGGESTION_TYPES)})
         return
+    _reject_unknown(errors, field, item, {"type", "label"} | SUGGESTION_FIELDS[kind])
     check_text(errors, f"{field}.label", item.get("label"), LABEL_MAX)
     if "postback" in item or kind == "reply":
         check_text(errors, f"{field}.postback", item.get("postback"), POSTBACK_MAX, required=kind == "reply")
@@ -170,6 +190,7 @@ def _validate_media(errors, field, media, *, card=False):
     if not isinstance(media, dict):
         errors.add(field, _("Must be an object."))
         return
+    _reject_unknown(errors, field, media, CARD_MEDIA_FIELDS if card else MEDIA_FIELDS)
     _check_url(errors, f"{field}.url", media.get("url"))
     if "thumbnail_url" in media:
         _check_url(errors, f"{field}.thumbnail_url", media.get("thumbnail_url"))
@@ -184,6 +205,7 @@ def _validate_card(errors, field, card):
     if not isinstance(card, dict):
         errors.add(field, _("Must be an object."))
         return
+    _reject_unknown(errors, field, card, CARD_FIELDS)
     if not any(card.get(key) for key in ("title", "description", "media")):
         errors.add(field, _("A card needs a title, a description or media."))
     check_text(errors, f"{field}.title", card.get("title"), CARD_TITLE_MAX, required=False)
@@ -202,9 +224,7 @@ def validate_rich_content(document) -> None:
     present = [key for key in MAIN_ELEMENTS if document.get(key) not in (None, "", {}, [])]
     if len(present) != 1:
         errors.add("content", _("A message holds exactly one of: text, media, card, carousel."))
-    unknown = set(document) - set(MAIN_ELEMENTS) - {"chips"}
-    for key in sorted(unknown):
-        errors.add(key, _("Unknown field."))
+    _reject_unknown(errors, "", document, {*MAIN_ELEMENTS, "chips"})
     if "text" in present:
         check_text(errors, "text", document["text"], TEXT_MAX)
     if "media" in present:
@@ -216,6 +236,7 @@ def validate_rich_content(document) -> None:
         if not isinstance(carousel, dict) or not isinstance(carousel.get("cards"), list):
             errors.add("carousel.cards", _("A carousel needs a list of cards."))
         else:
+            _reject_unknown(errors, "carousel", carousel, CAROUSEL_FIELDS)
             cards = carousel["cards"]
             if not CAROUSEL_MIN <= len(cards) <= CAROUSEL_MAX:
                 errors.add(

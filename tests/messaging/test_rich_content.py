@@ -136,6 +136,41 @@ def test_unknown_top_level_fields_are_named():
     assert "content" not in errors  # the known part is still fine
 
 
+@pytest.mark.parametrize(
+    "document, field",
+    [
+        ({"card": {"title": "t", "subtitle": "x"}}, "card.subtitle"),
+        ({"card": {"title": "t", "media": {"url": "https://e.jp/a.jpg", "kind": "image"}}}, "card.media.kind"),
+        ({"media": {"url": "https://e.jp/a.jpg", "height": "TALL"}}, "media.height"),
+        ({"carousel": {"cards": [{"title": "a"}, {"title": "b"}], "height": "TALL"}}, "carousel.height"),
+        ({"carousel": {"cards": [{"title": "a"}, {"title": "b", "button": []}]}}, "carousel.cards[1].button"),
+        ({"text": "a", "chips": [{"type": "reply", "label": "l", "postback": "p", "url": "https://e.jp"}]}, "chips[0].url"),
+        ({"card": {"title": "t", "buttons": [{"type": "open_url", "label": "l", "link": "https://e.jp"}]}},
+         "card.buttons[0].link"),
+        ({"text": "a", "chips": [{"type": "dial", "label": "l", "phone": "+81312345678", "number": "1"}]},
+         "chips[0].number"),
+    ],
+)
+def test_unknown_fields_inside_elements_are_named_with_their_path(document, field):
+    assert_refused(document, field, "Unknown field")
+
+
+def test_every_known_inner_field_is_accepted():
+    card = {
+        "title": "t", "description": "d",
+        "media": {"url": "https://e.jp/a.jpg", "height": "TALL", "thumbnail_url": "https://e.jp/t.jpg"},
+        "buttons": [
+            {"type": "open_url", "label": "l", "url": "https://e.jp", "postback": "p"},
+            {"type": "location", "label": "l", "latitude": 35.6, "longitude": 139.7, "query": "q", "postback": "p"},
+            {"type": "calendar", "label": "l", "title": "t", "description": "d", "start": "2026-12-01T10:00:00+09:00",
+             "end": "2026-12-01T11:00:00+09:00", "postback": "p"},
+            {"type": "dial", "label": "l", "phone": "+81312345678", "postback": "p"},
+        ],
+    }
+    validate_rich_content({"carousel": {"width": "SMALL", "cards": [card, card]}})
+    validate_rich_content({"media": {"url": "https://e.jp/v.mp4", "kind": "video", "thumbnail_url": "https://e.jp/t.jpg"}})
+
+
 def test_text_must_be_a_string():
     assert_refused({"text": 5}, "text", "text")
 
