@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 FREEZE_CHUNK = 10_000
 FREEZE_LOCK = 0x46524545  # advisory lock namespace of audience freezing ("FREE")
 BATCH_SIZE = 500
+SINGLE_BATCH = 50  # single messages sent together by one priority task
 MAX_IN_FLIGHT = 64
 KEEPALIVE_SECONDS = 4.0
 REVOKE_NOT_FOUND = "revoke_not_found"
@@ -233,9 +234,16 @@ def _context_for_single(delivery: Delivery) -> SendContext:
     )
 
 
-def _claim(limit: int, *, campaign_id: int | None = None, delivery_id: int | None = None) -> list[Row]:
-    """Lease up to ``limit`` queued rows of a campaign (or the one delivery), and as many SMS legs
-    waiting after a revoke; returns them with their contact."""
+def _claim(
+    limit: int,
+    *,
+    campaign_id: int | None = None,
+    delivery_id: int | None = None,
+    singles_beside: tuple[int, int] | None = None,
+) -> list[Row]:
+    """Lease up to ``limit`` queued rows of a campaign (or the one delivery, or an official account's
+    single messages but the given one: ``(account id, delivery id)``), and as many SMS legs waiting
+    after a revoke; returns them with their contact."""
     delivery = Delivery._meta.db_table
     contact = "campaigns_contact"
     now = timezone.now()
@@ -247,6 +255,8 @@ def _claim(limit: int, *, campaign_id: int | None = None, delivery_id: int | Non
         # too, and on statistics that lag behind the sending it may then walk the primary key past
         # every row already sent — at each claim, late in a million-recipient campaign.
         scope, scope_params, order = "campaign_id BETWEEN %s AND %s", [campaign_id, campaign_id], "campaign_id, id"
+    elif singles_beside is not None:
+        scope, scope_params, order = "official_account_id = %s AND campaign_id IS NULL AND id <> %s", [*singles_beside], "id"
     else:
         scope, scope_params, order = "id = %s", [delivery_id], "id"
     skip_locked = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
@@ -560,10 +570,9 @@ def _switch_to_sms(rows: list[Row], reason: str) -> None:
 # 4. Recording
 
 
-def _record(ctx: SendContext, outcome: Outcome, cancelled: list[Row]) -> None:
+def _record(cid: int | None, outcome: Outcome, cancelled: list[Row]) -> None:
     now = timezone.now()
     increments: Counter = Counter()
-    cid = ctx.campaign_id
     with transaction.atomic():
         for rows, channel in ((outcome.rcs_sent, Channel.RCS), (outcome.sms_sent, Channel.SMS)):
             if rows:
@@ -664,8 +673,17 @@ def _announce(change: str, rows: list[Row], campaign_id, channel: str) -> None:
 # The batch
 
 
-def _process(ctx: SendContext, rows: list[Row]) -> Outcome:
-    outcome = Outcome()
+@dataclass
+class _Job:
+    """Rows that share one send context (a campaign's batch, or one single message), planned by leg."""
+
+    ctx: SendContext
+    plan: dict[str, list[Row]]
+    cancelled: list[Row]
+    outcome: Outcome = field(default_factory=Outcome)
+
+
+def _plan(ctx: SendContext, rows: list[Row]) -> _Job:
     promotion = ctx.classification == Classification.PROMOTION
     cancelled = [row for row in rows if promotion and row.opted_out]
     rows = [row for row in rows if not (promotion and row.opted_out)]
@@ -680,45 +698,97 @@ def _process(ctx: SendContext, rows: list[Row]) -> Outcome:
             plan[rcs_path].append(row)
         else:
             plan["sms"].append(row)
+    return _Job(ctx, plan, cancelled)
 
+
+def _process(ctx: SendContext, rows: list[Row]) -> Outcome:
+    return _process_jobs([(ctx, rows)])[0]
+
+
+def _process_jobs(batches: list[tuple[SendContext, list[Row]]]) -> list[Outcome]:
+    """Send batches of rows, each with its own context, together: one capability check per gateway,
+    every leg of every batch concurrently, one record per campaign (or for all single messages)."""
+    jobs = [_plan(ctx, rows) for ctx, rows in batches]
     sender = _sender.open()
-    if plan["fresh"]:
-        _decide_fresh(sender, ctx, plan, outcome)
-    not_reachable = sender.run(_send_planned(sender.session, ctx, plan, outcome))
-    if not_reachable:
-        _switch_to_sms(not_reachable, FallbackReason.NOT_REACHABLE)
-        sender.run(_send_sms(sender.session, ctx, not_reachable, outcome))
-    _record(ctx, outcome, cancelled)
-    return outcome
+    if any(job.plan["fresh"] for job in jobs):
+        _decide_fresh(sender, jobs)
+    not_reachable = sender.run(
+        _gather(_send_planned(sender.session, job.ctx, job.plan, job.outcome) for job in jobs)
+    )
+    bounced = [(job, rows) for job, rows in zip(jobs, not_reachable, strict=True) if rows]
+    if bounced:
+        _switch_to_sms([row for _job, rows in bounced for row in rows], FallbackReason.NOT_REACHABLE)
+        sender.run(_gather(_send_sms(sender.session, job.ctx, rows, job.outcome) for job, rows in bounced))
+    by_campaign = defaultdict(list)
+    for job in jobs:
+        by_campaign[job.ctx.campaign_id].append(job)
+    for campaign_id, group in by_campaign.items():
+        _record(campaign_id, _merged([job.outcome for job in group]), [row for job in group for row in job.cancelled])
+    return [job.outcome for job in jobs]
+
+
+async def _gather(coroutines):
+    return await asyncio.gather(*coroutines)
+
+
+def _merged(outcomes: list[Outcome]) -> Outcome:
+    if len(outcomes) == 1:
+        return outcomes[0]
+    merged = Outcome()
+    for outcome in outcomes:
+        for name in ("rcs_sent", "sms_sent", "fallback_sms_sent", "failed"):
+            getattr(merged, name).extend(getattr(outcome, name))
+        merged.retry.update(outcome.retry)
+        merged.throttled |= outcome.throttled
+        merged.gateway_errors += outcome.gateway_errors
+    return merged
 
 
 async def _open(factory):
     return factory()
 
 
-def _decide_fresh(sender: _Sender, ctx: SendContext, plan: dict, outcome: Outcome) -> None:
-    """Choose and write the channel of rows never tried before."""
-    fresh, plan["fresh"] = plan["fresh"], []
-    if ctx.provider_fallback:
-        _write_channel(fresh, Channel.RCS, "")
-        plan["provider"].extend(fresh)
-        return
-    if ctx.rcs_gateway is None:
-        _write_channel(fresh, Channel.SMS, "")
-        plan["sms"].extend(fresh)
-        return
+def _decide_fresh(sender: _Sender, jobs: list[_Job]) -> None:
+    """Choose and write the channel of rows never tried before: one capability check per RCS gateway
+    for all the jobs that use it, then one UPDATE per decision."""
+    decided = defaultdict(list)  # (channel, fallback reason) → rows
+    by_gateway = defaultdict(list)
+    for job in jobs:
+        fresh, job.plan["fresh"] = job.plan["fresh"], []
+        if not fresh:
+            continue
+        if job.ctx.provider_fallback:
+            decided[(Channel.RCS, "")].extend(fresh)
+            job.plan["provider"].extend(fresh)
+        elif job.ctx.rcs_gateway is None:
+            decided[(Channel.SMS, "")].extend(fresh)
+            job.plan["sms"].extend(fresh)
+        else:
+            by_gateway[job.ctx.rcs_gateway.pk].append((job, fresh))
+    groups = list(by_gateway.values())
+    answers = sender.run(_gather(_capabilities_or_error(sender.session, group) for group in groups))
+    for group, capable in zip(groups, answers, strict=True):
+        for job, fresh in group:
+            if isinstance(capable, Retryable):
+                for row in fresh:
+                    _note_retry(job.ctx.rcs_gateway, row, capable, job.outcome)
+                continue
+            rcs_rows = [r for r in fresh if capable.get(r.phone)]
+            sms_rows = [r for r in fresh if not capable.get(r.phone)]
+            decided[(Channel.RCS, "")].extend(rcs_rows)
+            decided[(Channel.SMS, FallbackReason.NOT_CAPABLE)].extend(sms_rows)
+            job.plan["rcs"].extend(rcs_rows)
+            job.plan["sms"].extend(sms_rows)
+    for (channel, reason), rows in decided.items():
+        _write_channel(rows, channel, reason)
+
+
+async def _capabilities_or_error(session, group: list[tuple[_Job, list[Row]]]):
+    """One gateway's capability answers for every row of the group, or the Retryable it raised."""
     try:
-        capable = sender.run(_check_capabilities(sender.session, ctx, fresh))
+        return await _check_capabilities(session, group[0][0].ctx, [row for _job, rows in group for row in rows])
     except Retryable as error:
-        for row in fresh:
-            _note_retry(ctx.rcs_gateway, row, error, outcome)
-        return
-    rcs_rows = [r for r in fresh if capable.get(r.phone)]
-    sms_rows = [r for r in fresh if not capable.get(r.phone)]
-    _write_channel(rcs_rows, Channel.RCS, "")
-    _write_channel(sms_rows, Channel.SMS, FallbackReason.NOT_CAPABLE)
-    plan["rcs"].extend(rcs_rows)
-    plan["sms"].extend(sms_rows)
+        return error
 
 
 def _write_channel(rows: list[Row], channel: str, reason: str) -> None:
@@ -824,18 +894,83 @@ def _maybe_auto_pause(campaign: Campaign, attempted: int, errors: int) -> None:
 
 
 def send_single(delivery_id: int) -> str:
-    """Send one message on its own (API, test send, inbox reply): the priority lane's unit of work."""
-    delivery = Delivery.objects.select_related(
-        "official_account__rcs_gateway", "official_account__sms_gateway"
-    ).get(pk=delivery_id)
+    """Send one message on its own (API, test send, inbox reply): the priority lane's unit of work.
+
+    Other single messages of the same official account waiting at that moment go out with it, each
+    with its own content, as many as the lane sends in about a second (at most SINGLE_BATCH): one
+    claim, one capability check and one record for all of them instead of a task's worth of work for
+    each. Their own tasks then find them sent, or leased and look again when the lease ends, so a
+    batch lost with its worker is still sent. Whatever must be tried again is re-enqueued here.
+    Returns "sent", "retry", "leased" (another task holds it) or "nothing"."""
+    with transaction.atomic():
+        own = _claim(1, delivery_id=delivery_id)
+        if own:
+            delivery = _singles_loaded([delivery_id])[delivery_id]
+            ctx = _single_context(delivery)
+            more = _single_batch_size(ctx) - 1
+            others = (
+                _claim(more, singles_beside=(delivery.official_account_id, delivery_id))
+                if more > 0 and delivery.official_account_id
+                else []
+            )
+    if not own:
+        lease_left = _lease_left(delivery_id)
+        if lease_left is None:
+            return "nothing"
+        _send_later({delivery_id: lease_left})
+        return "leased"
+    loaded = _singles_loaded([row.id for row in others])
+    batches = [(ctx, own)] + [(_single_context(loaded[row.id]), [row]) for row in others]
+    retry = {}
+    for outcome in _process_jobs(batches):
+        retry.update(outcome.retry)
+    _send_later(retry)
+    return "retry" if delivery_id in retry else "sent"
+
+
+def _singles_loaded(ids: list[int]) -> dict[int, Delivery]:
+    if not ids:
+        return {}
+    return Delivery.objects.select_related(
+        "campaign", "official_account__rcs_gateway", "official_account__sms_gateway"
+    ).in_bulk(ids)
+
+
+def _single_context(delivery: Delivery) -> SendContext:
     ctx = _context_for_campaign(delivery.campaign) if delivery.campaign_id else _context_for_single(delivery)
     ctx.lane = throttle.PRIORITY
-    with transaction.atomic():
-        rows = _claim(1, delivery_id=delivery_id)
-    if not rows:
-        return "nothing"
-    outcome = _process(ctx, rows)
-    return "retry" if outcome.retry else "sent"
+    return ctx
+
+
+def _single_batch_size(ctx: SendContext) -> int:
+    """About a second of the priority lane's share of the slowest gateway: the batch is sent well
+    within its lease even while a campaign takes the rest of the rate."""
+    rates = [g.rate_per_second for g in (ctx.rcs_gateway, ctx.sms_gateway) if g is not None]
+    if not rates:
+        return 1
+    return max(1, min(SINGLE_BATCH, int(min(rates) * settings.PRIORITY_RATE_SHARE)))
+
+
+def _lease_left(delivery_id: int) -> float | None:
+    """Seconds until another task's lease on this unsent message ends; None when nothing of it is
+    left to send (it went out, failed or was cancelled)."""
+    found = (
+        Delivery.objects.filter(Q(status=D.QUEUED) | Q(pending_fallback=True), pk=delivery_id)
+        .values_list("lease_until")
+        .first()
+    )
+    if found is None:
+        return None
+    lease_until = found[0]
+    return max(0.0, (lease_until - timezone.now()).total_seconds()) if lease_until else 0.0
+
+
+def _send_later(waits: dict[int, float]) -> None:
+    """Enqueue single messages again, each after its wait (and at least a second)."""
+    from .tasks import send_message
+
+    for delivery_id, wait in waits.items():
+        send_message.apply_async((delivery_id,), countdown=max(1.0, wait), queue="priority")
 
 
 # ---------------------------------------------------------------------------------------------

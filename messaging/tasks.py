@@ -51,10 +51,7 @@ def dispatch_campaign(campaign_id: int) -> str:
 
 @shared_task(acks_late=True, **RETRY)
 def send_message(delivery_id: int) -> str:
-    result = fanout.send_single(delivery_id)
-    if result == "retry":
-        send_message.apply_async((delivery_id,), countdown=5, queue="priority")
-    return result
+    return fanout.send_single(delivery_id)  # re-enqueues what must be tried again
 
 
 @shared_task(acks_late=True)
