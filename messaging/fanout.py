@@ -869,11 +869,17 @@ def unfinished_work(campaign: Campaign) -> tuple[bool, bool]:
 def _batch_size_for(ctx: SendContext, batch_size: int) -> int:
     """About one second of sending per chain: a batch is sent well within its lease, and an opt-out
     (checked at claim time) takes effect within about a second."""
-    rates = [g.rate_per_second for g in (ctx.rcs_gateway, ctx.sms_gateway) if g is not None]
-    if not rates:
+    rate = _slowest_rate(ctx)
+    if rate is None:
         return batch_size
-    per_chain = int(min(rates) / max(settings.DISPATCH_CHAINS, 1))
+    per_chain = int(rate / max(settings.DISPATCH_CHAINS, 1))
     return max(10, min(batch_size, per_chain))
+
+
+def _slowest_rate(ctx: SendContext) -> int | None:
+    """Sends per second of the slower of the context's gateways; None without any."""
+    rates = [g.rate_per_second for g in (ctx.rcs_gateway, ctx.sms_gateway) if g is not None]
+    return min(rates) if rates else None
 
 
 def _maybe_auto_pause(campaign: Campaign, attempted: int, errors: int) -> None:
@@ -945,10 +951,10 @@ def _single_context(delivery: Delivery) -> SendContext:
 def _single_batch_size(ctx: SendContext) -> int:
     """About a second of the priority lane's share of the slowest gateway: the batch is sent well
     within its lease even while a campaign takes the rest of the rate."""
-    rates = [g.rate_per_second for g in (ctx.rcs_gateway, ctx.sms_gateway) if g is not None]
-    if not rates:
+    rate = _slowest_rate(ctx)
+    if rate is None:
         return 1
-    return max(1, min(SINGLE_BATCH, int(min(rates) * settings.PRIORITY_RATE_SHARE)))
+    return max(1, min(SINGLE_BATCH, int(rate * settings.PRIORITY_RATE_SHARE)))
 
 
 def _lease_left(delivery_id: int) -> float | None:
