@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from .admin_scoping import OrgScopedAdmin
-from .models import ApiKey, CarrierReview, GatewayAccount, Membership, OfficialAccount, Organization
+from accounts.admin_scoping import OrgScopedAdmin
+from accounts.models import ApiKey, CarrierReview, GatewayAccount, Membership, OfficialAccount, Organization
 
 
 @admin.register(Organization)

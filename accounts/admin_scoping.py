@@ -5,8 +5,8 @@ from django.contrib.admin.utils import get_fields_from_path, unquote
 from django.contrib.auth import get_user_model
 from django.http import Http404
 
-from .models import Membership, Organization, Role
-from .tenancy import scoped, user_org_ids
+from accounts.models import Membership, Organization, Role
+from accounts.tenancy import scoped, user_org_ids
 
 MANAGING_ROLES = (Role.OWNER, Role.ADMIN)
 

@@ -1,4 +1,4 @@
-"""Where security-relevant events are reported: the audit log (console.audit) and the security logger."""
+"""Where security-relevant events are reported: the audit log (audit.services) and the security logger."""
 
 import logging
 
@@ -13,7 +13,7 @@ def permission_refused(request, organization, permission):
         permission,
         request.path,
     )
-    from console.audit import audit_record
+    from audit.services import audit_record
 
     audit_record(
         "permission.refused",

@@ -5,8 +5,8 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 
-from .selectors import current_organization
-from .tenancy import ROLE_PERMISSIONS, user_role
+from accounts.selectors import current_organization
+from accounts.tenancy import ROLE_PERMISSIONS, user_role
 
 
 def member_required(permission: str = "view"):
@@ -26,7 +26,7 @@ def member_required(permission: str = "view"):
                 raise PermissionDenied
             role = user_role(request.user, organization.id)
             if role is None or permission not in ROLE_PERMISSIONS[role]:
-                from .audit_hooks import permission_refused
+                from accounts.audit_hooks import permission_refused
 
                 permission_refused(request, organization, permission)
                 raise PermissionDenied

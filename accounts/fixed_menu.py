@@ -1,14 +1,14 @@
 """The fixed menu (persistent menu) of an official account: schema and validator.
 
 A menu is ``{"items": [...]}``. Each item is either an action — a suggestion as in
-messaging.rich_content (reply, open_url, dial, location, calendar) — or a submenu
+core.rich_content (reply, open_url, dial, location, calendar) — or a submenu
 ``{"label": "…", "items": [<action>, …]}``. Submenus nest one level only.
 """
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from messaging.rich_content import CHIPS_MAX, LABEL_MAX, ErrorList, check_text, validate_suggestion
+from core.rich_content import CHIPS_MAX, LABEL_MAX, ErrorList, check_text, validate_suggestion
 
 MENU_ITEMS_MAX = CHIPS_MAX
 

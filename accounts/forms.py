@@ -8,9 +8,8 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from messaging.rich_content import CARD_TITLE_MAX, LABEL_MAX, POSTBACK_MAX, URL_MAX
-
-from .models import GatewayAccount, GatewayKind, OfficialAccount, Role
+from accounts.models import GatewayAccount, GatewayKind, OfficialAccount, Role
+from core.rich_content import CARD_TITLE_MAX, LABEL_MAX, POSTBACK_MAX, URL_MAX
 
 
 class OfficialAccountForm(forms.ModelForm):

@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .fixed_menu import empty_menu, validate_fixed_menu_field
+from accounts.fixed_menu import empty_menu, validate_fixed_menu_field
 
 
 class Organization(models.Model):

@@ -1,7 +1,7 @@
 """Read-side helpers for organizations and memberships."""
 
-from .models import Organization
-from .tenancy import user_org_ids
+from accounts.models import Organization
+from accounts.tenancy import user_org_ids
 
 SESSION_KEY = "organization_id"
 

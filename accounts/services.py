@@ -18,8 +18,8 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from PIL import Image, UnidentifiedImageError
 
-from .fixed_menu import validate_fixed_menu
-from .models import Membership, OfficialAccount, Role
+from accounts.fixed_menu import validate_fixed_menu
+from accounts.models import Membership, OfficialAccount, Role
 
 security_log = logging.getLogger("console.security")
 

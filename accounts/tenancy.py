@@ -5,7 +5,7 @@ Every queryset a user can reach goes through here, so another organization's id 
 
 from django.http import Http404
 
-from .models import Membership, Role
+from accounts.models import Membership, Role
 
 # What each role may do; checked on the server for every page and API call.
 ROLE_PERMISSIONS = {

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_api_keys
+from accounts import views, views_api_keys
 
 app_name = "accounts"
 

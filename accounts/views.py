@@ -12,11 +12,19 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .decorators import member_required
-from .forms import LogoForm, MemberAddForm, MemberRoleForm, MenuItemForm, OfficialAccountForm
-from .models import Carrier, CarrierReview, Membership, OfficialAccount, Organization, ReviewStatus, Role
-from .selectors import SESSION_KEY
-from .services import (
+from accounts.decorators import member_required
+from accounts.forms import LogoForm, MemberAddForm, MemberRoleForm, MenuItemForm, OfficialAccountForm
+from accounts.models import (
+    Carrier,
+    CarrierReview,
+    Membership,
+    OfficialAccount,
+    Organization,
+    ReviewStatus,
+    Role,
+)
+from accounts.selectors import SESSION_KEY
+from accounts.services import (
     MenuPathError,
     fixed_menu_delete_item,
     fixed_menu_move_item,
@@ -27,7 +35,7 @@ from .services import (
     menu_item_at,
     official_account_set_logo,
 )
-from .tenancy import ROLE_PERMISSIONS, user_org_ids
+from accounts.tenancy import ROLE_PERMISSIONS, user_org_ids
 
 # --- organization switcher ----------------------------------------------------------------------
 
@@ -380,7 +388,7 @@ def quiet_hours(request):
     """Admins set the organization's quiet hours: promotions wait for the window to open."""
     from django import forms as django_forms
 
-    from console.audit import audit_record
+    from audit.services import audit_record
 
     class QuietHoursForm(django_forms.Form):
         start = django_forms.TimeField(label=_("Quiet hours start"), widget=django_forms.TimeInput(

@@ -17,8 +17,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from .decorators import member_required
-from .models import ApiKey, ApiScope, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from accounts.decorators import member_required
+from accounts.models import ApiKey, ApiScope, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 
 class ApiKeyForm(forms.Form):
@@ -48,7 +48,7 @@ class WebhookEndpointForm(forms.Form):
 
 
 def _audit(action: str, request, key: ApiKey) -> None:
-    from console.audit import audit_record
+    from audit.services import audit_record
 
     audit_record(action, request=request, organization=request.organization.pk, actor=request.user, target=key,
                  target_label=f"{key.name} (pm_{key.prefix}_…)", details={"scopes": key.scopes})

@@ -1,8 +1,7 @@
 from django.contrib import admin
 
 from accounts.admin_scoping import OrgScopedAdmin
-
-from .models import Campaign, Consent, Contact, ContactList, ContactListMembership
+from campaigns.models import Campaign, Consent, Contact, ContactList, ContactListMembership
 
 
 @admin.register(Contact)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Q, Subquery
 
-from .models import Classification, Consent, Contact, ContactListMembership
+from campaigns.models import Classification, Consent, Contact, ContactListMembership
 
 
 def candidates(organization_id, include_list_ids, exclude_list_ids):

@@ -18,9 +18,8 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from messaging.rich_content import iter_texts
-
-from .models import Classification
+from campaigns.models import Classification
+from core.rich_content import iter_texts
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 

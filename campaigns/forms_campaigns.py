@@ -18,11 +18,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import OfficialAccount, ReviewStatus
-from messaging import rich_content as rc
-from messaging.sms_text import DEFAULT_LIMIT, validate_sms_text
-
-from .compliance import TOKYO
-from .models import Campaign, Classification, ContactList
+from campaigns.compliance import TOKYO
+from campaigns.models import Campaign, Classification, ContactList
+from core import rich_content as rc
+from core.sms_text import DEFAULT_LIMIT, validate_sms_text
 
 KINDS = ("text", "media", "card", "carousel")
 SUGGESTION_FIELDS = ("type", "label", "postback", "url", "phone", "latitude", "longitude", "query", "title",
@@ -321,7 +320,7 @@ def _suggestion_vm(prefix: str, index: int, item: dict, errors: dict, remove_op:
 
 def media_slot(path: str, url, errors: dict, kind: str | None = None) -> dict:
     """One media input: the stored URL, the file chooser and the errors of both."""
-    from .media import display_url
+    from campaigns.media import display_url
 
     if kind is None and isinstance(url, str):
         kind = "video" if url.lower().rsplit("?", 1)[0].endswith((".mp4", ".webm")) else "image"
@@ -557,7 +556,7 @@ class TestSendForm(forms.Form):
                             widget=forms.TextInput(attrs={"placeholder": "090-1234-5678", "inputmode": "tel"}))
 
     def clean_phone(self):
-        from .phone import normalize_mobile
+        from core.phone import normalize_mobile
 
         return normalize_mobile(self.cleaned_data["phone"])
 

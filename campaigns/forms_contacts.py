@@ -3,8 +3,8 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from .imports import TARGET_CHOICES
-from .models import ConsentMethod, ContactList
+from campaigns.imports import TARGET_CHOICES
+from campaigns.models import ConsentMethod, ContactList
 
 
 class ContactListForm(forms.ModelForm):

@@ -4,7 +4,7 @@ XLSX file, map its columns, and upsert the good rows while reporting every bad o
 Flow: ``import_job_create`` stores the upload and reads the header and a few sample rows;
 ``import_job_set_mapping`` records what each column means; ``import_job_run`` (called by the Celery
 task campaigns.tasks.import_contacts) streams the rows, validates each one (mobile number via
-campaigns.phone.normalize_mobile, duplicates within the file, consent for promotional lists), and
+core.phone.normalize_mobile, duplicates within the file, consent for promotional lists), and
 writes in chunks with bulk upserts. Memory stays constant: the file is streamed and only one chunk
 is held at a time (plus the set of numbers already seen, for duplicate detection).
 """
@@ -29,7 +29,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .models import (
+from campaigns.models import (
     Consent,
     ConsentMethod,
     Contact,
@@ -39,7 +39,7 @@ from .models import (
     ImportStatus,
     ListPurpose,
 )
-from .phone import normalize_mobile
+from core.phone import normalize_mobile
 
 logger = logging.getLogger(__name__)
 

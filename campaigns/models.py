@@ -6,9 +6,8 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import OfficialAccount, Organization
-from messaging.rich_content import validate_rich_content_field
-
-from .phone import E164_JP_MOBILE
+from core.phone import E164_JP_MOBILE
+from core.rich_content import validate_rich_content_field
 
 
 class Contact(models.Model):

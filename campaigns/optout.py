@@ -32,7 +32,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .models import Consent, ConsentMethod, Contact
+from campaigns.models import Consent, ConsentMethod, Contact
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def contact_opt_out(
     through ``official_account`` (the account the person answered), or the organization's account
     that last wrote to them.
     """
-    from console.audit import audit_record
+    from audit.services import audit_record
 
     now = timezone.now()
     with transaction.atomic():
@@ -173,7 +173,7 @@ def consent_grant(
     """Record a new consent. After an opt-out, only a consent given after it re-subscribes."""
     from django.core.exceptions import ValidationError
 
-    from console.audit import audit_record
+    from audit.services import audit_record
 
     granted_at = granted_at or timezone.now()
     if method not in ConsentMethod.values:
@@ -208,7 +208,7 @@ def consent_grant(
 
 
 def consent_revoke(consent: Consent, method: str, *, actor=None, request=None) -> bool:
-    from console.audit import audit_record
+    from audit.services import audit_record
 
     now = timezone.now()
     with transaction.atomic():
@@ -225,9 +225,8 @@ def consent_revoke(consent: Consent, method: str, *, actor=None, request=None) -
 def contact_erase(contact: Contact, *, actor=None, request=None) -> Contact:
     """Erase a person's data but keep what the law asks us to keep (number, consent and opt-out
     history, for 3 years): the replacement for deleting a contact."""
-    from console.audit import audit_record
-
-    from .models import ContactListMembership
+    from audit.services import audit_record
+    from campaigns.models import ContactListMembership
 
     with transaction.atomic():
         contact_opt_out(contact, OptOutMethod.ERASURE, "erasure", actor=actor, request=request, confirm=False)
@@ -280,7 +279,7 @@ def _refuse_consent_deletion(sender, instance, origin=None, **kwargs):
 
 def consent_ledger_lines(contact: Contact):
     """The person's consent and opt-out history as CSV lines (UTF-8 with BOM), formula cells neutralised."""
-    from .imports import csv_safe
+    from campaigns.imports import csv_safe
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -303,7 +302,7 @@ def consent_ledger_lines(contact: Contact):
                          csv_safe(consent.source), csv_safe(consent.wording_version), csv_safe(consent.evidence),
                          when(consent.revoked_at), csv_safe(consent.revoke_method), when(consent.created_at)])
         yield flush()
-    from console.models import AuditEvent
+    from audit.models import AuditEvent
 
     events = AuditEvent.objects.filter(
         organization_id=contact.organization_id, target_type=Contact._meta.label_lower, target_id=str(contact.pk),

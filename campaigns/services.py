@@ -10,12 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from messaging.rich_content import validate_rich_content
-from messaging.sms_text import validate_sms_text
-
-from .models import Campaign, CampaignStatus, Classification
-from .quiet_hours import in_quiet_hours, quiet_hours_end
-from .status import campaign_transition
+from campaigns.models import Campaign, CampaignStatus, Classification
+from campaigns.status import campaign_transition
+from core.quiet_hours import in_quiet_hours, quiet_hours_end
+from core.rich_content import validate_rich_content
+from core.sms_text import validate_sms_text
 
 S = CampaignStatus
 
@@ -48,7 +47,7 @@ def campaign_validate_for_send(campaign: Campaign) -> None:
         errors.setdefault("audience_lists", []).append(_("Choose at least one audience list."))
     if campaign.classification == Classification.PROMOTION:
         try:
-            from .compliance import display_rule_problems
+            from campaigns.compliance import display_rule_problems
         except ImportError:  # pragma: no cover - the composer module ships it
             display_rule_problems = None
         if display_rule_problems:
@@ -140,7 +139,7 @@ def campaign_resume(campaign: Campaign, user) -> Campaign:
 
 
 def campaign_cancel(campaign: Campaign, user) -> Campaign:
-    from messaging.fanout import cancel_remaining
+    from messaging.engine.fanout import cancel_remaining
 
     with transaction.atomic():
         campaign = campaign_transition(campaign, S.CANCELLED)
@@ -242,8 +241,8 @@ def parse_crontab(expression: str) -> tuple[str, str, str, str, str]:
 
 
 def _audit(action: str, campaign: Campaign, user, **details) -> None:
-    """Record a lifecycle step in the audit log (console.audit)."""
-    from console.audit import audit_record
+    """Record a lifecycle step in the audit log (audit.services)."""
+    from audit.services import audit_record
 
     actor = user if user is not None and getattr(user, "is_authenticated", False) else None
     audit_record(action, organization=campaign.organization_id, actor=actor,

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import Campaign, CampaignStatus
+from campaigns.models import Campaign, CampaignStatus
 
 S = CampaignStatus
 

@@ -6,8 +6,8 @@ from celery import shared_task
 @shared_task(name="campaigns.import_contacts", acks_late=True)
 def import_contacts(job_id: int) -> None:
     """Run a contact import (campaigns.imports.import_job_run); a second delivery finds it claimed."""
-    from .imports import import_job_run
-    from .models import ImportJob
+    from campaigns.imports import import_job_run
+    from campaigns.models import ImportJob
 
     job = ImportJob.objects.filter(pk=job_id).first()
     if job is not None:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views_campaigns as views
+from campaigns import views_campaigns as views
 
 app_name = "campaigns"
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views_contacts as views
+from campaigns import views_contacts as views
 
 app_name = "contacts"
 

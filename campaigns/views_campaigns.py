@@ -4,7 +4,7 @@ approval workflow, and the monitor.
 Views only parse input, call a service and render (design.md §3). Writes go through
 ``campaigns.services`` (submit, approve, send back, launch, pause, resume, cancel) and
 ``messaging.services.send_test_message``; reads through ``campaigns.audience.audience_count`` and
-``campaigns.stats.campaign_stats``. Every queryset is scoped to the member's organization, so another
+``messaging.stats.campaign_stats``. Every queryset is scoped to the member's organization, so another
 organization's campaign id answers 404.
 
 Who may do what (checked on the server):
@@ -44,14 +44,20 @@ from django.views.decorators.http import require_POST
 from accounts.audit_hooks import permission_refused
 from accounts.decorators import member_required
 from accounts.tenancy import ROLE_PERMISSIONS
+from campaigns import forms_campaigns as cf
+from campaigns.compliance import OPT_OUT_PLACEHOLDER, TOKYO, display_rule_problems, quiet_hours_notice
+from campaigns.media import SizeLimitUploadHandler, display_url, store_media
+from campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    Classification,
+    Contact,
+    ContactList,
+    ContactListMembership,
+)
+from core.phone import national_format
+from core.sms_text import measure_sms
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
-from messaging.sms_text import measure_sms
-
-from . import forms_campaigns as cf
-from .compliance import OPT_OUT_PLACEHOLDER, TOKYO, display_rule_problems, quiet_hours_notice
-from .media import SizeLimitUploadHandler, display_url, store_media
-from .models import Campaign, CampaignStatus, Classification, Contact, ContactList, ContactListMembership
-from .phone import national_format
 
 MONITOR_PERMISSIONS = {"operate", "compose", "approve"}
 CONTROL_PERMISSIONS = {"compose", "approve"}
@@ -117,7 +123,7 @@ def _hx_or_redirect(request, url):
 def _stats(campaign) -> dict | None:
     """The lead's campaign statistics selector; None while it is not there yet."""
     try:
-        from .stats import campaign_stats
+        from messaging.stats import campaign_stats
     except ImportError:
         return None
     return campaign_stats(campaign)
@@ -125,14 +131,14 @@ def _stats(campaign) -> dict | None:
 
 def _audience(organization, classification, include_ids, exclude_ids) -> dict | None:
     try:
-        from .audience import audience_count
+        from campaigns.audience import audience_count
     except ImportError:
         return None
     return audience_count(organization, classification, list(include_ids), list(exclude_ids))
 
 
 def _service(name):
-    from . import services
+    from campaigns import services
 
     return getattr(services, name)
 
@@ -982,7 +988,7 @@ def monitor_export(request, pk):
                 _local(failed),
             )])
 
-    from console.audit import audit_record
+    from audit.services import audit_record
 
     audit_record("export.recipients", request=request, target=campaign)
     response = StreamingHttpResponse(generate(), content_type="text/csv; charset=utf-8")

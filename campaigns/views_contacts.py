@@ -24,12 +24,11 @@ from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseStopPolling
 
 from accounts.decorators import member_required
+from campaigns.forms_contacts import ContactListForm, ContactSearchForm, ImportMappingForm, ImportUploadForm
+from campaigns.imports import csv_safe, import_job_create, import_job_set_mapping, row_report_lines
+from campaigns.models import Contact, ContactList, ImportJob, ImportStatus
+from core.phone import national_format
 from messaging.models import Delivery
-
-from .forms_contacts import ContactListForm, ContactSearchForm, ImportMappingForm, ImportUploadForm
-from .imports import csv_safe, import_job_create, import_job_set_mapping, row_report_lines
-from .models import Contact, ContactList, ImportJob, ImportStatus
-from .phone import national_format
 
 security_log = logging.getLogger("console.security")
 
@@ -174,7 +173,7 @@ def contact_export(request):
     known_keys = set(attribute_keys)
     writer = csv.writer(_Echo())
     security_log.info("contacts exported: org=%s user=%s", request.organization.pk, request.user.pk)
-    from console.audit import audit_record
+    from audit.services import audit_record
 
     audit_record("export.contacts", request=request, details={"filters": request.GET.dict()})
 
@@ -290,9 +289,8 @@ def import_mapping(request, pk):
             for message in error.messages:
                 form.add_error(None, message)
         else:
-            from console.audit import audit_record
-
-            from .tasks import import_contacts
+            from audit.services import audit_record
+            from campaigns.tasks import import_contacts
 
             audit_record("consent.imported", request=request, target=job.contact_list, details={
                 "import_job": job.pk, "file": job.original_name, "purpose": job.contact_list.purpose,

@@ -14,10 +14,9 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.decorators import member_required
-
-from .models import Contact
-from .optout import OptOutMethod, consent_ledger_lines, contact_erase, contact_opt_out
-from .optout_links import parse_opt_out_token
+from campaigns.models import Contact
+from campaigns.optout import OptOutMethod, consent_ledger_lines, contact_erase, contact_opt_out
+from core.signed_links import parse_opt_out_token
 
 
 @csrf_protect
@@ -53,7 +52,7 @@ def opt_out_page(request, token):
 @member_required("view")
 def consent_ledger_export(request, pk):
     """One person's consent and opt-out history as CSV (what a regulator or the person may ask for)."""
-    from console.audit import audit_record
+    from audit.services import audit_record
 
     contact = get_object_or_404(Contact, pk=pk, organization=request.organization)
     audit_record("export.consent", request=request, target=contact, target_label=contact.phone)

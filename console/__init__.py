@@ -1,5 +1,4 @@
-"""The Django project: settings, URLs, the Celery app, the base layout and the dashboard."""
+"""Console pages that span the apps: the dashboard, the audit page and the shell's template context.
 
-from .celery import app as celery_app
-
-__all__ = ["celery_app"]
+A plain package, not a Django app: the audit log's model lives in ``audit`` (app label ``console``).
+"""

@@ -5,8 +5,7 @@ from django.shortcuts import render
 
 from accounts.decorators import member_required
 from accounts.selectors import current_organization
-
-from .dashboard import dashboard_data
+from console.dashboard import dashboard_data
 
 
 @login_required

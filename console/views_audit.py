@@ -10,9 +10,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import member_required
-
-from .audit import ACTIONS, audit_record
-from .models import AuditEvent
+from audit.models import AuditEvent
+from audit.services import ACTIONS, audit_record
 
 PAGE_SIZE = 100
 

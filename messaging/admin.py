@@ -1,8 +1,7 @@
 from django.contrib import admin
 
 from accounts.admin_scoping import OrgScopedAdmin
-
-from .models import Delivery, ProviderEvent
+from messaging.models import Delivery, ProviderEvent
 
 
 @admin.register(Delivery)

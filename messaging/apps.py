@@ -7,7 +7,7 @@ class MessagingConfig(AppConfig):
     verbose_name = _("messaging")
 
     def ready(self):
-        from . import inbox  # noqa: F401 - the inbound_received receiver and the inbox tasks
-        from .outbound_webhooks import connect_receivers
+        from messaging import inbox  # noqa: F401 - the inbound_received receiver and the inbox tasks
+        from messaging.outbound_webhooks import connect_receivers
 
         connect_receivers()  # status, inbound and opt-out events → organizations' webhook endpoints

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .models import CampaignCounter, CounterDelta
+from messaging.models import CampaignCounter, CounterDelta
 
 
 def current_minute():

@@ -39,10 +39,9 @@ from django.utils.translation import gettext as _
 
 from accounts.models import OfficialAccount
 from campaigns.models import Campaign, Classification, Contact
-from campaigns.phone import normalize_mobile
-
-from .counters import counters_add
-from .models import (
+from core.phone import normalize_mobile
+from messaging.counters import counters_add
+from messaging.models import (
     CampaignEngagement,
     Channel,
     Conversation,
@@ -56,7 +55,7 @@ from .models import (
     MessageKind,
     Metric,
 )
-from .signals import inbound_received
+from messaging.signals import inbound_received
 
 logger = logging.getLogger(__name__)
 
@@ -303,7 +302,7 @@ def fetch_inbound_media(message_id: int) -> str:
 
 def read_receipts_send(conversation_id: int) -> int:
     """Send RBM READ events for the person's unacknowledged +Message messages. Returns how many."""
-    from .gateways import gateway_for
+    from messaging.gateways import gateway_for
 
     conversation = Conversation.objects.select_related("official_account__rcs_gateway", "contact").get(
         pk=conversation_id
@@ -383,9 +382,8 @@ def conversation_record_outbound(account, contact, delivery, text: str, user=Non
 
 def inbox_reply(conversation: Conversation, user, text: str, request=None) -> ConversationMessage:
     """Answer in the thread: +Message when the number can receive it, SMS otherwise (the engine decides)."""
-    from console.audit import audit_record
-
-    from .services import message_send
+    from audit.services import audit_record
+    from messaging.services import message_send
 
     text = (text or "").strip()
     if not text:
@@ -456,8 +454,8 @@ def tracked_link_target(token: str, url: str) -> tuple[Campaign, int, str] | Non
     http/https button targets; None otherwise (no open redirect)."""
     from django.utils.crypto import constant_time_compare
 
-    from .personalize import personalize_text
-    from .rich_content import iter_urls
+    from core.personalize import personalize_text
+    from core.rich_content import iter_urls
 
     try:
         campaign_part, contact_part, signature = token.split(".")

@@ -204,14 +204,14 @@ def events_record(organization_id: int, event_type: str, items: list[dict]) -> i
 
 
 def _enqueue(ids: list[int]) -> None:
-    from .tasks import deliver_webhook
+    from messaging.tasks import deliver_webhook
 
     for delivery_id in ids:
         deliver_webhook.delay(delivery_id)
 
 
 def message_payload(row: dict) -> dict:
-    from .api import STATUS_NAMES
+    from api.messages import STATUS_NAMES
 
     return {
         "message": {
@@ -235,7 +235,7 @@ def on_delivery_status_changed(sender, change, deliveries, **kwargs):
     ids = [delivery_id for delivery_id, campaign_id, _channel in deliveries if campaign_id is None]
     if not ids:
         return
-    from .models import Delivery
+    from messaging.models import Delivery
 
     rows = list(
         Delivery.objects.filter(id__in=ids, campaign__isnull=True).values(
@@ -312,9 +312,8 @@ def _audit_post_save(sender, instance, created, **kwargs):
 def connect_receivers() -> None:
     from django.db.models.signals import post_save
 
-    from console.models import AuditEvent
-
-    from .signals import delivery_status_changed, inbound_received
+    from audit.models import AuditEvent
+    from messaging.signals import delivery_status_changed, inbound_received
 
     delivery_status_changed.connect(on_delivery_status_changed, dispatch_uid="outbound_webhooks.status")
     inbound_received.connect(on_inbound_received, dispatch_uid="outbound_webhooks.inbound")
@@ -413,7 +412,7 @@ def webhook_attempt(delivery_id: int) -> str:
             },
         )
     if wait is not None:
-        from .tasks import deliver_webhook
+        from messaging.tasks import deliver_webhook
 
         deliver_webhook.apply_async((delivery.pk,), countdown=wait)
     return result

@@ -9,7 +9,7 @@ hundreds of events; when idle it carries one, with no added wait.
 
 It shares verification, parsing and storage with the Django views in messaging/webhooks.py, and
 answers exactly as they do: 403 and nothing stored on a bad signature, the RBM handshake echoed,
-200 once stored. console/asgi.py routes /messaging/webhooks/ here and everything else to Django.
+200 once stored. config/asgi.py routes /messaging/webhooks/ here and everything else to Django.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.db import close_old_connections
 
-from .webhooks import cached_gateway
+from messaging.webhooks import cached_gateway
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class ReceiptReceiver:
 
 
 def _gateway(gateway_id: int, kind: str):
-    from .webhooks import _gateway as gateway_adapter
+    from messaging.webhooks import _gateway as gateway_adapter
 
     close_old_connections()
     return gateway_adapter(gateway_id, kind)
@@ -138,7 +138,7 @@ def _gateway(gateway_id: int, kind: str):
 
 def _store_and_enqueue(items) -> None:
     """One INSERT per provider for everything waiting, committed before any request is answered."""
-    from .webhooks import enqueue_buffer, provider_events_store
+    from messaging.webhooks import enqueue_buffer, provider_events_store
 
     close_old_connections()
     by_provider = defaultdict(list)

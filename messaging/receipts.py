@@ -19,11 +19,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .counters import counters_add
-from .gateways.base import SMS_LEG_SUFFIX, NormalizedEvent
-from .models import Channel, Delivery, DeliveryStatus, FallbackReason, Metric, ProviderEvent
-from .signals import delivery_status_changed, inbound_received
-from .sql import among
+from core.sql import among
+from messaging.counters import counters_add
+from messaging.gateways.base import SMS_LEG_SUFFIX, NormalizedEvent
+from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason, Metric, ProviderEvent
+from messaging.signals import delivery_status_changed, inbound_received
 
 INBOUND_KINDS = ("inbound_text", "inbound_postback", "inbound_location", "inbound_file")
 
@@ -137,7 +137,7 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
 
     # A receipt can overtake the record of its own send (the worker died in between): it proves
     # the send, so record that first — the resend after the crash is dropped by the carrier.
-    from .fanout import mark_fallback_leg_sent, mark_sent
+    from messaging.engine.fanout import mark_fallback_leg_sent, mark_sent
 
     for (leg, suffixed), uuids in proof_of_send.items():
         mark_sent("uuid", uuids, leg, now, increments)
@@ -171,7 +171,7 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
             revoked,
             f"status = {D.SENT} AND channel = '{Channel.RCS}' AND NOT pending_fallback",
         )
-        from .fanout import dispatch_fallbacks
+        from messaging.engine.fanout import dispatch_fallbacks
 
         dispatch_fallbacks([(delivery_id, campaign_id) for delivery_id, campaign_id, _ in rows])
 

@@ -8,11 +8,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.models import Classification, Contact
-from campaigns.phone import normalize_mobile
-
-from .models import Delivery
-from .rich_content import validate_rich_content
-from .sms_text import validate_sms_text
+from core.phone import normalize_mobile
+from core.rich_content import validate_rich_content
+from core.sms_text import validate_sms_text
+from messaging.models import Delivery
 
 
 def message_send(
@@ -27,7 +26,7 @@ def message_send(
     client_reference: str = "",
 ) -> Delivery:
     """Validate, record and enqueue one message; the send happens on the priority queue."""
-    from .tasks import send_message
+    from messaging.tasks import send_message
 
     if official_account.organization_id != organization.id:
         raise ValidationError({"official_account": [_("Unknown official account.")]})

@@ -9,9 +9,9 @@ from django.conf import settings
 from django.db import OperationalError
 
 from campaigns.models import Campaign
-
-from . import fanout, receipts
-from .counters import counters_fold
+from messaging import receipts
+from messaging.counters import counters_fold
+from messaging.engine import fanout
 
 
 def start_dispatch(campaign_id: int) -> None:
@@ -99,7 +99,7 @@ def apply_provider_events(event_ids: list[int]) -> int:
 
 # --- outbound webhooks (REST API issue) ---------------------------------------------------------
 
-from . import outbound_webhooks  # noqa: E402 - connects the webhook receivers in worker processes
+from messaging import outbound_webhooks  # noqa: E402 - connects the webhook receivers in worker processes
 
 outbound_webhooks.connect_receivers()
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views_inbox, webhooks
+from messaging import views_inbox, webhooks
 
 app_name = "messaging"
 

@@ -16,10 +16,9 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.decorators import member_required
 from accounts.models import Membership, Role
 from campaigns.models import Campaign
-from campaigns.phone import national_format
-
-from . import inbox
-from .models import (
+from core.phone import national_format
+from messaging import inbox
+from messaging.models import (
     Conversation,
     ConversationMessage,
     ConversationStatus,

@@ -31,10 +31,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from accounts.models import GatewayAccount, GatewayKind
-
-from .gateways import gateway_for
-from .gateways.base import Gateway, NormalizedEvent
-from .models import ProviderEvent
+from messaging.gateways import gateway_for
+from messaging.gateways.base import Gateway, NormalizedEvent
+from messaging.models import ProviderEvent
 
 GATEWAY_CACHE_SECONDS = 30.0
 _gateways: dict[tuple[int, str], tuple[float, Gateway | None]] = {}
@@ -76,7 +75,7 @@ post_delete.connect(_forget_gateway, sender=GatewayAccount, dispatch_uid="webhoo
 
 def provider_events_store(provider: str, events: list[NormalizedEvent]) -> list[int]:
     """Store events durably; returns the ids of the rows that are new (repeats are skipped)."""
-    from .receipts import event_to_payload
+    from messaging.receipts import event_to_payload
 
     unique: dict[str, NormalizedEvent] = {}
     for event in events:
@@ -109,7 +108,7 @@ logger = logging.getLogger(__name__)
 
 
 def _enqueue(event_ids: list[int]) -> None:
-    from .tasks import apply_provider_events
+    from messaging.tasks import apply_provider_events
 
     apply_provider_events.delay(event_ids)
 

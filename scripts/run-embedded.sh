@@ -17,9 +17,9 @@ trap cleanup EXIT INT TERM
 $BIN/python manage.py runsandbox --port "$SANDBOX_PORT" >var/log/sandbox.log 2>&1 & pids+=($!)
 # One bulk worker process (the in-process token bucket then holds the rate) and one for the
 # priority lane, so single messages never wait behind a campaign.
-$BIN/celery -A console worker -Q celery -c 1 -n bulk@%h -l warning >var/log/worker.log 2>&1 & pids+=($!)
-$BIN/celery -A console worker -Q priority -c 1 -n priority@%h -l warning >var/log/priority.log 2>&1 & pids+=($!)
-$BIN/celery -A console beat -l warning --pidfile= >var/log/beat.log 2>&1 & pids+=($!)
+$BIN/celery -A config worker -Q celery -c 1 -n bulk@%h -l warning >var/log/worker.log 2>&1 & pids+=($!)
+$BIN/celery -A config worker -Q priority -c 1 -n priority@%h -l warning >var/log/priority.log 2>&1 & pids+=($!)
+$BIN/celery -A config beat -l warning --pidfile= >var/log/beat.log 2>&1 & pids+=($!)
 
 echo
 echo "  +Message console:  http://127.0.0.1:$PORT/   (admin: http://127.0.0.1:$PORT/admin/)"

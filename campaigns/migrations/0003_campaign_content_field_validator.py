@@ -1,5 +1,5 @@
 import django.db.models
-import messaging.rich_content
+import core.rich_content
 from django.db import migrations
 
 
@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
             name="content",
             field=django.db.models.JSONField(
                 default=dict,
-                validators=[messaging.rich_content.validate_rich_content_field],
+                validators=[core.rich_content.validate_rich_content_field],
                 verbose_name="+Message content",
             ),
         ),

@@ -1,6 +1,6 @@
 """Carrier gateways: one module per wire format (rbm, cm), registered by kind."""
 
-from .base import (
+from messaging.gateways.base import (
     GatewayError,
     NormalizedEvent,
     NotReachable,
@@ -9,7 +9,7 @@ from .base import (
     Retryable,
     SendResult,
 )
-from .registry import gateway_for
+from messaging.gateways.registry import gateway_for
 
 __all__ = [
     "GatewayError",

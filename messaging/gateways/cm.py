@@ -22,13 +22,20 @@ from datetime import UTC, datetime
 import aiohttp
 from django.core.exceptions import ValidationError
 
-from campaigns.phone import to_cm_number
-from messaging.rich_content import validate_rich_content
-from messaging.sms_text import measure_sms
-
-from .base import Gateway, GatewayError, NormalizedEvent, OutboundMessage, Permanent, Retryable, SendResult
-from .rbm import _first_error, _rfc3339, parse_rfc3339
-from .registry import register
+from core.phone import to_cm_number
+from core.rich_content import validate_rich_content
+from core.sms_text import measure_sms
+from messaging.gateways.base import (
+    Gateway,
+    GatewayError,
+    NormalizedEvent,
+    OutboundMessage,
+    Permanent,
+    Retryable,
+    SendResult,
+)
+from messaging.gateways.rbm import _first_error, _rfc3339, parse_rfc3339
+from messaging.gateways.registry import register
 
 STATUS_KINDS = {1: "failed", 2: "delivered", 3: "failed", 4: "read"}
 DEFAULT_MIME = {"image": "image/jpeg", "video": "video/mp4", "file": "application/pdf"}

@@ -24,9 +24,8 @@ import aiohttp
 from django.core.exceptions import ValidationError
 from yarl import URL
 
-from messaging.rich_content import validate_rich_content
-
-from .base import (
+from core.rich_content import validate_rich_content
+from messaging.gateways.base import (
     Gateway,
     NormalizedEvent,
     NotReachable,
@@ -35,7 +34,7 @@ from .base import (
     Retryable,
     SendResult,
 )
-from .registry import register
+from messaging.gateways.registry import register
 
 LOCAL_TZ = ZoneInfo("Asia/Tokyo")  # naive calendar times in a document are Japan time
 _FRACTION = re.compile(r"(\.\d{6})\d+")

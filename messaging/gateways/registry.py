@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Gateway
+from messaging.gateways.base import Gateway
 
 _ADAPTERS: dict[str, type[Gateway]] = {}
 
@@ -19,4 +19,4 @@ def gateway_for(account) -> Gateway:
 
 def _load_adapters():
     # Importing the adapter modules registers them.
-    from . import cm, rbm  # noqa: F401
+    from messaging.gateways import cm, rbm  # noqa: F401

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from accounts.fixed_menu import MENU_ITEMS_MAX, empty_menu, validate_fixed_menu, validate_fixed_menu_field
-from messaging.rich_content import LABEL_MAX
+from core.rich_content import LABEL_MAX
 from tests.accounts.factories import OfficialAccountFactory
 from tests.accounts.ja_pending import assert_japanese
 

@@ -72,7 +72,7 @@ def _no_enqueue(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _fresh_throttle():
-    from messaging.throttle import redis_client
+    from core.throttle import redis_client
 
     client = redis_client()
     if client is not None:

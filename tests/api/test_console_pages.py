@@ -31,7 +31,7 @@ def test_api_keys_page_creates_shows_once_lists_and_revokes(tenant):
     assert api.get("/api/v1/contacts/").status_code == 200
     assert client.post(f"/accounts/api-keys/{key.pk}/revoke/").status_code == 302
     assert api.get("/api/v1/contacts/").status_code == 401
-    from console.models import AuditEvent
+    from audit.models import AuditEvent
 
     assert {"api_key.created", "api_key.revoked"} <= set(AuditEvent.objects.values_list("action", flat=True))
 

@@ -4,8 +4,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import WebhookDelivery
+from audit.models import AuditEvent
 from campaigns.models import Consent, Contact, ContactList, ContactListMembership
-from console.models import AuditEvent
 from tests.campaigns.factories import ConsentFactory, ContactFactory, ContactListFactory
 
 pytestmark = pytest.mark.django_db

@@ -44,7 +44,7 @@ def api_schema(db, settings):
     from django.core.signals import request_finished, request_started
     from django.db import close_old_connections
 
-    from console.wsgi import application
+    from config.wsgi import application
 
     # In-process WSGI calls must keep the test's connection (and its transaction) open, as the test client does.
     request_started.disconnect(close_old_connections)

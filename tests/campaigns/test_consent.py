@@ -10,11 +10,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Role
+from audit.models import AuditEvent
 from campaigns.models import CampaignStatus, Classification, Consent, Contact, ContactListMembership
 from campaigns.optout import OptOutMethod, consent_grant, contact_opt_out
-from campaigns.quiet_hours import quiet_hours_end
 from campaigns.services import campaign_approve, campaign_launch, campaign_start
-from console.models import AuditEvent
+from core.quiet_hours import quiet_hours_end
 from tests.accounts.factories import GatewayAccountFactory, OrganizationFactory, approved_account, member
 from tests.campaigns.factories import CampaignFactory, ConsentFactory, ContactFactory, ContactListFactory
 

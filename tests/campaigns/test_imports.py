@@ -199,7 +199,7 @@ def test_through_the_celery_task_eagerly(org, settings, tmp_path, django_capture
 
     settings.MEDIA_ROOT = tmp_path
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    from console.celery import app
+    from config.celery import app
 
     app.conf.task_always_eager = True
     try:

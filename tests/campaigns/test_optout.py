@@ -4,6 +4,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse_lazy
 
+from audit.models import AuditEvent
 from campaigns.models import Classification, Consent
 from campaigns.optout import (
     OptOutMethod,
@@ -12,8 +13,7 @@ from campaigns.optout import (
     is_opt_out_keyword,
     is_opt_out_postback,
 )
-from campaigns.optout_links import opt_out_token, opt_out_url
-from console.models import AuditEvent
+from core.signed_links import opt_out_token, opt_out_url
 from messaging.models import Conversation, ConversationMessage, Delivery
 from tests.accounts.factories import OrganizationFactory, approved_account
 from tests.campaigns.factories import ConsentFactory, ContactFactory

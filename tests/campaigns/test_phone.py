@@ -4,7 +4,7 @@ else is refused with a reason code."""
 import pytest
 from django.core.exceptions import ValidationError
 
-from campaigns.phone import national_format, normalize_mobile, to_cm_number
+from core.phone import national_format, normalize_mobile, to_cm_number
 from tests.accounts.ja_pending import assert_japanese
 
 E164 = "+819012345678"

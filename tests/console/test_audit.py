@@ -5,8 +5,8 @@ from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
 from accounts.models import Role
-from console.audit import audit_record
-from console.models import AuditEvent
+from audit.models import AuditEvent
+from audit.services import audit_record
 from tests.accounts.factories import PASSWORD, OrganizationFactory, member
 
 pytestmark = pytest.mark.django_db
@@ -115,7 +115,7 @@ def test_audit_sqlite_triggers_refuse_update_and_delete():
     import sqlite3
     from importlib import import_module
 
-    migration = import_module("console.migrations.0002_audit_append_only")
+    migration = import_module("audit.migrations.0002_audit_append_only")
     database = sqlite3.connect(":memory:")
     database.execute("CREATE TABLE console_auditevent (id INTEGER PRIMARY KEY, action TEXT)")
     for statement in migration.SQLITE_UP:

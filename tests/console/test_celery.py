@@ -8,7 +8,7 @@ from celery import signals
 from celery.fixups.django import DjangoWorkerFixup
 from django.db import connection
 
-from console.celery import app
+from config.celery import app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -31,7 +31,7 @@ from campaigns.models import (
     ContactList,
     ContactListMembership,
 )
-from messaging import throttle
+from core import throttle
 from tests.accounts.factories import OrganizationFactory, UserFactory, approved_account
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ class WorkerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "console", "worker", "-Q", self.queues,
+                sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", self.queues,
                 "-c", str(self.concurrency), "-n", f"{self.name}@%h", "-l", "warning",
                 "--without-mingle", "--without-gossip", "--without-heartbeat", "--prefetch-multiplier", "1",
             ],
@@ -129,7 +129,7 @@ def beat(transactional_db):
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "console", "beat", "-l", "info", "--max-interval", "1",
+            [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "info", "--max-interval", "1",
              "-S", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile="],
             cwd=BASE_DIR, env=worker_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )

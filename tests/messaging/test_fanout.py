@@ -12,9 +12,9 @@ import pytest
 
 from campaigns.models import CampaignStatus
 from campaigns.services import campaign_start
-from campaigns.stats import campaign_stats
 from messaging.counters import counters_fold
 from messaging.models import Delivery, DeliveryStatus
+from messaging.stats import campaign_stats
 from messaging.tasks import sweep
 from tests.messaging.engine import engine, wait_until, worker  # noqa: F401
 
@@ -299,7 +299,7 @@ def test_fanout_pause_resume_and_cancel(engine, worker):
 def test_single_messages_go_out_beside_a_running_campaign_within_the_account_rate(engine, worker):
     """The priority lane takes its share of the account's rate instead of, for each message, the slot
     after those the campaign has reserved ahead (here one chain reserving a second of sending)."""
-    from messaging import throttle
+    from core import throttle
     from messaging.services import message_send
 
     rate = 40

@@ -11,11 +11,11 @@ from django.db import connection
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignStatus
-from campaigns.stats import campaign_stats
 from campaigns.status import campaign_transition
 from messaging.counters import counters_fold
-from messaging.fanout import audience_freeze_chunk, campaigns_needing_dispatch, dispatch_batch
+from messaging.engine.fanout import audience_freeze_chunk, campaigns_needing_dispatch, dispatch_batch
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
+from messaging.stats import campaign_stats
 from tests.messaging.engine import engine  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engine]

@@ -3,8 +3,8 @@ and with campaign links going through click tracking."""
 
 import pytest
 
-from campaigns.optout_links import parse_opt_out_token
-from messaging.fanout import Row, SendContext, _content_for
+from core.signed_links import parse_opt_out_token
+from messaging.engine.fanout import Row, SendContext, _content_for
 from messaging.inbox import tracked_link_target
 from tests.campaigns.factories import CampaignFactory, ContactFactory
 
@@ -69,7 +69,7 @@ def test_the_opt_out_link_is_made_when_the_sms_text_asks_for_it():
 
 @pytest.mark.django_db
 def test_a_chain_of_a_deleted_campaign_stops_quietly():
-    from messaging.fanout import dispatch_batch
+    from messaging.engine.fanout import dispatch_batch
 
     campaign = CampaignFactory()
     campaign_id = campaign.pk

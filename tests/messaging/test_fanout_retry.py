@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from campaigns.models import CampaignStatus
 from campaigns.status import campaign_transition
-from messaging import throttle
-from messaging.fanout import audience_freeze_chunk, dispatch_batch
+from core import throttle
+from messaging.engine.fanout import audience_freeze_chunk, dispatch_batch
 from messaging.models import Delivery, DeliveryStatus
 from tests.messaging.engine import engine  # noqa: F401
 

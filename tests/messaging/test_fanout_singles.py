@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from messaging import throttle
-from messaging.fanout import send_single
+from core import throttle
+from messaging.engine.fanout import send_single
 from messaging.models import Channel, Delivery, DeliveryStatus
 from messaging.services import message_send
 from tests.accounts.factories import approved_account

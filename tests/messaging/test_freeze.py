@@ -4,9 +4,9 @@ import pytest
 from django.utils import timezone
 
 from campaigns.models import Classification, ContactListMembership
-from campaigns.stats import campaign_stats
-from messaging import fanout
+from messaging.engine import fanout
 from messaging.models import Delivery
+from messaging.stats import campaign_stats
 from tests.campaigns.factories import CampaignFactory, ConsentFactory, ContactFactory, ContactListFactory
 
 pytestmark = pytest.mark.django_db

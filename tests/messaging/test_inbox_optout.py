@@ -6,7 +6,7 @@ import pytest
 
 from campaigns.models import Classification, Contact
 from campaigns.services import campaign_start
-from messaging import fanout
+from messaging.engine import fanout
 from messaging.models import Delivery, DeliveryStatus
 from tests.messaging.engine import engine, wait_until, worker  # noqa: F401
 

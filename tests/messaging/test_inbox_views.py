@@ -169,8 +169,8 @@ def test_inbox_tracked_link_records_the_click_and_refuses_other_targets(client, 
 
 
 def test_inbox_rewrite_tracked_links_keeps_other_content_and_round_trips(client, world):
+    from core.rich_content import validate_rich_content
     from messaging.inbox import rewrite_tracked_links
-    from messaging.rich_content import validate_rich_content
 
     contact = ContactFactory(organization=world["organization"])
     target = "https://shop.example.jp/coat"

@@ -58,8 +58,8 @@ def receiver():
 
 @pytest.fixture
 def production_app():
-    """console.asgi.application, which routes /messaging/webhooks/ to the module's receipt_receiver."""
-    from console.asgi import application
+    """config.asgi.application, which routes /messaging/webhooks/ to the module's receipt_receiver."""
+    from config.asgi import application
 
     webhook_gateways.clear()
     yield application

@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import translation
 
-from messaging.rich_content import (
+from core.rich_content import (
     CARD_BUTTONS_MAX,
     CARD_DESCRIPTION_MAX,
     CARD_TITLE_MAX,

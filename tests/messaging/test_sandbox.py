@@ -12,8 +12,8 @@ import pytest
 
 from accounts.models import GatewayAccount
 from messaging.gateways import OutboundMessage, gateway_for
-from messaging.sandbox.app import SandboxApp
-from messaging.sandbox.profiles import DEFAULT_MIX, ProfileMix
+from sandbox.app import SandboxApp
+from sandbox.profiles import DEFAULT_MIX, ProfileMix
 
 AGENT, BEARER, CLIENT_TOKEN = "agent-sb", "bearer-sb", "client-sb"
 

@@ -39,7 +39,7 @@ def test_recurring_campaign_runs_each_occurrence_as_a_child_with_its_own_stats(e
     assert run.deliveries.count() == 20
     assert run.name.startswith(parent.name)
     assert Campaign.objects.get(pk=parent.pk).status == CampaignStatus.SCHEDULED  # it keeps recurring
-    from campaigns.stats import campaign_stats
+    from messaging.stats import campaign_stats
 
     assert campaign_stats(run)["targeted"] == 20
     assert campaign_stats(parent)["targeted"] == 0
@@ -70,7 +70,7 @@ def test_quiet_hours_promotion_waits_for_the_window_and_transaction_goes_now(eng
 
 def test_quiet_hours_window_wraps_midnight():
     from accounts.models import Organization
-    from campaigns.quiet_hours import in_quiet_hours, quiet_hours_end
+    from core.quiet_hours import in_quiet_hours, quiet_hours_end
 
     org = Organization(quiet_hours_start=dtime(21, 0), quiet_hours_end=dtime(9, 0))
     tokyo = timezone.get_default_timezone()

@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from messaging.sms_text import DEFAULT_LIMIT, measure_sms, validate_sms_text
+from core.sms_text import DEFAULT_LIMIT, measure_sms, validate_sms_text
 from tests.accounts.ja_pending import assert_japanese
 
 EMOJI = "😀"  # outside the BMP: two UTF-16 code units

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from messaging import throttle
+from core import throttle
 
 
 @pytest.fixture(params=["redis", "in-process"])

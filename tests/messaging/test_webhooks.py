@@ -29,7 +29,7 @@ def enqueue_per_request(settings):
 @pytest.fixture
 def eager_tasks():
     """Run Celery tasks in-process, so a test sees the task that was enqueued after commit do its work."""
-    from console.celery import app
+    from config.celery import app
 
     saved = app.conf.task_always_eager, app.conf.task_eager_propagates
     app.conf.task_always_eager = app.conf.task_eager_propagates = True

@@ -1,0 +1,31 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.static import serve
+
+from campaigns import views_optout
+from console import views, views_audit
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
+    path("campaigns/", include("campaigns.urls")),
+    path("messaging/", include("messaging.urls")),
+    path("o/<str:token>/", views_optout.opt_out_page, name="opt_out"),
+    path("audit/", views_audit.audit_log, name="audit_log"),
+    path("audit/export.csv", views_audit.audit_export, name="audit_export"),
+    path("consent/<int:pk>/ledger.csv", views_optout.consent_ledger_export, name="consent_ledger"),
+    path("consent/<int:pk>/opt-out/", views_optout.contact_opt_out_view, name="consent_opt_out"),
+    path("consent/<int:pk>/erase/", views_optout.contact_erase_view, name="consent_erase"),
+    path("api/v1/", include("api.urls")),
+]
+
+if settings.DEBUG:
+    urlpatterns += [path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT})]
