@@ -6,10 +6,10 @@ first, in dependency order, and the organization last.
 
 from django.db import transaction
 
+from campaigns.models import Campaign
+
 
 def delete_organization(organization) -> None:
-    from campaigns.models import Campaign
-
     with transaction.atomic():
         Campaign.objects.filter(organization=organization, parent__isnull=False).delete()
         Campaign.objects.filter(organization=organization).delete()

@@ -13,6 +13,7 @@ from accounts.models import (
     ReviewStatus,
     Role,
 )
+from devtools.sandbox_setup import carrier_reviews_approve
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -84,8 +85,7 @@ class CarrierReviewFactory(factory.django.DjangoModelFactory):
 def approved_account(organization, **kwargs):
     """An official account approved by all three carriers."""
     account = OfficialAccountFactory(organization=organization, **kwargs)
-    for carrier in Carrier.values:
-        CarrierReviewFactory(account=account, carrier=carrier)
+    carrier_reviews_approve(account)
     return account
 
 

@@ -1,7 +1,21 @@
 import factory
+from django.utils import timezone
 
-from messaging.models import Delivery
-from tests.campaigns.factories import CampaignFactory, ContactFactory
+from accounts.models import ApiKey, Carrier, Role, WebhookDelivery, WebhookEndpoint
+from campaigns.models import ContactListMembership
+from messaging.models import Conversation, ConversationMessage, Delivery
+from tests.accounts.factories import (
+    CarrierReviewFactory,
+    GatewayAccountFactory,
+    OfficialAccountFactory,
+    member,
+)
+from tests.campaigns.factories import (
+    CampaignFactory,
+    ConsentFactory,
+    ContactFactory,
+    ContactListFactory,
+)
 
 
 class DeliveryFactory(factory.django.DjangoModelFactory):
@@ -19,18 +33,6 @@ def tenant_objects(organization, tag="", user=None):
     Returns {model label: instance}. ``tag`` goes into every name, so a test can tell whether any of
     these rows leaked into a page (an admin list filter, a choice list).
     """
-    from django.utils import timezone
-
-    from accounts.models import ApiKey, Carrier, Role
-    from campaigns.models import ContactListMembership
-    from tests.accounts.factories import (
-        CarrierReviewFactory,
-        GatewayAccountFactory,
-        OfficialAccountFactory,
-        member,
-    )
-    from tests.campaigns.factories import ConsentFactory, ContactListFactory
-
     owner = user or member(organization, Role.OWNER, username=f"{tag}-owner")
     gateway = GatewayAccountFactory(organization=organization, name=f"{tag}-gateway")
     account = OfficialAccountFactory(
@@ -50,12 +52,8 @@ def tenant_objects(organization, tag="", user=None):
     )
     campaign.audience_lists.add(contact_list)
     delivery = DeliveryFactory(organization=organization, campaign=campaign, contact=contact)
-    from messaging.models import Conversation, ConversationMessage
-
     conversation = Conversation.objects.create(organization=organization, official_account=account, contact=contact)
     conversation_message = ConversationMessage.objects.create(conversation=conversation, direction="in", text=f"{tag}-reply")
-    from accounts.models import WebhookDelivery, WebhookEndpoint
-
     webhook_endpoint = WebhookEndpoint.objects.create(
         organization=organization, url=f"https://{tag}.example.jp/hook", events=["message.sent"], secret="whsec_test"
     )

@@ -17,32 +17,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import aiohttp
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from devtools.harness import bench_campaign, bench_cleanup, free_port, sandbox_call, wait_http
+from campaigns.services import campaign_start
+from devtools.harness import Processes, SandboxAdmin, bench_campaign, bench_cleanup, child_env
+from messaging.counters import counters_fold
+from messaging.stats import campaign_stats
 
-BASE_DIR = Path(settings.BASE_DIR)
 BENCH_MIX = {"android_plus_message": 70, "iphone_no_app": 15, "rakuten_sms_only": 10, "never_reads": 5}
-
-
-
-
-class Sandbox:
-    def __init__(self, url):
-        self.url = url
-
-    def call(self, method, path, payload=None, timeout=600):
-        return sandbox_call(self.url, method, path, payload, timeout)
 
 
 def descendants(pid: int) -> list[int]:
@@ -93,90 +81,28 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if connection.vendor != "postgresql" or not settings.REDIS_URL:
             raise CommandError("bench_fanout needs DATABASE_URL (PostgreSQL) and REDIS_URL (Redis).")
-        self.processes: list[subprocess.Popen] = []
-        self.env = self._child_env()
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop what we started
-        try:
-            result = self._run(options)
-        finally:
-            for process in reversed(self.processes):
-                self._stop(process)
+        with Processes("bench-fanout", child_env()) as processes:
+            result = self._run(processes, options)
         self.stdout.write(json.dumps(result))
 
-    # -- processes -------------------------------------------------------------------------------
-    def _child_env(self):
-        db = connection.settings_dict
-        env = dict(os.environ)
-        env.update(
-            {
-                "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"),
-                "DATABASE_URL": f"postgres://{db.get('USER') or 'postgres'}@{db.get('HOST') or '127.0.0.1'}:"
-                f"{db.get('PORT') or 5432}/{db['NAME']}",
-                "REDIS_URL": settings.REDIS_URL,
-                "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-                "SECURE_SSL_REDIRECT": "0",
-                "AUTO_PAUSE_ERROR_RATE": "0",
-                "CONN_MAX_AGE": "60",
-            }
-        )
-        return env
-
-    def _spawn(self, name, args, **env):
-        log = open(Path(settings.VAR_DIR) / f"bench-{name}.log", "wb")  # noqa: SIM115
-        process = subprocess.Popen(
-            args, cwd=BASE_DIR, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
-        self.processes.append(process)
-        return process
-
-    def _stop(self, process):
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-    # -- the run ---------------------------------------------------------------------------------
-    def _run(self, options):
+    def _run(self, processes: Processes, options):
         n = options["recipients"]
-        sandbox_port, web_port = free_port(), free_port()
-        sandbox_proc = self._spawn("sandbox", [sys.executable, "manage.py", "runsandbox", "--port", str(sandbox_port), "--no-db"])
-        sandbox = Sandbox(f"http://127.0.0.1:{sandbox_port}")
-        wait_http(f"{sandbox.url}/_sandbox/health", sandbox_proc)
+        sandbox = processes.sandbox()
         # The baseline runs while nothing else does: one run to warm the sandbox up, then the median of three.
         count = options["raw_messages"]
         self._raw_baseline(sandbox, count)
         raw_runs = [self._raw_baseline(sandbox, count, first=count * run) for run in (1, 2, 3)]
         raw = statistics.median(raw_runs)
-        web_proc = self._spawn(
-            "web",
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(web_port),
-             "--workers", str(options["web_workers"]), "--http", "httptools", "--no-access-log",
-             "--log-level", "warning"],
-        )
-        wait_http(f"http://127.0.0.1:{web_port}/messaging/webhooks/", web_proc)
+        web = processes.web("web", "config.asgi:application", "/messaging/webhooks/", workers=options["web_workers"])
         sandbox.call("POST", "reset", {"registrations": True})
         sandbox.call("POST", "config", {"profile_mix": BENCH_MIX, "hold": True, "webhook_concurrency": 64,
                                         "latencies_ms": {"delivered": [0, 5], "read": [0, 5], "sms_delivered": [0, 5]}})
 
-        campaign, organization = self._setup(n, options["rate"], sandbox, web_port)
-        worker = self._spawn(
-            "worker",
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "celery,priority", "-c", str(options["worker_processes"]),
-             "-n", f"bench{os.getpid()}@%h", "-l", "warning", "--without-mingle", "--without-gossip",
-             "--without-heartbeat", "--prefetch-multiplier", "1"],
-            DISPATCH_CHAINS=str(options["chains"]),
-        )
-        self._spawn(
-            "beat",
-            [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "warning", "--pidfile=",
-             "-S", "django_celery_beat.schedulers:DatabaseScheduler"],
-        )
+        organization, _account, campaign, _user = bench_campaign("bench-fanout", n, options["rate"], sandbox, web)
+        worker = processes.celery_worker("worker", "celery,priority", concurrency=options["worker_processes"],
+                                         env={"DISPATCH_CHAINS": str(options["chains"])})
+        processes.celery_beat()
         time.sleep(3)  # let the worker connect
-        from campaigns.services import campaign_start
 
         started = time.monotonic()
         campaign_start(campaign)
@@ -217,10 +143,10 @@ class Command(BaseCommand):
             "receipts_http_acknowledged": release.get("acknowledged"),
         }
         if not options["keep"]:
-            self._cleanup(organization)
+            bench_cleanup(organization)
         return result
 
-    def _raw_baseline(self, sandbox, count, first=0) -> float:
+    def _raw_baseline(self, sandbox: SandboxAdmin, count: int, first: int = 0) -> float:
         """A bare aiohttp client posting RBM sends straight to the sandbox: the ceiling we compare with."""
         sandbox.call("POST", "gateways", {"kind": "rbm", "agent_id": "raw", "bearer_token": "raw-bearer",
                                           "client_token": "raw-client", "webhook_url": ""})
@@ -246,16 +172,7 @@ class Command(BaseCommand):
 
         return round(asyncio.run(run()), 1)
 
-    def _setup(self, n, rate, sandbox, web_port):
-        organization, _account, campaign, _user = bench_campaign(
-            "bench-fanout", n, rate, sandbox.url, f"http://127.0.0.1:{web_port}"
-        )
-        return campaign, organization
-
     def _wait_counters(self, campaign, expected, started, timeout=1800) -> int:
-        from messaging.counters import counters_fold
-        from messaging.stats import campaign_stats
-
         applied, last_change, previous = 0, time.monotonic(), -1
         while applied < expected:
             stats = campaign_stats(campaign)
@@ -267,6 +184,3 @@ class Command(BaseCommand):
             time.sleep(0.1)
         counters_fold()
         return applied
-
-    def _cleanup(self, organization):
-        bench_cleanup(organization)

@@ -13,37 +13,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import aiohttp
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from accounts.models import GatewayAccount
+from devtools.harness import Processes, SandboxAdmin
 from messaging.gateways import GatewayError, OutboundMessage, gateway_for
 from sandbox.server import event_loop_name
 
 CREDENTIALS = {"agent_id": "bench-agent", "bearer_token": "bench-bearer", "client_token": "bench-client"}
 CM_CREDENTIALS = {"product_token": "bench-product", "callback_secret": "bench-secret"}
 TEXT = "【デモ商店】ご注文の商品を発送しました。お届け予定日は明日です。"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-async def _admin(session, base, path, payload):
-    async with session.post(f"{base}/_sandbox/{path}", json=payload) as response:
-        if response.status != 200:
-            raise CommandError(f"sandbox admin {path}: {response.status}")
-        return await response.json()
 
 
 async def _run_workers(count: int, concurrency: int, one) -> tuple[float, int]:
@@ -71,50 +54,21 @@ class Command(BaseCommand):
         parser.add_argument("--sandbox-url", default="", help="Use this running sandbox instead of starting one.")
 
     def handle(self, *args, **options):
-        process = None
-        base = options["sandbox_url"].rstrip("/")
-        if not base:
-            port = _free_port()
-            env = dict(os.environ)
-            process = subprocess.Popen(
-                [sys.executable, "manage.py", "runsandbox", "--port", str(port), "--no-db"],
-                cwd=Path(settings.BASE_DIR),
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            base = f"http://127.0.0.1:{port}"
-        try:
-            result = asyncio.run(self.bench(base, options["messages"], options["concurrency"], process))
-        finally:
-            if process is not None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        if options["sandbox_url"]:
+            result = self._bench_against(SandboxAdmin(options["sandbox_url"]), options)
+        else:
+            # The sandbox reads no database here: this process's environment is all it needs.
+            with Processes("bench-gateway", dict(os.environ)) as processes:
+                result = self._bench_against(processes.sandbox(), options)
         self.stdout.write(json.dumps(result))
 
-    async def bench(self, base: str, messages: int, concurrency: int, process) -> dict:
-        async with aiohttp.ClientSession() as admin:
-            deadline = time.monotonic() + 30
-            while True:
-                if process is not None and process.poll() is not None:
-                    raise CommandError("the sandbox exited at start-up")
-                try:
-                    async with admin.get(f"{base}/_sandbox/health") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise CommandError("the sandbox did not start in 30 s")
-                await asyncio.sleep(0.1)
-            await _admin(admin, base, "gateways", {"kind": "rbm", "webhook_url": "", **CREDENTIALS})
-            await _admin(admin, base, "gateways", {"kind": "cm", "webhook_url": "", **CM_CREDENTIALS})
-            await _admin(admin, base, "config", {"profile_mix": {"android_plus_message": 1}, "rate_limit": {"rate": None}})
+    def _bench_against(self, sandbox: SandboxAdmin, options) -> dict:
+        sandbox.call("POST", "gateways", {"kind": "rbm", "webhook_url": "", **CREDENTIALS})
+        sandbox.call("POST", "gateways", {"kind": "cm", "webhook_url": "", **CM_CREDENTIALS})
+        sandbox.call("POST", "config", {"profile_mix": {"android_plus_message": 1}, "rate_limit": {"rate": None}})
+        return asyncio.run(self.bench(sandbox.url, options["messages"], options["concurrency"]))
 
+    async def bench(self, base: str, messages: int, concurrency: int) -> dict:
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
             raw_body = json.dumps(

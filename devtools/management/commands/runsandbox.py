@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
+from accounts.models import GatewayAccount, GatewayKind
+from devtools.sandbox_setup import sandbox_webhook_url
 from sandbox.carrier import Registration
 from sandbox.server import serve
 
@@ -23,10 +25,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 def registrations_from_db(port: int, public_base_url: str) -> list[Registration]:
     """Registrations for every gateway account whose base URL is this sandbox."""
-    from accounts.models import GatewayAccount, GatewayKind
-
     found = []
-    base = public_base_url.rstrip("/")
     for account in GatewayAccount.objects.all().only("id", "kind", "base_url", "credentials"):
         parts = urlsplit(account.base_url)
         if parts.hostname not in LOCAL_HOSTS or (parts.port or 80) != port:
@@ -42,7 +41,7 @@ def registrations_from_db(port: int, public_base_url: str) -> list[Registration]
                     agent_id=str(credentials.get("agent_id", "")),
                     bearer_token=str(credentials["bearer_token"]),
                     client_token=str(credentials["client_token"]),
-                    webhook_url=f"{base}/messaging/webhooks/rbm/{account.id}/",
+                    webhook_url=sandbox_webhook_url(account, public_base_url),
                 )
             )
         elif account.kind == GatewayKind.CM:
@@ -55,7 +54,7 @@ def registrations_from_db(port: int, public_base_url: str) -> list[Registration]
                     gateway_id=account.id,
                     product_token=str(credentials["product_token"]),
                     callback_secret=secret,
-                    webhook_url=f"{base}/messaging/webhooks/cm/{account.id}/{secret}/",
+                    webhook_url=sandbox_webhook_url(account, public_base_url),
                 )
             )
     return found
@@ -97,8 +96,6 @@ class Command(BaseCommand):
         if not options["no_db"]:
 
             def reloader():
-                from django.db import connection
-
                 try:
                     return registrations_from_db(port, options["public_base_url"])
                 finally:

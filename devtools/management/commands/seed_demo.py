@@ -9,17 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import (
-    Carrier,
-    CarrierReview,
-    GatewayAccount,
-    GatewayKind,
-    Membership,
-    OfficialAccount,
-    Organization,
-    ReviewStatus,
-    Role,
-)
+from accounts.models import Membership, Role
 from campaigns.models import (
     Campaign,
     Classification,
@@ -30,6 +20,7 @@ from campaigns.models import (
     ContactListMembership,
     ListPurpose,
 )
+from devtools.sandbox_setup import sandbox_organization
 
 DEMO_PASSWORD = "plusmessage-demo"
 DEMO_USERS = [("demo", Role.OWNER), ("marketer", Role.MARKETER), ("operator", Role.OPERATOR)]
@@ -82,7 +73,23 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         with transaction.atomic():
-            organization, _ = Organization.objects.get_or_create(slug="demo", defaults={"name": "デモ商店"})
+            demo = sandbox_organization(
+                slug="demo",
+                name="デモ商店",
+                sandbox_url=settings.SANDBOX_URL,
+                rate=500,
+                token_prefix="demo",
+                account_name="デモ商店",
+                account_fields={
+                    "legal_name": "株式会社デモ商店",
+                    "description": "デモ用の公式アカウントです。",
+                    "brand_color": "#D93025",
+                    "sms_sender_id": "DEMOSHOP",
+                    "fixed_menu": FIXED_MENU,
+                },
+                approved_at=timezone.now() - timedelta(days=30),
+            )
+            organization, account = demo.organization, demo.account
             users = {}
             for username, role in DEMO_USERS:
                 user, created = get_user_model().objects.get_or_create(
@@ -95,51 +102,6 @@ class Command(BaseCommand):
                     user.save()
                 Membership.objects.get_or_create(organization=organization, user=user, defaults={"role": role})
                 users[username] = user
-
-            sandbox = settings.SANDBOX_URL
-            rbm, _ = GatewayAccount.objects.update_or_create(
-                organization=organization,
-                name="Sandbox RCS",
-                defaults={
-                    "kind": GatewayKind.RBM,
-                    "base_url": sandbox,
-                    "credentials": {
-                        "agent_id": "demo-agent",
-                        "bearer_token": "demo-bearer-token",
-                        "client_token": "demo-client-token",
-                    },
-                    "rate_per_second": 500,
-                },
-            )
-            cm, _ = GatewayAccount.objects.update_or_create(
-                organization=organization,
-                name="Sandbox SMS",
-                defaults={
-                    "kind": GatewayKind.CM,
-                    "base_url": sandbox,
-                    "credentials": {"product_token": "demo-product-token", "callback_secret": "demo-callback-secret"},
-                    "rate_per_second": 500,
-                },
-            )
-            account, _ = OfficialAccount.objects.update_or_create(
-                organization=organization,
-                display_name="デモ商店",
-                defaults={
-                    "legal_name": "株式会社デモ商店",
-                    "description": "デモ用の公式アカウントです。",
-                    "brand_color": "#D93025",
-                    "sms_sender_id": "DEMOSHOP",
-                    "fixed_menu": FIXED_MENU,
-                    "rcs_gateway": rbm,
-                    "sms_gateway": cm,
-                },
-            )
-            for carrier in Carrier.values:
-                CarrierReview.objects.update_or_create(
-                    account=account,
-                    carrier=carrier,
-                    defaults={"status": ReviewStatus.APPROVED, "decided_at": timezone.now() - timedelta(days=30)},
-                )
 
             members, _ = ContactList.objects.get_or_create(
                 organization=organization,

@@ -3,17 +3,23 @@
 import asyncio
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
 
 import aiohttp
 import pytest
+from django.conf import settings as django_settings
 
-from accounts.models import GatewayAccount
+from accounts.models import GatewayAccount, GatewayKind
 from messaging.gateways import OutboundMessage, gateway_for
 from sandbox.app import SandboxApp
 from sandbox.profiles import DEFAULT_MIX, ProfileMix
+from tests.accounts.factories import GatewayAccountFactory
+from tests.messaging.conftest import BASE_DIR, SandboxClient, free_port
 
 AGENT, BEARER, CLIENT_TOKEN = "agent-sb", "bearer-sb", "client-sb"
 
@@ -300,16 +306,6 @@ def test_tallies_inbox_summary_and_reset(sandbox, rbm):
 # -- runsandbox reads the gateway accounts that point at it ----------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_runsandbox_registers_gateway_accounts_from_the_database(webhook_sink):
-    import os
-    import subprocess
-    import sys
-
-    from django.conf import settings as django_settings
-
-    from accounts.models import GatewayKind
-    from tests.accounts.factories import GatewayAccountFactory
-    from tests.messaging.conftest import BASE_DIR, SandboxClient, free_port
-
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     rbm_account = GatewayAccountFactory(
