@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
 
 
@@ -7,7 +8,20 @@ class MessagingConfig(AppConfig):
     verbose_name = _("messaging")
 
     def ready(self):
-        from messaging import inbox  # noqa: F401 - the inbound_received receiver and the inbox tasks
-        from messaging.outbound_webhooks import connect_receivers
+        # Receivers are connected here, in every process (web, worker, beat), never as a side effect
+        # of an import. These modules are imported here, not at the top, because they import models,
+        # which cannot be imported before the apps are loaded.
+        from accounts.models import GatewayAccount
+        from messaging import (
+            inbox,  # noqa: F401 - the inbound_received receiver and the inbox tasks
+            outbound_webhooks,
+            webhook_intake,
+        )
 
-        connect_receivers()  # status, inbound and opt-out events → organizations' webhook endpoints
+        # a changed gateway account must not be served from the webhook receivers' adapter cache
+        post_save.connect(webhook_intake.forget_gateway, sender=GatewayAccount,
+                          dispatch_uid="webhooks_forget_gateway_saved")
+        post_delete.connect(webhook_intake.forget_gateway, sender=GatewayAccount,
+                            dispatch_uid="webhooks_forget_gateway_deleted")
+        # status, inbound and opt-out events → organizations' webhook endpoints
+        outbound_webhooks.connect_receivers()

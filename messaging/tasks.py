@@ -98,21 +98,24 @@ def apply_provider_events(event_ids: list[int]) -> int:
 
 
 # --- outbound webhooks (REST API issue) ---------------------------------------------------------
-
-from messaging import outbound_webhooks  # noqa: E402 - connects the webhook receivers in worker processes
-
-outbound_webhooks.connect_receivers()
+# outbound_webhooks imports this module at its top to enqueue; the task bodies import it back. Its
+# signal receivers are connected in MessagingConfig.ready, which worker processes run too.
 
 
 @shared_task(acks_late=True)
 def deliver_webhook(delivery_id: int) -> str:
-    return outbound_webhooks.webhook_attempt(delivery_id)
+    from messaging.outbound_webhooks import webhook_attempt
+
+    return webhook_attempt(delivery_id)
 
 
 @shared_task
 def sweep_webhooks() -> int:
     """Periodic: re-enqueue webhook deliveries whose attempt is overdue (a lost task)."""
-    due = outbound_webhooks.due_delivery_ids()
+    from messaging.outbound_webhooks import due_delivery_ids
+
+    due = due_delivery_ids()
     for delivery_id in due:
         deliver_webhook.delay(delivery_id)
     return len(due)
+
