@@ -2,6 +2,8 @@ from django.apps import AppConfig
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
 
+from messaging.signals import inbound_received
+
 
 class MessagingConfig(AppConfig):
     name = "messaging"
@@ -12,12 +14,10 @@ class MessagingConfig(AppConfig):
         # of an import. These modules are imported here, not at the top, because they import models,
         # which cannot be imported before the apps are loaded.
         from accounts.models import GatewayAccount
-        from messaging import (
-            inbox,  # noqa: F401 - the inbound_received receiver and the inbox tasks
-            outbound_webhooks,
-            webhook_intake,
-        )
+        from messaging import inbox, outbound_webhooks, webhook_intake
 
+        # inbound messages → conversations
+        inbound_received.connect(inbox.on_inbound_received, dispatch_uid="inbox_inbound_received")
         # a changed gateway account must not be served from the webhook receivers' adapter cache
         post_save.connect(webhook_intake.forget_gateway, sender=GatewayAccount,
                           dispatch_uid="webhooks_forget_gateway_saved")

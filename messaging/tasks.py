@@ -119,3 +119,20 @@ def sweep_webhooks() -> int:
         deliver_webhook.delay(delivery_id)
     return len(due)
 
+
+# --- inbox
+# Celery names pinned: queued messages name the task by where it was first defined (messaging/inbox.py).
+
+
+@shared_task(name="messaging.inbox.fetch_inbound_media", acks_late=True)
+def fetch_inbound_media(message_id: int) -> str:
+    from messaging.inbound_media import inbound_media_fetch
+
+    return inbound_media_fetch(message_id)
+
+
+@shared_task(name="messaging.inbox.send_read_receipts", acks_late=True)
+def send_read_receipts(conversation_id: int) -> int:
+    from messaging.inbox import read_receipts_send
+
+    return read_receipts_send(conversation_id)
