@@ -2,6 +2,7 @@ from django.apps import AppConfig
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.signals import contact_opted_out
 from messaging.signals import inbound_received
 
 
@@ -16,8 +17,9 @@ class MessagingConfig(AppConfig):
         from accounts.models import GatewayAccount
         from messaging import inbox, outbound_webhooks, webhook_intake
 
-        # inbound messages → conversations
+        # inbound messages → conversations; an opt-out → the person's confirmation
         inbound_received.connect(inbox.on_inbound_received, dispatch_uid="inbox_inbound_received")
+        contact_opted_out.connect(inbox.on_contact_opted_out, dispatch_uid="inbox_opt_out_confirmation")
         # a changed gateway account must not be served from the webhook receivers' adapter cache
         post_save.connect(webhook_intake.forget_gateway, sender=GatewayAccount,
                           dispatch_uid="webhooks_forget_gateway_saved")

@@ -12,6 +12,11 @@ Outbound: ``inbox_reply`` sends an operator's answer through ``messaging.service
 (the priority lane; +Message when the number can receive it, SMS otherwise) and records it in the
 thread, where its Delivery's status shows. ``conversation_open`` marks a thread read and queues the
 RBM read receipts for the person's +Message messages.
+
+Opt-out confirmation: whoever opts a person out (a keyword here, the opt-out link page, the console,
+the API) goes through ``campaigns.optout.contact_opt_out``, which sends
+``campaigns.signals.contact_opted_out``; ``on_contact_opted_out`` answers it with one short
+transactional confirmation, recorded in the thread like any other answer.
 """
 
 from __future__ import annotations
@@ -59,6 +64,9 @@ KIND_BY_EVENT = {
     "inbound_location": MessageKind.LOCATION,
     "inbound_file": MessageKind.FILE,
 }
+
+# The confirmation the person receives (customer-facing content, always in Japanese).
+CONFIRMATION_TEXT = "【{name}】配信停止を受け付けました。今後、広告・お知らせは送信されません。"
 
 
 # -- inbound -------------------------------------------------------------------------------------
@@ -303,3 +311,58 @@ def conversation_set_status(conversation: Conversation, status: str) -> Conversa
     conversation.status = status
     return conversation
 
+
+# -- opt-out confirmation ------------------------------------------------------------------------
+
+
+def on_contact_opted_out(sender, contact, official_account=None, confirm=True, **kwargs):
+    """``campaigns.signals.contact_opted_out`` receiver (connected in MessagingConfig.ready).
+
+    The signal comes only from the call that really opted the person out, inside its transaction,
+    so the confirmation goes out once and only if the opt-out commits."""
+    if confirm:
+        opt_out_confirmation_send(contact, official_account)
+
+
+def _confirmation_account(contact: Contact, official_account=None) -> OfficialAccount | None:
+    if official_account is not None:
+        return official_account
+    last = (
+        Delivery.objects.filter(contact_id=contact.pk)
+        .select_related("campaign__official_account", "official_account")
+        .order_by("-id")
+        .first()
+    )
+    if last is not None:
+        return last.official_account or (last.campaign.official_account if last.campaign_id else None)
+    for account in OfficialAccount.objects.filter(organization_id=contact.organization_id).order_by("id"):
+        if account.can_send:
+            return account
+    return None
+
+
+def opt_out_confirmation_send(contact: Contact, official_account=None) -> ConversationMessage | None:
+    """Send the person the opt-out confirmation and record it in their thread.
+
+    It goes through ``official_account`` (the account the person answered), or the organization's
+    account that last wrote to them, or its first account that can send. None when no account can
+    send it or the message is refused (both logged; the opt-out itself stands)."""
+    account = _confirmation_account(contact, official_account)
+    if account is None or not account.can_send:
+        logger.warning("opt-out of contact %s: no official account can send the confirmation", contact.pk)
+        return None
+    text = CONFIRMATION_TEXT.format(name=account.display_name)
+    try:
+        with transaction.atomic():
+            delivery = message_send(
+                organization=account.organization,
+                official_account=account,
+                phone=contact.phone,
+                content={"text": text},
+                sms_text=text,
+                client_reference=f"optout:{contact.pk}",
+            )
+    except ValidationError:
+        logger.exception("opt-out confirmation for contact %s could not be sent", contact.pk)
+        return None
+    return conversation_record_outbound(account, contact, delivery, text)
