@@ -6,13 +6,14 @@ contact pages and the API call.
   opt-out postback is ``optout``.
 - ``contact_opt_out``: effective at once for every later send (the engine re-reads
   ``Contact.opted_out_at`` when it claims each delivery), revokes every active consent, writes the
-  audit log, and sends the person one short transactional confirmation — once.
+  audit log, and sends ``signals.contact_opted_out``, on which messaging sends the person one short
+  transactional confirmation — once (campaigns never imports messaging).
 - ``consent_grant``: a new consent record; it is also the only way back after an opt-out
   (re-subscribing needs new consent given after the opt-out).
 - ``contact_erase``: what replaces deletion while the consent history must be kept (3 years):
   name, attributes and list memberships go, the number and the consent / opt-out history stay,
   and the person is opted out. Deleting a contact (or a consent) whose history is younger than the
-  retention period is refused (see ``_refuse_early_deletion``).
+  retention period is refused (see ``refuse_early_deletion``, connected in CampaignsConfig.ready).
 - ``consent_ledger_lines``: the per-contact ledger as CSV lines.
 """
 
@@ -20,21 +21,22 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import unicodedata
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, ProtectedError
 from django.db.models.functions import Greatest
-from django.db.models.signals import pre_delete
-from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns.models import Consent, ConsentMethod, Contact
-
-logger = logging.getLogger(__name__)
+from accounts.models import Organization
+from audit.models import AuditEvent
+from audit.services import audit_record
+from campaigns.imports import csv_safe
+from campaigns.models import Consent, ConsentMethod, Contact, ContactListMembership
+from campaigns.signals import contact_opted_out
 
 OPT_OUT_KEYWORDS = ("配信停止", "停止", "ストップ", "stop", "解除", "unsubscribe")
 OPT_OUT_POSTBACKS = ("optout", "opt_out", "opt-out")
@@ -48,10 +50,6 @@ class OptOutMethod:
     CONSOLE = "console"
     API = "api"
     ERASURE = "erasure"
-
-
-# The confirmation the person receives (customer-facing content, always in Japanese).
-CONFIRMATION_TEXT = "【{name}】配信停止を受け付けました。今後、広告・お知らせは送信されません。"
 
 
 def _normalise(text: str) -> str:
@@ -79,12 +77,11 @@ def contact_opt_out(
 ) -> bool:
     """Opt the person out now. Returns True if this call opted them out (False: already out).
 
-    ``source`` says where (the keyword text, the link, the console page). The confirmation goes
-    through ``official_account`` (the account the person answered), or the organization's account
-    that last wrote to them.
+    ``source`` says where (the keyword text, the link, the console page). With ``confirm``, the
+    person gets a confirmation (sent by messaging on ``signals.contact_opted_out``) through
+    ``official_account`` (the account the person answered), or the organization's account that last
+    wrote to them.
     """
-    from audit.services import audit_record
-
     now = timezone.now()
     with transaction.atomic():
         changed = Contact.objects.filter(pk=contact.pk, opted_out_at__isnull=True).update(
@@ -106,57 +103,10 @@ def contact_opt_out(
             target_label=contact.phone,
             details={"method": method, "source": str(source)[:300], "consents_revoked": revoked},
         )
-        if confirm:
-            _send_confirmation(contact, official_account)
+        contact_opted_out.send(
+            sender=Contact, contact=contact, official_account=official_account, confirm=confirm
+        )
     return True
-
-
-def _confirmation_account(contact: Contact, official_account=None):
-    from accounts.models import OfficialAccount
-    from messaging.models import Delivery
-
-    if official_account is not None:
-        return official_account
-    last = (
-        Delivery.objects.filter(contact_id=contact.pk)
-        .select_related("campaign__official_account", "official_account")
-        .order_by("-id")
-        .first()
-    )
-    if last is not None:
-        return last.official_account or (last.campaign.official_account if last.campaign_id else None)
-    for account in OfficialAccount.objects.filter(organization_id=contact.organization_id).order_by("id"):
-        if account.can_send:
-            return account
-    return None
-
-
-def _send_confirmation(contact: Contact, official_account=None) -> None:
-    from django.core.exceptions import ValidationError
-
-    from messaging.services import message_send
-
-    account = _confirmation_account(contact, official_account)
-    if account is None or not account.can_send:
-        logger.warning("opt-out of contact %s: no official account can send the confirmation", contact.pk)
-        return
-    text = CONFIRMATION_TEXT.format(name=account.display_name)
-    try:
-        with transaction.atomic():
-            delivery = message_send(
-                organization=account.organization,
-                official_account=account,
-                phone=contact.phone,
-                content={"text": text},
-                sms_text=text,
-                client_reference=f"optout:{contact.pk}",
-            )
-    except ValidationError:
-        logger.exception("opt-out confirmation for contact %s could not be sent", contact.pk)
-        return
-    from messaging.inbox import conversation_record_outbound
-
-    conversation_record_outbound(account, contact, delivery, text)
 
 
 def consent_grant(
@@ -171,10 +121,6 @@ def consent_grant(
     request=None,
 ) -> Consent:
     """Record a new consent. After an opt-out, only a consent given after it re-subscribes."""
-    from django.core.exceptions import ValidationError
-
-    from audit.services import audit_record
-
     granted_at = granted_at or timezone.now()
     if method not in ConsentMethod.values:
         raise ValidationError({"method": [_("Unknown consent method.")]})
@@ -208,8 +154,6 @@ def consent_grant(
 
 
 def consent_revoke(consent: Consent, method: str, *, actor=None, request=None) -> bool:
-    from audit.services import audit_record
-
     now = timezone.now()
     with transaction.atomic():
         changed = Consent.objects.filter(pk=consent.pk, revoked_at__isnull=True).update(
@@ -225,9 +169,6 @@ def consent_revoke(consent: Consent, method: str, *, actor=None, request=None) -
 def contact_erase(contact: Contact, *, actor=None, request=None) -> Contact:
     """Erase a person's data but keep what the law asks us to keep (number, consent and opt-out
     history, for 3 years): the replacement for deleting a contact."""
-    from audit.services import audit_record
-    from campaigns.models import ContactListMembership
-
     with transaction.atomic():
         contact_opt_out(contact, OptOutMethod.ERASURE, "erasure", actor=actor, request=request, confirm=False)
         ContactListMembership.objects.filter(contact_id=contact.pk).delete()
@@ -248,15 +189,13 @@ def history_is_retained(contact: Contact, now=None) -> bool:
         consents.filter(revoked_at__isnull=True).exists()
 
 
-@receiver(pre_delete, sender=Contact, dispatch_uid="consent_retention_contact")
-def _refuse_early_deletion(sender, instance, origin=None, **kwargs):
-    """A contact delete must not silently destroy consent history: erase instead (contact_erase).
+def refuse_early_deletion(sender, instance, origin=None, **kwargs):
+    """pre_delete of a Contact: a contact delete must not silently destroy consent history: erase
+    instead (contact_erase). Connected in CampaignsConfig.ready.
 
     Deleting a whole organization (the tenant leaves; its contract governs the hand-over of the
     ledger) is the one path that is not refused here.
     """
-    from accounts.models import Organization
-
     if isinstance(origin, Organization):
         return
     if history_is_retained(instance):
@@ -266,10 +205,8 @@ def _refuse_early_deletion(sender, instance, origin=None, **kwargs):
         )
 
 
-@receiver(pre_delete, sender=Consent, dispatch_uid="consent_retention_consent")
-def _refuse_consent_deletion(sender, instance, origin=None, **kwargs):
-    from accounts.models import Organization
-
+def refuse_consent_deletion(sender, instance, origin=None, **kwargs):
+    """pre_delete of a Consent: kept 3 years after it ends (connected in CampaignsConfig.ready)."""
     if isinstance(origin, Organization):
         return
     cutoff = timezone.now() - RETENTION
@@ -279,8 +216,6 @@ def _refuse_consent_deletion(sender, instance, origin=None, **kwargs):
 
 def consent_ledger_lines(contact: Contact):
     """The person's consent and opt-out history as CSV lines (UTF-8 with BOM), formula cells neutralised."""
-    from campaigns.imports import csv_safe
-
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -302,8 +237,6 @@ def consent_ledger_lines(contact: Contact):
                          csv_safe(consent.source), csv_safe(consent.wording_version), csv_safe(consent.evidence),
                          when(consent.revoked_at), csv_safe(consent.revoke_method), when(consent.created_at)])
         yield flush()
-    from audit.models import AuditEvent
-
     events = AuditEvent.objects.filter(
         organization_id=contact.organization_id, target_type=Contact._meta.label_lower, target_id=str(contact.pk),
         action__in=["contact.opted_out", "consent.granted", "consent.revoked", "contact.erased"],

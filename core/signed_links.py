@@ -1,28 +1,42 @@
-"""Signed opt-out links: short enough for an SMS, unguessable, and tied to one contact.
+"""Signed links: short enough for an SMS, unguessable, and tied to one contact.
 
-A token is ``<org id>.<contact id>.<signature>`` in base 36 with an 80-bit truncated HMAC; the link
-is ``{PUBLIC_BASE_URL}/o/<token>/`` and leads to a confirmation page.
+Opt-out links: the token is ``<org id>.<contact id>.<signature>`` in base 36 with an 80-bit truncated
+HMAC; the link is ``{PUBLIC_BASE_URL}/o/<token>/`` and leads to a confirmation page.
+
+Tracked links (campaign buttons): the token is ``<campaign id>.<contact id>.<signature>`` in base 36
+with a 96-bit truncated HMAC over the ids and the target URL; the link is
+``{PUBLIC_BASE_URL}/messaging/r/<token>/?u=<url>``. Checking that the URL is one of the campaign's
+own targets is the caller's work (messaging.links); this module only signs and verifies.
+
+Each kind of link has its own key, derived from SECRET_KEY, so one kind's signature is never valid
+for the other.
 """
 
 import base64
 import functools
 import hashlib
 import hmac
+from urllib.parse import quote
 
 from django.conf import settings
 from django.utils.crypto import constant_time_compare
 
 PLACEHOLDER_KEY = "opt_out_url"
 
+_BASE36_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
-def _b36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+def base36(number: int) -> str:
+    """A non-negative integer in lower-case base 36 (``int(text, 36)`` reads it back)."""
     out = ""
     while True:
         number, rest = divmod(number, 36)
-        out = digits[rest] + out
+        out = _BASE36_DIGITS[rest] + out
         if not number:
             return out
+
+
+# -- opt-out links -------------------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=4)
@@ -36,7 +50,7 @@ def _signature(payload: str) -> str:
 
 
 def opt_out_token(organization_id: int, contact_id: int) -> str:
-    payload = f"{_b36(organization_id)}.{_b36(contact_id)}"
+    payload = f"{base36(organization_id)}.{base36(contact_id)}"
     return f"{payload}.{_signature(payload)}"
 
 
@@ -53,3 +67,35 @@ def parse_opt_out_token(token: str) -> tuple[int, int] | None:
 
 def opt_out_url(organization_id: int, contact_id: int) -> str:
     return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/o/{opt_out_token(organization_id, contact_id)}/"
+
+
+# -- tracked links -------------------------------------------------------------------------------
+
+
+def _tracked_link_signature(campaign_id: int, contact_id: int, url: str) -> str:
+    key = hashlib.sha256(f"messaging.links:{settings.SECRET_KEY}".encode()).digest()
+    digest = hmac.new(key, f"{campaign_id}.{contact_id}.{url}".encode(), hashlib.sha256).digest()[:12]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def tracked_link_token(campaign_id: int, contact_id: int, url: str) -> str:
+    signature = _tracked_link_signature(campaign_id, contact_id, url)
+    return f"{base36(campaign_id)}.{base36(contact_id)}.{signature}"
+
+
+def tracked_link_url(campaign_id: int, contact_id: int, url: str) -> str:
+    """The console URL that records a click on ``url`` and then redirects to it."""
+    token = tracked_link_token(campaign_id, contact_id, url)
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/messaging/r/{token}/?u={quote(url, safe='')}"
+
+
+def parse_tracked_link_token(token: str, url: str) -> tuple[int, int] | None:
+    """(campaign id, contact id) when ``token`` was signed by us for exactly ``url``; None otherwise."""
+    try:
+        campaign_part, contact_part, signature = token.split(".")
+        campaign_id, contact_id = int(campaign_part, 36), int(contact_part, 36)
+    except (ValueError, AttributeError):
+        return None
+    if not constant_time_compare(signature, _tracked_link_signature(campaign_id, contact_id, url)):
+        return None
+    return campaign_id, contact_id

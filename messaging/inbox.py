@@ -1,48 +1,46 @@
 """Two-way conversations: inbound messages become conversation messages, operators answer.
 
-Inbound: ``receipts.apply_events`` sends ``signals.inbound_received`` with each inbound event once,
-inside its transaction; ``inbound_apply`` maps each event to its organization and official account
-through the gateway account it arrived for (``event.gateway_id``), finds or creates the contact and
-the conversation per (official account, contact), stores the message (unique per provider event),
-credits the campaign the person answered (replied / clicked, once per person and campaign), acts
-on opt-out keywords and the opt-out postback, and queues the download of a file.
+Inbound: ``receipts.events_apply`` sends ``signals.inbound_received`` with each inbound event once,
+inside its transaction; ``inbound_apply`` (its receiver, connected in MessagingConfig.ready) maps
+each event to its organization and official account through the gateway account it arrived for
+(``event.gateway_id``), finds or creates the contact and the conversation per (official account,
+contact), stores the message (unique per provider event), credits the campaign the person answered
+(replied / clicked, once per person and campaign), acts on opt-out keywords and the opt-out postback,
+and queues the download of a file (messaging.inbound_media).
 
 Outbound: ``inbox_reply`` sends an operator's answer through ``messaging.services.message_send``
 (the priority lane; +Message when the number can receive it, SMS otherwise) and records it in the
 thread, where its Delivery's status shows. ``conversation_open`` marks a thread read and queues the
 RBM read receipts for the person's +Message messages.
+
+Opt-out confirmation: whoever opts a person out (a keyword here, the opt-out link page, the console,
+the API) goes through ``campaigns.optout.contact_opt_out``, which sends
+``campaigns.signals.contact_opted_out``; ``on_contact_opted_out`` answers it with one short
+transactional confirmation, recorded in the thread like any other answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import io
 import logging
-import mimetypes
-import os
-import urllib.request
-from collections import Counter
 from datetime import timedelta
-from urllib.parse import urlsplit
 
-from celery import shared_task
-from django.conf import settings
+import aiohttp
 from django.core.exceptions import ValidationError
-from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Q
-from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import OfficialAccount
-from campaigns.models import Campaign, Classification, Contact
+from audit.services import audit_record
+from campaigns.models import Classification, Contact
+from campaigns.optout import OptOutMethod, contact_opt_out, is_opt_out_keyword, is_opt_out_postback
 from core.phone import normalize_mobile
-from messaging.counters import counters_add
+from messaging import tasks
+from messaging.engagement import engagement_record
+from messaging.gateways import gateway_for
 from messaging.models import (
-    CampaignEngagement,
     Channel,
     Conversation,
     ConversationMessage,
@@ -53,15 +51,12 @@ from messaging.models import (
     MediaStatus,
     MessageDirection,
     MessageKind,
-    Metric,
 )
-from messaging.signals import inbound_received
+from messaging.services import message_send
 
 logger = logging.getLogger(__name__)
 
 ATTRIBUTION_WINDOW = timedelta(days=7)  # a reply within a week of a campaign message counts for it
-MEDIA_MAX_BYTES = 100 * 1024 * 1024  # +Message files are at most 100 MB
-MEDIA_TIMEOUT_SECONDS = 30
 
 KIND_BY_EVENT = {
     "inbound_text": MessageKind.TEXT,
@@ -70,12 +65,15 @@ KIND_BY_EVENT = {
     "inbound_file": MessageKind.FILE,
 }
 
+# The confirmation the person receives (customer-facing content, always in Japanese).
+CONFIRMATION_TEXT = "【{name}】配信停止を受け付けました。今後、広告・お知らせは送信されません。"
+
 
 # -- inbound -------------------------------------------------------------------------------------
 
 
-@receiver(inbound_received, dispatch_uid="inbox_inbound_received")
-def _on_inbound(sender, events, **kwargs):
+def on_inbound_received(sender, events, **kwargs):
+    """``messaging.signals.inbound_received`` receiver (connected in MessagingConfig.ready)."""
     inbound_apply(events)
 
 
@@ -127,30 +125,15 @@ def _attributed_campaign(contact: Contact, account: OfficialAccount, at):
     )
 
 
-def engagement_record(campaign_id: int, contact_id: int, kind: str, channel: str = "") -> bool:
-    """Count a person's first click or reply to a campaign. Returns True if it was the first."""
-    try:
-        with transaction.atomic():
-            CampaignEngagement.objects.create(campaign_id=campaign_id, contact_id=contact_id, kind=kind)
-    except IntegrityError:
-        return False
-    metric = Metric.CLICKED if kind == EngagementKind.CLICKED else Metric.REPLIED
-    counters_add(Counter({(campaign_id, channel or "", metric, ""): 1}))
-    return True
-
-
 def inbound_apply(events) -> list[ConversationMessage]:
     """Store inbound events as conversation messages (each event once). See the module docstring."""
-    from campaigns.optout import OptOutMethod, contact_opt_out, is_opt_out_keyword, is_opt_out_postback
-
-    opt_out = (contact_opt_out, OptOutMethod, is_opt_out_keyword, is_opt_out_postback)
     gateway_ids = {event.gateway_id for event in events if event.gateway_id}
     accounts = _accounts_by_gateway(gateway_ids) if gateway_ids else {}
     stored = []
     for event in events:
         try:
             with transaction.atomic():  # one bad event must not hold back the receipts batch
-                message = _inbound_one(event, accounts, opt_out)
+                message = _inbound_one(event, accounts)
         except Exception:
             logger.exception("inbound %s:%s could not be stored", event.provider, event.event_id)
             continue
@@ -159,8 +142,7 @@ def inbound_apply(events) -> list[ConversationMessage]:
     return stored
 
 
-def _inbound_one(event, accounts, opt_out) -> ConversationMessage | None:
-    contact_opt_out, OptOutMethod, is_opt_out_keyword, is_opt_out_postback = opt_out
+def _inbound_one(event, accounts) -> ConversationMessage | None:
     candidates = accounts.get(event.gateway_id)
     if not candidates:
         logger.warning("inbound %s:%s for gateway %s: no official account uses it",
@@ -215,86 +197,8 @@ def _inbound_one(event, accounts, opt_out) -> ConversationMessage | None:
     elif event.kind == "inbound_postback" and is_opt_out_postback(event.postback):
         contact_opt_out(contact, OptOutMethod.POSTBACK, event.postback[:100], official_account=account)
     if message.media_status == MediaStatus.PENDING:
-        transaction.on_commit(lambda pk=message.pk: fetch_inbound_media.delay(pk))
+        transaction.on_commit(lambda pk=message.pk: tasks.fetch_inbound_media.delay(pk))
     return message
-
-
-# -- media ---------------------------------------------------------------------------------------
-
-
-class MediaTooLarge(Exception):
-    pass
-
-
-def _download(url: str, limit: int) -> tuple[bytes, str]:
-    request = urllib.request.Request(url, headers={"User-Agent": "plusmessage-console/1"})
-    with urllib.request.urlopen(request, timeout=MEDIA_TIMEOUT_SECONDS) as response:  # noqa: S310 - http(s) only
-        length = response.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > limit:
-            raise MediaTooLarge
-        buffer = io.BytesIO()
-        while True:
-            chunk = response.read(64 * 1024)
-            if not chunk:
-                break
-            buffer.write(chunk)
-            if buffer.tell() > limit:
-                raise MediaTooLarge
-        return buffer.getvalue(), response.headers.get_content_type()
-
-
-def _safe_image(data: bytes) -> tuple[bytes, str, str] | None:
-    """Re-encode an image with Pillow (what we show inline); None if the bytes are no image."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            output = io.BytesIO()
-            if image.mode in ("RGBA", "LA", "P"):
-                image.convert("RGBA").save(output, "PNG")
-                return output.getvalue(), "image/png", "png"
-            image.convert("RGB").save(output, "JPEG", quality=90)
-            return output.getvalue(), "image/jpeg", "jpg"
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return None
-
-
-def inbound_media_fetch(message_id: int) -> str:
-    """Download an inbound file (size-limited) into the default storage. Returns the media status."""
-    message = ConversationMessage.objects.filter(pk=message_id, media_status=MediaStatus.PENDING).first()
-    if message is None:
-        return "nothing"
-    if urlsplit(message.file_url).scheme not in ("http", "https"):
-        ConversationMessage.objects.filter(pk=message.pk).update(media_status=MediaStatus.FAILED)
-        return MediaStatus.FAILED
-    limit = int(getattr(settings, "INBOX_MEDIA_MAX_BYTES", 0) or os.environ.get("INBOX_MEDIA_MAX_BYTES") or MEDIA_MAX_BYTES)
-    try:
-        data, served_type = _download(message.file_url, limit)
-    except MediaTooLarge:
-        ConversationMessage.objects.filter(pk=message.pk).update(media_status=MediaStatus.TOO_LARGE)
-        return MediaStatus.TOO_LARGE
-    except (OSError, ValueError) as error:
-        logger.warning("inbound file %s: download failed: %s", message.pk, error)
-        ConversationMessage.objects.filter(pk=message.pk).update(media_status=MediaStatus.FAILED)
-        return MediaStatus.FAILED
-    image = _safe_image(data)
-    if image is not None:
-        data, mime, extension = image
-    else:
-        mime = "application/octet-stream"  # shown as a download, never inline
-        extension = (mimetypes.guess_extension(message.file_mime or served_type or "") or ".bin").lstrip(".")
-    name = f"{hashlib.sha256(data).hexdigest()[:24]}.{extension}"
-    message.file.save(name, ContentFile(data), save=False)
-    ConversationMessage.objects.filter(pk=message.pk).update(
-        file=message.file.name, media_status=MediaStatus.STORED, file_mime=mime
-    )
-    return MediaStatus.STORED
-
-
-@shared_task(acks_late=True)
-def fetch_inbound_media(message_id: int) -> str:
-    return inbound_media_fetch(message_id)
 
 
 # -- read receipts -------------------------------------------------------------------------------
@@ -302,8 +206,6 @@ def fetch_inbound_media(message_id: int) -> str:
 
 def read_receipts_send(conversation_id: int) -> int:
     """Send RBM READ events for the person's unacknowledged +Message messages. Returns how many."""
-    from messaging.gateways import gateway_for
-
     conversation = Conversation.objects.select_related("official_account__rcs_gateway", "contact").get(
         pk=conversation_id
     )
@@ -322,8 +224,6 @@ def read_receipts_send(conversation_id: int) -> int:
     phone = conversation.contact.phone
 
     async def send_all():
-        import aiohttp
-
         async with aiohttp.ClientSession() as session:
             results = []
             for message_pk, provider_message_id in pending:
@@ -343,11 +243,6 @@ def read_receipts_send(conversation_id: int) -> int:
     return len(done)
 
 
-@shared_task(acks_late=True)
-def send_read_receipts(conversation_id: int) -> int:
-    return read_receipts_send(conversation_id)
-
-
 # -- operators -----------------------------------------------------------------------------------
 
 
@@ -362,7 +257,7 @@ def conversation_open(conversation: Conversation, user) -> int:
         conversation.unread_count = 0
         if marked:
             transaction.on_commit(
-                lambda: send_read_receipts.apply_async((conversation.pk,), queue="priority")
+                lambda: tasks.send_read_receipts.apply_async((conversation.pk,), queue="priority")
             )
     return marked
 
@@ -382,9 +277,6 @@ def conversation_record_outbound(account, contact, delivery, text: str, user=Non
 
 def inbox_reply(conversation: Conversation, user, text: str, request=None) -> ConversationMessage:
     """Answer in the thread: +Message when the number can receive it, SMS otherwise (the engine decides)."""
-    from audit.services import audit_record
-    from messaging.services import message_send
-
     text = (text or "").strip()
     if not text:
         raise ValidationError({"text": [_("Write a reply first.")]})
@@ -420,92 +312,57 @@ def conversation_set_status(conversation: Conversation, status: str) -> Conversa
     return conversation
 
 
-# -- tracked links -------------------------------------------------------------------------------
+# -- opt-out confirmation ------------------------------------------------------------------------
 
 
-def _b36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        number, rest = divmod(number, 36)
-        out = digits[rest] + out
-        if not number:
-            return out
+def on_contact_opted_out(sender, contact, official_account=None, confirm=True, **kwargs):
+    """``campaigns.signals.contact_opted_out`` receiver (connected in MessagingConfig.ready).
+
+    The signal comes only from the call that really opted the person out, inside its transaction,
+    so the confirmation goes out once and only if the opt-out commits."""
+    if confirm:
+        opt_out_confirmation_send(contact, official_account)
 
 
-def _link_signature(campaign_id: int, contact_id: int, url: str) -> str:
-    import base64
-
-    key = hashlib.sha256(f"messaging.links:{settings.SECRET_KEY}".encode()).digest()
-    digest = hmac.new(key, f"{campaign_id}.{contact_id}.{url}".encode(), hashlib.sha256).digest()[:12]
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def tracked_link_url(campaign_id: int, contact_id: int, url: str) -> str:
-    """The console URL that records a click on ``url`` and then redirects to it."""
-    from urllib.parse import quote
-
-    token = f"{_b36(campaign_id)}.{_b36(contact_id)}.{_link_signature(campaign_id, contact_id, url)}"
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/messaging/r/{token}/?u={quote(url, safe='')}"
-
-
-def tracked_link_target(token: str, url: str) -> tuple[Campaign, int, str] | None:
-    """(campaign, contact id, url) when the token is ours and ``url`` is one of the campaign's
-    http/https button targets; None otherwise (no open redirect)."""
-    from django.utils.crypto import constant_time_compare
-
-    from core.personalize import personalize_text
-    from core.rich_content import iter_urls
-
-    try:
-        campaign_part, contact_part, signature = token.split(".")
-        campaign_id, contact_id = int(campaign_part, 36), int(contact_part, 36)
-    except (ValueError, AttributeError):
-        return None
-    if not constant_time_compare(signature, _link_signature(campaign_id, contact_id, url)):
-        return None
-    if urlsplit(url).scheme not in ("http", "https"):
-        return None
-    campaign = Campaign.objects.filter(pk=campaign_id).first()
-    contact = Contact.objects.filter(pk=contact_id).first()
-    if campaign is None or contact is None or contact.organization_id != campaign.organization_id:
-        return None
-    try:
-        targets = set(iter_urls(campaign.content or {}))
-    except (AttributeError, TypeError, KeyError):
-        targets = set()
-    personalised = {personalize_text(target, contact.name, contact.attributes or {}) for target in targets}
-    if url not in targets and url not in personalised:
-        return None
-    return campaign, contact_id, url
-
-
-def link_click_record(campaign: Campaign, contact_id: int) -> bool:
-    channel = (
-        Delivery.objects.filter(campaign=campaign, contact_id=contact_id).values_list("channel", flat=True).first()
-        or ""
+def _confirmation_account(contact: Contact, official_account=None) -> OfficialAccount | None:
+    if official_account is not None:
+        return official_account
+    last = (
+        Delivery.objects.filter(contact_id=contact.pk)
+        .select_related("campaign__official_account", "official_account")
+        .order_by("-id")
+        .first()
     )
-    return engagement_record(campaign.pk, contact_id, EngagementKind.CLICKED, channel)
+    if last is not None:
+        return last.official_account or (last.campaign.official_account if last.campaign_id else None)
+    for account in OfficialAccount.objects.filter(organization_id=contact.organization_id).order_by("id"):
+        if account.can_send:
+            return account
+    return None
 
 
-def rewrite_tracked_links(document: dict, campaign_id: int, contact_id: int) -> dict:
-    """A copy of a (personalised) rich-content document whose http/https button and chip URLs go
-    through ``tracked_link_url``: what the engine sends so that clicks count in the campaign's stats.
-    The redirect only ever leads to a URL that is in the campaign's content."""
-    import copy
+def opt_out_confirmation_send(contact: Contact, official_account=None) -> ConversationMessage | None:
+    """Send the person the opt-out confirmation and record it in their thread.
 
-    result = copy.deepcopy(document)
-    cards = []
-    if isinstance(result.get("card"), dict):
-        cards.append(result["card"])
-    if isinstance(result.get("carousel"), dict):
-        cards.extend(card for card in result["carousel"].get("cards") or [] if isinstance(card, dict))
-    suggestions = list(result.get("chips") or [])
-    for card in cards:
-        suggestions.extend(card.get("buttons") or [])
-    for item in suggestions:
-        if isinstance(item, dict) and item.get("type") == "open_url":
-            url = item.get("url") or ""
-            if urlsplit(url).scheme in ("http", "https"):
-                item["url"] = tracked_link_url(campaign_id, contact_id, url)
-    return result
+    It goes through ``official_account`` (the account the person answered), or the organization's
+    account that last wrote to them, or its first account that can send. None when no account can
+    send it or the message is refused (both logged; the opt-out itself stands)."""
+    account = _confirmation_account(contact, official_account)
+    if account is None or not account.can_send:
+        logger.warning("opt-out of contact %s: no official account can send the confirmation", contact.pk)
+        return None
+    text = CONFIRMATION_TEXT.format(name=account.display_name)
+    try:
+        with transaction.atomic():
+            delivery = message_send(
+                organization=account.organization,
+                official_account=account,
+                phone=contact.phone,
+                content={"text": text},
+                sms_text=text,
+                client_reference=f"optout:{contact.pk}",
+            )
+    except ValidationError:
+        logger.exception("opt-out confirmation for contact %s could not be sent", contact.pk)
+        return None
+    return conversation_record_outbound(account, contact, delivery, text)

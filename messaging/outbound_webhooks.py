@@ -31,8 +31,10 @@ import urllib.request
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q
+from django.db.models.signals import post_save
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -46,6 +48,10 @@ from accounts.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from audit.models import AuditEvent
+from messaging import tasks
+from messaging.models import Delivery
+from messaging.signals import delivery_status_changed, inbound_received
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +157,6 @@ def endpoint_disable(endpoint: WebhookEndpoint, reason: str) -> None:
 
 
 def _tell_organization(endpoint: WebhookEndpoint, reason: str) -> None:
-    from django.core.mail import send_mail
-
     recipients = list(
         Membership.objects.filter(organization_id=endpoint.organization_id, role__in=[Role.OWNER, Role.ADMIN])
         .exclude(user__email="")
@@ -204,10 +208,8 @@ def events_record(organization_id: int, event_type: str, items: list[dict]) -> i
 
 
 def _enqueue(ids: list[int]) -> None:
-    from messaging.tasks import deliver_webhook
-
     for delivery_id in ids:
-        deliver_webhook.delay(delivery_id)
+        tasks.deliver_webhook.delay(delivery_id)
 
 
 def message_payload(row: dict) -> dict:
@@ -235,8 +237,6 @@ def on_delivery_status_changed(sender, change, deliveries, **kwargs):
     ids = [delivery_id for delivery_id, campaign_id, _channel in deliveries if campaign_id is None]
     if not ids:
         return
-    from messaging.models import Delivery
-
     rows = list(
         Delivery.objects.filter(id__in=ids, campaign__isnull=True).values(
             "id", "uuid", "organization_id", "official_account_id", "client_reference", "status", "channel",
@@ -310,11 +310,7 @@ def _audit_post_save(sender, instance, created, **kwargs):
 
 
 def connect_receivers() -> None:
-    from django.db.models.signals import post_save
-
-    from audit.models import AuditEvent
-    from messaging.signals import delivery_status_changed, inbound_received
-
+    """Called by MessagingConfig.ready (and by tests that disconnected them)."""
     delivery_status_changed.connect(on_delivery_status_changed, dispatch_uid="outbound_webhooks.status")
     inbound_received.connect(on_inbound_received, dispatch_uid="outbound_webhooks.inbound")
     post_save.connect(_audit_post_save, sender=AuditEvent, dispatch_uid="outbound_webhooks.opted_out")
@@ -412,9 +408,7 @@ def webhook_attempt(delivery_id: int) -> str:
             },
         )
     if wait is not None:
-        from messaging.tasks import deliver_webhook
-
-        deliver_webhook.apply_async((delivery.pk,), countdown=wait)
+        tasks.deliver_webhook.apply_async((delivery.pk,), countdown=wait)
     return result
 
 

@@ -7,8 +7,8 @@ a queue; one writer drains the queue and stores everything waiting in one INSERT
 dedicated database thread, then answers all those requests at once. Under load a commit carries
 hundreds of events; when idle it carries one, with no added wait.
 
-It shares verification, parsing and storage with the Django views in messaging/webhooks.py, and
-answers exactly as they do: 403 and nothing stored on a bad signature, the RBM handshake echoed,
+It shares verification, parsing and storage with the Django views in messaging/webhooks.py (both
+use messaging/webhook_intake.py), and answers exactly as they do: 403 and nothing stored on a bad signature, the RBM handshake echoed,
 200 once stored. config/asgi.py routes /messaging/webhooks/ here and everything else to Django.
 """
 
@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.db import close_old_connections
 
-from messaging.webhooks import cached_gateway
+from messaging.webhook_intake import cached_gateway, enqueue_buffer, gateway_adapter, provider_events_store
 
 logger = logging.getLogger(__name__)
 
@@ -130,16 +130,12 @@ class ReceiptReceiver:
 
 
 def _gateway(gateway_id: int, kind: str):
-    from messaging.webhooks import _gateway as gateway_adapter
-
     close_old_connections()
     return gateway_adapter(gateway_id, kind)
 
 
 def _store_and_enqueue(items) -> None:
     """One INSERT per provider for everything waiting, committed before any request is answered."""
-    from messaging.webhooks import enqueue_buffer, provider_events_store
-
     close_old_connections()
     by_provider = defaultdict(list)
     for kind, events in items:

@@ -98,21 +98,41 @@ def apply_provider_events(event_ids: list[int]) -> int:
 
 
 # --- outbound webhooks (REST API issue) ---------------------------------------------------------
-
-from messaging import outbound_webhooks  # noqa: E402 - connects the webhook receivers in worker processes
-
-outbound_webhooks.connect_receivers()
+# outbound_webhooks imports this module at its top to enqueue; the task bodies import it back. Its
+# signal receivers are connected in MessagingConfig.ready, which worker processes run too.
 
 
 @shared_task(acks_late=True)
 def deliver_webhook(delivery_id: int) -> str:
-    return outbound_webhooks.webhook_attempt(delivery_id)
+    from messaging.outbound_webhooks import webhook_attempt
+
+    return webhook_attempt(delivery_id)
 
 
 @shared_task
 def sweep_webhooks() -> int:
     """Periodic: re-enqueue webhook deliveries whose attempt is overdue (a lost task)."""
-    due = outbound_webhooks.due_delivery_ids()
+    from messaging.outbound_webhooks import due_delivery_ids
+
+    due = due_delivery_ids()
     for delivery_id in due:
         deliver_webhook.delay(delivery_id)
     return len(due)
+
+
+# --- inbox
+# Celery names pinned: queued messages name the task by where it was first defined (messaging/inbox.py).
+
+
+@shared_task(name="messaging.inbox.fetch_inbound_media", acks_late=True)
+def fetch_inbound_media(message_id: int) -> str:
+    from messaging.inbound_media import inbound_media_fetch
+
+    return inbound_media_fetch(message_id)
+
+
+@shared_task(name="messaging.inbox.send_read_receipts", acks_late=True)
+def send_read_receipts(conversation_id: int) -> int:
+    from messaging.inbox import read_receipts_send
+
+    return read_receipts_send(conversation_id)

@@ -5,6 +5,8 @@ replies, assignment, done — and the tracked-link redirect. Operators and above
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q
@@ -17,7 +19,7 @@ from accounts.decorators import member_required
 from accounts.models import Membership, Role
 from campaigns.models import Campaign
 from core.phone import national_format
-from messaging import inbox
+from messaging import inbox, links
 from messaging.models import (
     Conversation,
     ConversationMessage,
@@ -59,8 +61,6 @@ def _list_context(request, current=None) -> dict:
     show = request.GET.get("show", "all")
     campaign = request.GET.get("campaign", "")
     query = {key: value for key, value in (("show", show), ("campaign", campaign)) if value and value != "all"}
-    from urllib.parse import urlencode
-
     return {
         "conversations": [(c, national_format(c.contact.phone)) for c in _conversations(request)],
         "current": current,
@@ -248,11 +248,11 @@ def message_media(request, pk):
 def tracked_link(request, token):
     """A tracked button link: record the click, then go on to the campaign's own http/https URL."""
     url = request.GET.get("u", "")
-    found = inbox.tracked_link_target(token, url)
+    found = links.tracked_link_target(token, url)
     if found is None:
         raise Http404
     campaign, contact_id, target = found
-    inbox.link_click_record(campaign, contact_id)
+    links.link_click_record(campaign, contact_id)
     response = HttpResponseRedirect(target)
     response["Referrer-Policy"] = "no-referrer"
     return response

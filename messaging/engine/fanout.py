@@ -313,7 +313,7 @@ def _content_for(ctx: SendContext, row: Row) -> dict:
     if ctx.personalised:
         content = personalize_content(content, row.name, row.attributes, _extras(ctx, row))
     if ctx.campaign_id and ctx.has_links:
-        from messaging.inbox import rewrite_tracked_links
+        from messaging.links import rewrite_tracked_links
 
         content = rewrite_tracked_links(content, ctx.campaign_id, row.contact_id)
     return content

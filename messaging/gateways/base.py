@@ -2,7 +2,8 @@
 
 Adapters are asynchronous (aiohttp): the fan-out engine sends many messages concurrently from one
 Celery task through one shared ``aiohttp.ClientSession``. Each adapter lives in its own module and
-registers itself by kind (see ``registry``).
+imports only this one; ``messaging.gateways`` maps each kind to its adapter class. The wire-format
+helpers that more than one adapter needs (times, Retry-After, validation messages) live here too.
 
 Errors come in three kinds, and the engine acts on the kind only:
 - ``NotReachable``: the person cannot get this channel; fall back to SMS.
@@ -14,9 +15,16 @@ Errors come in three kinds, and the engine acts on the kind only:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.core.exceptions import ValidationError
+
+LOCAL_TZ = ZoneInfo("Asia/Tokyo")  # naive calendar times in a document are Japan time
+_FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 class GatewayError(Exception):
@@ -145,3 +153,48 @@ class Gateway:
 
     def parse_events(self, body: bytes) -> list[NormalizedEvent]:
         raise NotImplementedError
+
+
+# -- wire-format helpers shared by the adapters ---------------------------------------------------
+def calendar_time_rfc3339(value: str) -> str:
+    """A document's calendar time (ISO 8601; naive means Japan time) as RFC 3339 in UTC."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=LOCAL_TZ)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(value) -> datetime | None:
+    """A carrier's RFC 3339 timestamp (nanoseconds allowed) as a datetime; None if it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(_FRACTION.sub(r"\1", value.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def first_validation_error(error: ValidationError) -> str:
+    """The first message of a rich-content ValidationError, prefixed with its field when it has one."""
+    if hasattr(error, "message_dict"):
+        for field_name, messages in error.message_dict.items():
+            return f"{field_name}: {messages[0]}"
+    return str(error.messages[0]) if error.messages else "invalid content"
+
+
+def float_or_none(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_after_seconds(headers) -> float | None:
+    """The Retry-After header in seconds (never negative); None when absent or not a number."""
+    value = headers.get("Retry-After") if headers is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

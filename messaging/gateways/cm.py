@@ -33,9 +33,12 @@ from messaging.gateways.base import (
     Permanent,
     Retryable,
     SendResult,
+    calendar_time_rfc3339,
+    first_validation_error,
+    float_or_none,
+    parse_rfc3339,
+    retry_after_seconds,
 )
-from messaging.gateways.rbm import _first_error, _rfc3339, parse_rfc3339
-from messaging.gateways.registry import register
 
 STATUS_KINDS = {1: "failed", 2: "delivered", 3: "failed", 4: "read"}
 DEFAULT_MIME = {"image": "image/jpeg", "video": "video/mp4", "file": "application/pdf"}
@@ -59,7 +62,11 @@ def render_cm_suggestion(item: dict) -> dict:
             view["label"] = item["query"]
         suggestion.update(action="ViewLocation", viewLocation=view)
     elif kind == "calendar":
-        calendar = {"startTime": _rfc3339(item["start"]), "endTime": _rfc3339(item["end"]), "title": item["title"]}
+        calendar = {
+            "startTime": calendar_time_rfc3339(item["start"]),
+            "endTime": calendar_time_rfc3339(item["end"]),
+            "title": item["title"],
+        }
         if item.get("description"):
             calendar["description"] = item["description"]
         suggestion.update(action="CreateCalendarEvent", calendar=calendar)
@@ -119,7 +126,6 @@ def _parse_time(value) -> datetime | None:
     return moment
 
 
-@register
 class CmGateway(Gateway):
     kind = "cm"
     max_send_batch = 100
@@ -168,7 +174,7 @@ class CmGateway(Gateway):
             try:
                 validate_rich_content(message.content)
             except ValidationError as error:
-                raise Permanent(_first_error(error), code="invalid_content") from None
+                raise Permanent(first_validation_error(error), code="invalid_content") from None
             msg["richContent"] = render_rich_content(message.content)
         return msg
 
@@ -238,9 +244,9 @@ class CmGateway(Gateway):
             document = {}
         details = str(document.get("details", "")) if isinstance(document, dict) else ""
         if status == 429:
-            return Retryable(details or "too many requests", code="429", retry_after=_retry_after(headers))
+            return Retryable(details or "too many requests", code="429", retry_after=retry_after_seconds(headers))
         if status >= 500:
-            return Retryable(details or "server error", code=str(status), retry_after=_retry_after(headers))
+            return Retryable(details or "server error", code=str(status), retry_after=retry_after_seconds(headers))
         answers = document.get("messages") if isinstance(document, dict) else None
         if status in (200, 400) and isinstance(answers, list) and answers:
             return {(str(a.get("reference")), str(a.get("to"))): a for a in answers if isinstance(a, dict)}
@@ -334,8 +340,8 @@ def _inbound(item: dict) -> NormalizedEvent | None:
         location = message["location"]
         return NormalizedEvent(
             kind="inbound_location",
-            latitude=_float(location.get("latitude")),
-            longitude=_float(location.get("longitude")),
+            latitude=float_or_none(location.get("latitude")),
+            longitude=float_or_none(location.get("longitude")),
             **common,
         )
     if message.get("media"):
@@ -349,21 +355,6 @@ def _inbound(item: dict) -> NormalizedEvent | None:
     if "text" in message:
         return NormalizedEvent(kind="inbound_text", text=str(message.get("text", "")), **common)
     return None
-
-
-def _float(value):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _retry_after(headers) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
 
 
 def _copy_error(error: GatewayError) -> GatewayError:

@@ -15,10 +15,8 @@ import base64
 import hashlib
 import hmac
 import json
-import re
-from datetime import UTC, datetime
+import uuid
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import aiohttp
 from django.core.exceptions import ValidationError
@@ -33,24 +31,18 @@ from messaging.gateways.base import (
     Permanent,
     Retryable,
     SendResult,
+    calendar_time_rfc3339,
+    first_validation_error,
+    float_or_none,
+    parse_rfc3339,
+    retry_after_seconds,
 )
-from messaging.gateways.registry import register
-
-LOCAL_TZ = ZoneInfo("Asia/Tokyo")  # naive calendar times in a document are Japan time
-_FRACTION = re.compile(r"(\.\d{6})\d+")
 
 USER_EVENT_KINDS = {"DELIVERED": "delivered", "READ": "read", "IS_TYPING": "is_typing"}
 SERVER_EVENT_KINDS = {"TTL_EXPIRATION_REVOKED": "ttl_revoked", "TTL_EXPIRATION_REVOKE_FAILED": "ttl_revoke_failed"}
 
 
 # -- rendering our rich-content document into an RBM AgentContentMessage ---------------------------
-def _rfc3339(value: str) -> str:
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=LOCAL_TZ)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def render_suggestion(item: dict) -> dict:
     kind = item["type"]
     label = item["label"]
@@ -70,7 +62,11 @@ def render_suggestion(item: dict) -> dict:
             view["label"] = item["query"]
         action["viewLocationAction"] = view
     elif kind == "calendar":
-        event = {"startTime": _rfc3339(item["start"]), "endTime": _rfc3339(item["end"]), "title": item["title"]}
+        event = {
+            "startTime": calendar_time_rfc3339(item["start"]),
+            "endTime": calendar_time_rfc3339(item["end"]),
+            "title": item["title"],
+        }
         if item.get("description"):
             event["description"] = item["description"]
         action["createCalendarEventAction"] = event
@@ -131,7 +127,7 @@ def agent_message_body(message: OutboundMessage) -> dict:
     try:
         validate_rich_content(message.content)
     except ValidationError as error:
-        raise Permanent(_first_error(error), code="invalid_content") from None
+        raise Permanent(first_validation_error(error), code="invalid_content") from None
     body: dict = {
         "contentMessage": render_content_message(message.content),
         "messageTrafficType": message.traffic_type or "TRANSACTION",
@@ -141,23 +137,7 @@ def agent_message_body(message: OutboundMessage) -> dict:
     return body
 
 
-def _first_error(error: ValidationError) -> str:
-    if hasattr(error, "message_dict"):
-        for field, messages in error.message_dict.items():
-            return f"{field}: {messages[0]}"
-    return str(error.messages[0]) if error.messages else "invalid content"
-
-
 # -- inbound helpers ------------------------------------------------------------------------------
-def parse_rfc3339(value) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(_FRACTION.sub(r"\1", value.replace("Z", "+00:00")))
-    except ValueError:
-        return None
-
-
 def header(headers, name: str) -> str:
     """A request header from Django's ``request.headers``, aiohttp's or a plain dict."""
     value = headers.get(name)
@@ -184,7 +164,6 @@ def signature_for(client_token: str, data: bytes) -> str:
     return base64.b64encode(hmac.new(client_token.encode(), data, hashlib.sha512).digest()).decode()
 
 
-@register
 class RbmGateway(Gateway):
     kind = "rbm"
     max_capability_batch = 10_000
@@ -228,9 +207,9 @@ class RbmGateway(Gateway):
         except (ValueError, KeyError, TypeError):
             reason = payload[:200].decode("utf-8", "replace")
         if status == 429:
-            return Retryable(reason, code="429", retry_after=_retry_after(headers))
+            return Retryable(reason, code="429", retry_after=retry_after_seconds(headers))
         if status >= 500 or status == 408:
-            return Retryable(reason, code=str(status), retry_after=_retry_after(headers))
+            return Retryable(reason, code=str(status), retry_after=retry_after_seconds(headers))
         if status in (403, 404) and on_not_found is not None:
             return on_not_found(reason, code=str(status))
         return Permanent(reason, code=str(status))
@@ -290,8 +269,6 @@ class RbmGateway(Gateway):
 
         The event id is derived from the user's message id, so a repeated call is one event.
         """
-        import uuid
-
         event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"rbm-read:{self.agent_id}:{message_id}"))
         url = self._url(f"phones/{phone}/agentEvents", eventId=event_id, agentId=self.agent_id)
         status, headers, payload = await self._request(
@@ -396,8 +373,8 @@ def parse_rbm_event(event: dict) -> NormalizedEvent | None:
         location = event["location"] or {}
         return NormalizedEvent(
             kind="inbound_location",
-            latitude=_float(location.get("latitude")),
-            longitude=_float(location.get("longitude")),
+            latitude=float_or_none(location.get("latitude")),
+            longitude=float_or_none(location.get("longitude")),
             **common,
         )
     if "userFile" in event:
@@ -409,20 +386,3 @@ def parse_rbm_event(event: dict) -> NormalizedEvent | None:
     if "text" in event:
         return NormalizedEvent(kind="inbound_text", text=str(event["text"]), **common)
     return None
-
-
-def _float(value):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _retry_after(headers) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None

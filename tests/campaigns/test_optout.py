@@ -140,3 +140,23 @@ def test_optout_by_an_operator_from_the_contact_page(client, person):
     assert contact.opt_out_method == "console"
     event = AuditEvent.objects.get(action="contact.opted_out")
     assert event.actor_label and event.details["method"] == "console"
+
+
+@pytest.mark.django_db
+def test_optout_signal_is_sent_once_by_the_call_that_opts_out(person):
+    from campaigns.signals import contact_opted_out
+
+    organization, account, contact = person
+    received = []
+
+    def listener(sender, contact, official_account, confirm, **kwargs):
+        received.append((contact.pk, official_account, confirm))
+
+    contact_opted_out.connect(listener, dispatch_uid="test_optout_signal")
+    try:
+        assert contact_opt_out(contact, OptOutMethod.CONSOLE, "test", confirm=False) is True
+        assert contact_opt_out(contact, OptOutMethod.CONSOLE, "test", confirm=False) is False
+    finally:
+        contact_opted_out.disconnect(dispatch_uid="test_optout_signal")
+    assert received == [(contact.pk, None, False)]
+    assert not Delivery.objects.filter(contact=contact, client_reference=f"optout:{contact.pk}").exists()

@@ -5,7 +5,7 @@ import pytest
 
 from core.signed_links import parse_opt_out_token
 from messaging.engine.fanout import Row, SendContext, _content_for
-from messaging.inbox import tracked_link_target
+from messaging.links import tracked_link_target
 from tests.campaigns.factories import CampaignFactory, ContactFactory
 
 

@@ -9,8 +9,9 @@ from django.utils import timezone
 
 from accounts.models import GatewayKind, Role
 from campaigns.models import Classification
+from core.signed_links import tracked_link_url
 from messaging.gateways.base import NormalizedEvent
-from messaging.inbox import inbound_apply, tracked_link_url
+from messaging.inbox import inbound_apply
 from messaging.models import (
     CampaignEngagement,
     Conversation,
@@ -170,7 +171,7 @@ def test_inbox_tracked_link_records_the_click_and_refuses_other_targets(client, 
 
 def test_inbox_rewrite_tracked_links_keeps_other_content_and_round_trips(client, world):
     from core.rich_content import validate_rich_content
-    from messaging.inbox import rewrite_tracked_links
+    from messaging.links import rewrite_tracked_links
 
     contact = ContactFactory(organization=world["organization"])
     target = "https://shop.example.jp/coat"

@@ -21,7 +21,7 @@ from django.db.backends.signals import connection_created
 from accounts.models import GatewayAccount
 from messaging.models import Channel, DeliveryStatus, ProviderEvent
 from messaging.receipt_server import MAX_BODY, ReceiptReceiver, receipt_receiver
-from messaging.webhooks import _gateways as webhook_gateways
+from messaging.webhook_intake import _gateways as webhook_gateways
 from tests.messaging.factories import DeliveryFactory
 from tests.messaging.test_webhooks import (  # noqa: F401  (fixtures)
     CLIENT_TOKEN,
