@@ -33,6 +33,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.models import Consent, ConsentMethod, Contact
+from core.csv import csv_safe
 
 logger = logging.getLogger(__name__)
 
@@ -279,8 +280,6 @@ def _refuse_consent_deletion(sender, instance, origin=None, **kwargs):
 
 def consent_ledger_lines(contact: Contact):
     """The person's consent and opt-out history as CSV lines (UTF-8 with BOM), formula cells neutralised."""
-    from campaigns.imports import csv_safe
-
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 

@@ -21,7 +21,6 @@ Who may do what (checked on the server):
 from __future__ import annotations
 
 import copy
-import csv
 import math
 import re
 from functools import wraps
@@ -55,6 +54,7 @@ from campaigns.models import (
     ContactList,
     ContactListMembership,
 )
+from core.csv import csv_lines
 from core.phone import national_format
 from core.sms_text import measure_sms
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
@@ -941,20 +941,6 @@ def monitor_recipients(request, pk):
     return render(request, "campaigns/monitor.html#recipients", context)
 
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
 def _local(moment):
     return timezone.localtime(moment, TOKYO).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
@@ -976,22 +962,18 @@ def monitor_export(request, pk):
     header = [_("Message id"), _("Mobile number"), _("Name"), _("Status"), _("Channel"), _("Fallback reason"),
               _("Error code"), _("Error reason"), _("Sent at"), _("Delivered at"), _("Read at"), _("Failed at")]
 
-    def generate():
-        writer = csv.writer(_Echo())
-        yield "\ufeff" + writer.writerow(header)
+    def values():
         for (uuid, phone, name, status, channel, fallback, code, reason, sent, delivered, read, failed) in rows.iterator(
             chunk_size=2000
         ):
-            yield writer.writerow([neutralise(v) for v in (
-                uuid, phone, name, statuses.get(status, status), channels.get(channel, channel),
-                reasons.get(fallback, fallback), code, reason, _local(sent), _local(delivered), _local(read),
-                _local(failed),
-            )])
+            yield (uuid, phone, name, statuses.get(status, status), channels.get(channel, channel),
+                   reasons.get(fallback, fallback), code, reason, _local(sent), _local(delivered), _local(read),
+                   _local(failed))
 
     from audit.services import audit_record
 
     audit_record("export.recipients", request=request, target=campaign)
-    response = StreamingHttpResponse(generate(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(csv_lines(header, values()), content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime(timezone.now(), TOKYO).strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-deliveries-{stamp}.csv"'
     return response

@@ -5,7 +5,6 @@ Every query is scoped to request.organization (set by member_required), so anoth
 ids answer 404.
 """
 
-import csv
 import json
 import logging
 import re
@@ -25,8 +24,9 @@ from django_htmx.http import HttpResponseStopPolling
 
 from accounts.decorators import member_required
 from campaigns.forms_contacts import ContactListForm, ContactSearchForm, ImportMappingForm, ImportUploadForm
-from campaigns.imports import csv_safe, import_job_create, import_job_set_mapping, row_report_lines
+from campaigns.imports import import_job_create, import_job_set_mapping, row_report_lines
 from campaigns.models import Contact, ContactList, ImportJob, ImportStatus
+from core.csv import csv_lines
 from core.phone import national_format
 from messaging.models import Delivery
 
@@ -150,11 +150,6 @@ def opt_outs(request):
     )
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 def _other_attributes(attributes: dict, known_keys: set) -> str:
     other = {key: value for key, value in attributes.items() if key not in known_keys}
     return json.dumps(other, ensure_ascii=False) if other else ""
@@ -162,7 +157,7 @@ def _other_attributes(attributes: dict, known_keys: set) -> str:
 
 @member_required("compose")
 def contact_export(request):
-    """Stream the filtered contacts as CSV (UTF-8 with BOM, so Excel opens it), formula cells neutralised."""
+    """Stream the filtered contacts as CSV (core.csv: UTF-8 with BOM, formula cells neutralised)."""
     form = ContactSearchForm(request.GET or None, organization=request.organization)
     contacts = _filtered_contacts(request, form).order_by("id")
     # Columns for the attributes seen in the first rows; any other attribute goes, as JSON, into a
@@ -171,31 +166,25 @@ def contact_export(request):
         {key for attributes in contacts.values_list("attributes", flat=True)[:1000] for key in (attributes or {})}
     )
     known_keys = set(attribute_keys)
-    writer = csv.writer(_Echo())
     security_log.info("contacts exported: org=%s user=%s", request.organization.pk, request.user.pk)
     from audit.services import audit_record
 
     audit_record("export.contacts", request=request, details={"filters": request.GET.dict()})
+    header = [_("Mobile number"), _("Name"), _("Opted out at"), _("Created at"), *attribute_keys, _("Other attributes")]
 
-    def lines():
-        yield "\ufeff"
-        yield writer.writerow(
-            [_("Mobile number"), _("Name"), _("Opted out at"), _("Created at"), *attribute_keys, _("Other attributes")]
-        )
+    def values():
         for contact in contacts.iterator(chunk_size=2000):
             attributes = contact.attributes or {}
-            yield writer.writerow(
-                [
-                    csv_safe(contact.phone),
-                    csv_safe(contact.name),
-                    timezone.localtime(contact.opted_out_at).isoformat() if contact.opted_out_at else "",
-                    timezone.localtime(contact.created_at).isoformat(),
-                    *[csv_safe(attributes.get(key, "")) for key in attribute_keys],
-                    _other_attributes(attributes, known_keys),
-                ]
-            )
+            yield [
+                contact.phone,
+                contact.name,
+                timezone.localtime(contact.opted_out_at).isoformat() if contact.opted_out_at else "",
+                timezone.localtime(contact.created_at).isoformat(),
+                *[attributes.get(key, "") for key in attribute_keys],
+                _other_attributes(attributes, known_keys),
+            ]
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(csv_lines(header, values()), content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="contacts-{stamp}.csv"'
     return response

@@ -791,15 +791,6 @@ def test_csv_export_neutralises_formula_cells(client, org, account, users):
     assert all(row[1].startswith("'+81") for row in rows[1:])  # “+81…” would start a formula too
 
 
-def test_neutralise_helper():
-    from campaigns.views_campaigns import neutralise
-
-    assert neutralise("=1+1") == "'=1+1"
-    assert neutralise("safe") == "safe"
-    assert neutralise(None) == ""
-    assert neutralise(5) == "5"
-
-
 def test_chart_svg_scales_series():
     from campaigns.views_campaigns import chart_svg
 
