@@ -55,7 +55,10 @@ from campaigns.models import (
 )
 from core.charts import line_chart
 from core.csv import csv_lines
+from core.personalize import is_placeholder_key, personalize_content, personalize_text
 from core.phone import national_format
+from core.signed_links import PLACEHOLDER_KEY as OPT_OUT_KEY
+from core.signed_links import opt_out_url
 from core.sms_text import measure_sms
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
 
@@ -145,18 +148,14 @@ def _service(name):
 
 # --- Personalisation ---------------------------------------------------------------------------
 
-PLACEHOLDER = re.compile(r"\{\{\s*([\w.\-]+)\s*\}\}")
-SAMPLE_OPT_OUT_URL = "https://example.jp/o/xxxxxxxx"
-
-
 def attribute_keys(organization, sample=500) -> list[str]:
-    """Custom attribute keys seen in the organization's most recent contacts."""
+    """Custom attribute keys seen in the organization's most recent contacts that a placeholder can name."""
     keys: set[str] = set()
     rows = Contact.objects.filter(organization=organization).order_by("-id").values_list("attributes", flat=True)
     for attributes in rows[:sample]:
         if isinstance(attributes, dict):
             keys.update(str(k) for k in attributes)
-    return sorted(k for k in keys if re.fullmatch(r"[\w.\-]+", k))
+    return sorted(k for k in keys if is_placeholder_key(k))
 
 
 def sample_contacts(organization, list_ids=(), limit=20):
@@ -168,39 +167,19 @@ def sample_contacts(organization, list_ids=(), limit=20):
     return list(contacts.order_by("id")[:limit])
 
 
-def personalise(text: str, contact) -> str:
-    if not isinstance(text, str) or "{{" not in text:
-        return text
+def personalized_for(contact, document: dict, sms_text: str) -> tuple[dict, str]:
+    """The content and the SMS text exactly as the engine sends them to ``contact``.
 
-    def replace(match):
-        key = match.group(1)
-        if key == "opt_out_url":
-            return SAMPLE_OPT_OUT_URL
-        if contact is None:
-            return match.group(0)
-        if key == "name":
-            return contact.name or _("(no name)")
-        if key == "phone":
-            return national_format(contact.phone)
-        value = (contact.attributes or {}).get(key)
-        return str(value) if value not in (None, "") else f"[{key}]"
-
-    return PLACEHOLDER.sub(replace, text)
-
-
-def _personalise_document(document: dict, contact) -> dict:
-    document = copy.deepcopy(document)
-
-    def walk(node):
-        if isinstance(node, dict):
-            return {k: (walk(v) if k not in ("type", "url", "kind", "height", "width") else v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        if isinstance(node, str):
-            return personalise(node, contact)
-        return node
-
-    return walk(document)
+    The same call as the fan-out engine (messaging.engine): core.personalize with the contact's name
+    and attributes, and the engine's one extra, the contact's signed opt-out link. Without a sample
+    contact nothing is filled in: the placeholders show as typed.
+    """
+    if contact is None:
+        return copy.deepcopy(document), sms_text
+    attributes = contact.attributes or {}
+    extras = {OPT_OUT_KEY: opt_out_url(contact.organization_id, contact.pk)}
+    return (personalize_content(document, contact.name, attributes, extras),
+            personalize_text(sms_text, contact.name, attributes, extras))
 
 
 # --- Preview ---------------------------------------------------------------------------------------
@@ -213,7 +192,7 @@ def _sms_measure(text: str, limit: int = 660) -> dict:
 
 def preview_context(document, sms_text, account, contact, mode) -> dict:
     document = document if isinstance(document, dict) else {}
-    shown = _personalise_document(document, contact)
+    shown, sms_shown = personalized_for(contact, document, sms_text or "")
     if isinstance(shown.get("media"), dict):
         shown["media"]["url"] = display_url(shown["media"].get("url"))
     cards = []
@@ -224,7 +203,6 @@ def preview_context(document, sms_text, account, contact, mode) -> dict:
     for card in cards:
         if isinstance(card.get("media"), dict):
             card["media"]["url"] = display_url(card["media"].get("url"))
-    sms_shown = personalise(sms_text or "", contact)
     limit = account.sms_gateway.sms_char_limit if account and account.sms_gateway_id else 660
     return {
         "mode": "sms" if mode == "sms" else "rcs",
@@ -353,7 +331,7 @@ def _composer_context(request, form, state, errors, campaign=None) -> dict:
         "has_errors": bool(errors) or bool(form.errors),
         "no_accounts": not accounts.exists(),
         "attribute_keys": keys,
-        "placeholders": ["name", *keys, "opt_out_url"],
+        "placeholders": ["name", *keys, OPT_OUT_KEY],
         "opt_out_placeholder": OPT_OUT_PLACEHOLDER,
         "sample_contacts": contacts,
         "lists": lists,

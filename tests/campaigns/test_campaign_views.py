@@ -13,6 +13,8 @@ from PIL import Image
 from accounts.models import Role
 from campaigns.compliance import TOKYO
 from campaigns.models import Campaign, CampaignStatus, Classification, ContactListMembership
+from core.personalize import personalize_text
+from core.signed_links import opt_out_url
 from messaging.models import CampaignCounter, Channel, DeliveryStatus, Metric
 from tests.accounts.factories import GatewayAccountFactory, OrganizationFactory, approved_account, member
 from tests.campaigns.factories import CampaignFactory, ConsentFactory, ContactFactory, ContactListFactory
@@ -492,6 +494,27 @@ def test_preview_renders_the_sms_view_with_segments(client, org, account, users)
     assert "rc-card" not in body
     assert "UCS-2" in body and "71 / 660 characters" in body and "2 segments" in body
     assert account.sms_sender_id in body
+
+
+def test_preview_shows_exactly_what_the_engine_sends(client, org, account, users, audience):
+    """The preview fills placeholders with core.personalize and the engine's extras (the contact's
+    signed opt-out link): {{phone}} is the `phone` attribute, an unknown placeholder is blank."""
+    login(client, users[Role.MARKETER])
+    contact = audience.contacts.order_by("id").first()
+    text = "A{{name}}B{{ rank }}C{{phone}}D{{unknown}}E"
+    sms = "{{name}}様 {{rank}} {{phone}} {{unknown}} 停止は{{opt_out_url}}"
+    extras = {"opt_out_url": opt_out_url(org.pk, contact.pk)}
+    sent_text = personalize_text(text, contact.name, contact.attributes, extras)
+    sent_sms = personalize_text(sms, contact.name, contact.attributes, extras)
+    assert sent_text == f"A{contact.name}BgoldCDE"
+    for mode in ("rcs", "sms"):
+        response = client.post(reverse("campaigns:compose_preview"),
+                               composer_data(account, text=text, sms_text=sms, preview_mode=mode,
+                                             sample_contact=str(contact.pk)))
+        preview = response.context["preview"]
+        assert preview["doc"]["text"] == sent_text
+        assert preview["sms_text"] == sent_sms
+        assert (sent_text if mode == "rcs" else sent_sms.split("停止は")[0]) in response.content.decode()
 
 
 def test_preview_lists_display_rule_problems_and_quiet_hours(client, org, account, users):
