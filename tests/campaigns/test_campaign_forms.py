@@ -1,7 +1,8 @@
 """The composer's builder state: posted field paths to the content document and back, operations,
 crontab checks and summaries."""
 
-from campaigns import forms_campaigns as cf
+from campaigns.forms import content_builder as cf
+from campaigns.forms.recurrence import crontab_problem, crontab_summary
 
 
 def test_state_round_trip_through_document():
@@ -54,14 +55,14 @@ def test_operations_respect_limits():
 
 
 def test_crontab_checks_and_summary():
-    assert cf.crontab_problem("0 10 * * 1") is None
-    assert cf.crontab_problem("0 25 * * *")
-    assert cf.crontab_problem("0 10 * *")
-    assert cf.crontab_problem("* 10 * * *")
-    assert cf.crontab_summary("0 10 * * 1") == "Every Monday at 10:00 (Japan time)"
-    assert cf.crontab_summary("30 9 * * *") == "Every day at 09:30 (Japan time)"
-    assert cf.crontab_summary("0 12 1 * *") == "On day 1 of every month at 12:00 (Japan time)"
-    assert cf.crontab_summary("0 9 * * 1-5") == "Every weekday at 09:00 (Japan time)"
+    assert crontab_problem("0 10 * * 1") is None
+    assert crontab_problem("0 25 * * *")
+    assert crontab_problem("0 10 * *")
+    assert crontab_problem("* 10 * * *")
+    assert crontab_summary("0 10 * * 1") == "Every Monday at 10:00 (Japan time)"
+    assert crontab_summary("30 9 * * *") == "Every day at 09:30 (Japan time)"
+    assert crontab_summary("0 12 1 * *") == "On day 1 of every month at 12:00 (Japan time)"
+    assert crontab_summary("0 9 * * 1-5") == "Every weekday at 09:00 (Japan time)"
 
 
 def test_a_saved_carousel_survives_the_editor_round_trip():
@@ -97,4 +98,4 @@ def test_a_saved_carousel_survives_the_editor_round_trip():
 
 
 def test_crontab_summary_lists_several_days():
-    assert cf.crontab_summary("0 22 * * 1,3") == "Every Monday, Wednesday at 22:00 (Japan time)"
+    assert crontab_summary("0 22 * * 1,3") == "Every Monday, Wednesday at 22:00 (Japan time)"

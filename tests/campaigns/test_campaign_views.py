@@ -658,7 +658,7 @@ def test_test_send_calls_the_messaging_service(client, org, account, users, monk
         calls.append((campaign_arg.pk, phone, user))
         return DeliveryFactory.build(campaign=None, organization=org)
 
-    monkeypatch.setattr("messaging.services.send_test_message", fake_send)
+    monkeypatch.setattr("campaigns.views.campaign_page.send_test_message", fake_send)
     login(client, users[Role.MARKETER])
     response = client.post(reverse("campaigns:test_send", args=[campaign.pk]), {"phone": "090-1234-5678"},
                            HTTP_HX_REQUEST="true")
@@ -815,7 +815,7 @@ def test_csv_export_neutralises_formula_cells(client, org, account, users):
 
 
 def test_chart_svg_scales_series():
-    from campaigns.views_campaigns import chart_svg
+    from campaigns.views.monitor import chart_svg
 
     start = datetime(2026, 1, 1, 1, 0, tzinfo=TOKYO)
     series = [{"minute": start + timedelta(minutes=i), "sent": i * 10, "delivered": i * 8, "read": i * 5}
@@ -889,7 +889,7 @@ def test_upload_over_the_size_limit_is_refused_without_storing(client, org, acco
 
 
 def test_phone_filter_uses_a_prefix_range_for_typed_numbers():
-    from campaigns.views_campaigns import phone_filter
+    from campaigns.views.monitor import phone_filter
 
     assert phone_filter("090-1234") == {"contact__phone__startswith": "+81901234", "contact__phone__gte": "+81901234",
                                         "contact__phone__lt": "+81901235"}

@@ -1,5 +1,6 @@
-"""Contact pages: contacts with search and keyset pagination, detail with consent and message history,
-lists, the opt-out list, CSV export, and the import flow (upload → column mapping → progress → report).
+"""Contact pages: contacts with search and keyset pagination, one contact with consent and message
+history, the opt-out list, and the CSV export. Lists are campaigns.views.contact_lists, the import
+flow campaigns.views.contact_import.
 
 Every query is scoped to request.organization (set by member_required), so another organization's
 ids answer 404.
@@ -10,22 +11,15 @@ import logging
 import re
 import unicodedata
 
-from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Count, Q
 from django.http import StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import get_language
 from django.utils.translation import gettext as _
-from django_htmx.http import HttpResponseStopPolling
 
 from accounts.decorators import member_required
-from campaigns.forms_contacts import ContactListForm, ContactSearchForm, ImportMappingForm, ImportUploadForm
-from campaigns.imports import import_job_create, import_job_set_mapping, row_report_lines
-from campaigns.models import Contact, ContactList, ImportJob, ImportStatus
+from audit.services import audit_record
+from campaigns.forms.contacts import ContactSearchForm
+from campaigns.models import Contact
 from core.csv import csv_lines
 from core.phone import national_format
 from messaging.models import Delivery
@@ -33,10 +27,6 @@ from messaging.models import Delivery
 security_log = logging.getLogger("console.security")
 
 PAGE_SIZE = 50
-REPORT_PREVIEW = 200
-
-
-# --- contacts -----------------------------------------------------------------------------------
 
 
 def _phone_prefix(query: str) -> str | None:
@@ -167,8 +157,6 @@ def contact_export(request):
     )
     known_keys = set(attribute_keys)
     security_log.info("contacts exported: org=%s user=%s", request.organization.pk, request.user.pk)
-    from audit.services import audit_record
-
     audit_record("export.contacts", request=request, details={"filters": request.GET.dict()})
     header = [_("Mobile number"), _("Name"), _("Opted out at"), _("Created at"), *attribute_keys, _("Other attributes")]
 
@@ -187,135 +175,4 @@ def contact_export(request):
     response = StreamingHttpResponse(csv_lines(header, values()), content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="contacts-{stamp}.csv"'
-    return response
-
-
-# --- lists --------------------------------------------------------------------------------------
-
-
-@member_required("view")
-def list_index(request):
-    lists = (
-        ContactList.objects.filter(organization=request.organization)
-        .annotate(
-            size=Count("memberships"),
-            reachable=Count("memberships", filter=Q(memberships__contact__opted_out_at__isnull=True)),
-        )
-        .order_by("name")
-    )
-    return render(request, "contacts/lists.html", {"lists": lists})
-
-
-@member_required("compose")
-def list_create(request):
-    form = ContactListForm(request.POST or None, organization=request.organization)
-    next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
-        next_url = ""
-    if request.method == "POST" and form.is_valid():
-        contact_list = form.save()
-        messages.success(request, _("The list “%(name)s” was created.") % {"name": contact_list.name})
-        return redirect(next_url or "contacts:lists")
-    return render(request, "contacts/list_form.html", {"form": form, "contact_list": None, "next": next_url})
-
-
-@member_required("compose")
-def list_edit(request, pk):
-    contact_list = get_object_or_404(ContactList, pk=pk, organization=request.organization)
-    form = ContactListForm(request.POST or None, instance=contact_list, organization=request.organization)
-    if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, _("Saved."))
-        return redirect("contacts:lists")
-    return render(request, "contacts/list_form.html", {"form": form, "contact_list": contact_list})
-
-
-# --- import -------------------------------------------------------------------------------------
-
-
-def _job_or_404(request, pk):
-    return get_object_or_404(ImportJob.objects.select_related("contact_list"), pk=pk, organization=request.organization)
-
-
-@member_required("compose")
-def import_upload(request):
-    lists = ContactList.objects.filter(organization=request.organization)
-    initial = {}
-    chosen = request.GET.get("list", "")
-    if chosen.isdigit() and lists.filter(pk=int(chosen)).exists():
-        initial["contact_list"] = int(chosen)
-    elif len(ids := list(lists.values_list("pk", flat=True)[:2])) == 1:
-        initial["contact_list"] = ids[0]  # the only list: nothing to choose
-    form = ImportUploadForm(
-        request.POST or None, request.FILES or None, organization=request.organization, initial=initial
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            job = import_job_create(
-                request.organization, request.user, form.cleaned_data["file"], form.cleaned_data["contact_list"]
-            )
-        except ValidationError as error:
-            for message in error.messages:
-                form.add_error("file", message)
-        else:
-            return redirect("contacts:import_mapping", pk=job.pk)
-    recent = ImportJob.objects.filter(organization=request.organization).select_related("contact_list")[:10]
-    has_lists = lists.exists()
-    return render(request, "contacts/import_upload.html", {"form": form, "recent": recent, "has_lists": has_lists})
-
-
-@member_required("compose")
-def import_mapping(request, pk):
-    job = _job_or_404(request, pk)
-    if job.status != ImportStatus.MAPPING:
-        return redirect("contacts:import_status", pk=job.pk)
-    form = ImportMappingForm(request.POST or None, job=job)
-    if request.method == "POST" and form.is_valid():
-        defaults = {**form.consent_defaults(), "language": get_language()}
-        try:
-            import_job_set_mapping(job, form.mapping(), defaults)
-        except ValidationError as error:
-            for message in error.messages:
-                form.add_error(None, message)
-        else:
-            from audit.services import audit_record
-            from campaigns.tasks import import_contacts
-
-            audit_record("consent.imported", request=request, target=job.contact_list, details={
-                "import_job": job.pk, "file": job.original_name, "purpose": job.contact_list.purpose,
-                "attested": bool(defaults.get("attested")), "wording_version": defaults.get("wording_version", ""),
-                "method": defaults.get("method", ""), "source": defaults.get("source", ""),
-            })
-            transaction.on_commit(lambda: import_contacts.delay(job.pk))
-            return redirect("contacts:import_status", pk=job.pk)
-    return render(request, "contacts/import_mapping.html", {"form": form, "job": job})
-
-
-@member_required("compose")
-def import_status(request, pk):
-    job = _job_or_404(request, pk)
-    return render(request, "contacts/import_status.html", _status_context(job))
-
-
-def _status_context(job):
-    return {"job": job, "report_preview": job.row_errors[:REPORT_PREVIEW] if job.is_finished else []}
-
-
-@member_required("compose")
-def import_progress(request, pk):
-    """The polled progress region; answers 286 (stop polling) once the import has finished."""
-    job = _job_or_404(request, pk)
-    response = render(request, "contacts/import_status.html#import-progress", _status_context(job))
-    if job.is_finished:
-        stop = HttpResponseStopPolling(response.content)
-        return stop
-    return response
-
-
-@member_required("compose")
-def import_report(request, pk):
-    job = _job_or_404(request, pk)
-    lines = ["\ufeff", *row_report_lines(job)]
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
     return response

@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.decorators import member_required
+from audit.services import audit_record
 from campaigns.models import Contact
 from campaigns.optout import OptOutMethod, consent_ledger_lines, contact_erase, contact_opt_out
 from core.signed_links import parse_opt_out_token
@@ -52,8 +53,6 @@ def opt_out_page(request, token):
 @member_required("view")
 def consent_ledger_export(request, pk):
     """One person's consent and opt-out history as CSV (what a regulator or the person may ask for)."""
-    from audit.services import audit_record
-
     contact = get_object_or_404(Contact, pk=pk, organization=request.organization)
     audit_record("export.consent", request=request, target=contact, target_label=contact.phone)
     response = StreamingHttpResponse(consent_ledger_lines(contact), content_type="text/csv; charset=utf-8")
