@@ -185,7 +185,7 @@ def _composer(request, campaign=None):
     organization = request.organization
     if request.method == "POST":
         form = CampaignForm(request.POST, instance=campaign or Campaign(organization=organization),
-                               organization=organization)
+                            organization=organization)
         state = builder.state_from_post(request.POST)
         errors: dict = {}
         _process_uploads(request, state, errors)
@@ -232,8 +232,8 @@ def _composer(request, campaign=None):
         context = _composer_context(request, form, state, errors, campaign)
         return render(request, "campaigns/composer.html", context, status=200)
     form = CampaignForm(instance=campaign, organization=organization,
-                           initial={} if campaign else {"classification": Classification.PROMOTION,
-                                                        "ttl_seconds": 3600})
+                        initial={} if campaign else {"classification": Classification.PROMOTION,
+                                                     "ttl_seconds": 3600})
     state = builder.state_from_document(campaign.content) if campaign else builder.empty_state()
     return render(request, "campaigns/composer.html", _composer_context(request, form, state, {}, campaign))
 
