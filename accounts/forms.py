@@ -1,4 +1,5 @@
-"""Forms of the console's account pages: official accounts, logo, fixed-menu items, members."""
+"""Forms of the console's account pages: official accounts, logo, fixed-menu items, members, quiet
+hours, API keys and webhook endpoints."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import GatewayAccount, GatewayKind, OfficialAccount, Role
+from accounts.models import ApiScope, GatewayAccount, GatewayKind, OfficialAccount, Role, WebhookEvent
 from core.rich_content import CARD_TITLE_MAX, LABEL_MAX, POSTBACK_MAX, URL_MAX
 
 
@@ -206,3 +207,31 @@ class MemberAddForm(forms.Form):
 
 class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+
+
+class QuietHoursForm(forms.Form):
+    start = forms.TimeField(label=_("Quiet hours start"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+    end = forms.TimeField(label=_("Quiet hours end"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100,
+                           help_text=_("Which system uses it, e.g. “order system (production)”."))
+    scopes = forms.MultipleChoiceField(
+        label=_("Scopes"), choices=ApiScope.choices, widget=forms.CheckboxSelectMultiple,
+        help_text=_("Read only allows every GET and nothing else."),
+    )
+
+
+class WebhookEndpointForm(forms.Form):
+    url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https")
+    description = forms.CharField(label=_("Description"), max_length=200, required=False)
+    events = forms.MultipleChoiceField(
+        label=_("Events"), choices=WebhookEvent.choices, widget=forms.CheckboxSelectMultiple
+    )
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        if not url.lower().startswith(("http://", "https://")):
+            raise forms.ValidationError(_("Only http and https URLs."))
+        return url

@@ -39,6 +39,7 @@ from campaigns.models import (
     ImportStatus,
     ListPurpose,
 )
+from core.csv import csv_safe
 from core.phone import normalize_mobile
 
 logger = logging.getLogger(__name__)
@@ -94,17 +95,6 @@ _METHOD_ALIASES = {
     "store": ConsentMethod.IN_STORE, "店頭": ConsentMethod.IN_STORE, "店舗": ConsentMethod.IN_STORE,
     "keyword": ConsentMethod.KEYWORD, "キーワード": ConsentMethod.KEYWORD,
 }
-
-# Cells that a spreadsheet would run as a formula (CSV injection), neutralised with a leading '.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value) -> str:
-    text = "" if value is None else str(value)
-    if text.startswith(_FORMULA_PREFIXES):
-        return "'" + text
-    return text
-
 
 # --- reading files ------------------------------------------------------------------------------
 

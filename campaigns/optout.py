@@ -34,9 +34,9 @@ from django.utils.translation import gettext as _
 from accounts.models import Organization
 from audit.models import AuditEvent
 from audit.services import audit_record
-from campaigns.imports import csv_safe
 from campaigns.models import Consent, ConsentMethod, Contact, ContactListMembership
 from campaigns.signals import contact_opted_out
+from core.csv import csv_safe
 
 OPT_OUT_KEYWORDS = ("配信停止", "停止", "ストップ", "stop", "解除", "unsubscribe")
 OPT_OUT_POSTBACKS = ("optout", "opt_out", "opt-out")

@@ -2,29 +2,29 @@
 
 from django.urls import path
 
-from campaigns import views_campaigns as views
+from campaigns.views import campaign_list, campaign_page, composer, monitor
 
 app_name = "campaigns"
 
 urlpatterns = [
-    path("", views.campaign_list, name="list"),
-    path("new/", views.campaign_create, name="create"),
-    path("compose/builder/", views.compose_builder, name="compose_builder"),
-    path("compose/preview/", views.compose_preview, name="compose_preview"),
-    path("compose/audience/", views.compose_audience, name="compose_audience"),
-    path("compose/media/", views.media_upload, name="media_upload"),
-    path("<int:pk>/", views.campaign_detail, name="detail"),
-    path("<int:pk>/edit/", views.campaign_edit, name="edit"),
-    path("<int:pk>/test-send/", views.campaign_test_send, name="test_send"),
-    path("<int:pk>/submit/", views.campaign_submit, name="submit"),
-    path("<int:pk>/approve/", views.campaign_approve, name="approve"),
-    path("<int:pk>/send-back/", views.campaign_send_back, name="send_back"),
-    path("<int:pk>/launch/", views.campaign_launch, name="launch"),
-    path("<int:pk>/monitor/", views.campaign_monitor, name="monitor"),
-    path("<int:pk>/monitor/progress/", views.monitor_progress, name="monitor_progress"),
-    path("<int:pk>/monitor/recipients/", views.monitor_recipients, name="monitor_recipients"),
-    path("<int:pk>/monitor/export.csv", views.monitor_export, name="monitor_export"),
-    path("<int:pk>/pause/", views.campaign_pause, name="pause"),
-    path("<int:pk>/resume/", views.campaign_resume, name="resume"),
-    path("<int:pk>/cancel/", views.campaign_cancel, name="cancel"),
+    path("", campaign_list.campaign_list, name="list"),
+    path("new/", composer.campaign_create, name="create"),
+    path("compose/builder/", composer.compose_builder, name="compose_builder"),
+    path("compose/preview/", composer.compose_preview, name="compose_preview"),
+    path("compose/audience/", composer.compose_audience, name="compose_audience"),
+    path("compose/media/", composer.media_upload, name="media_upload"),
+    path("<int:pk>/", campaign_page.campaign_detail, name="detail"),
+    path("<int:pk>/edit/", composer.campaign_edit, name="edit"),
+    path("<int:pk>/test-send/", campaign_page.campaign_test_send, name="test_send"),
+    path("<int:pk>/submit/", campaign_page.campaign_submit, name="submit"),
+    path("<int:pk>/approve/", campaign_page.campaign_approve, name="approve"),
+    path("<int:pk>/send-back/", campaign_page.campaign_send_back, name="send_back"),
+    path("<int:pk>/launch/", campaign_page.campaign_launch, name="launch"),
+    path("<int:pk>/monitor/", monitor.campaign_monitor, name="monitor"),
+    path("<int:pk>/monitor/progress/", monitor.monitor_progress, name="monitor_progress"),
+    path("<int:pk>/monitor/recipients/", monitor.monitor_recipients, name="monitor_recipients"),
+    path("<int:pk>/monitor/export.csv", monitor.monitor_export, name="monitor_export"),
+    path("<int:pk>/pause/", monitor.campaign_pause, name="pause"),
+    path("<int:pk>/resume/", monitor.campaign_resume, name="resume"),
+    path("<int:pk>/cancel/", monitor.campaign_cancel, name="cancel"),
 ]

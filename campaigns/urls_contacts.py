@@ -1,20 +1,22 @@
+"""Contact pages: contacts, the opt-out list, the export, lists and the import flow."""
+
 from django.urls import path
 
-from campaigns import views_contacts as views
+from campaigns.views import contact_import, contact_lists, contacts
 
 app_name = "contacts"
 
 urlpatterns = [
-    path("", views.contact_list, name="list"),
-    path("<int:pk>/", views.contact_detail, name="detail"),
-    path("export.csv", views.contact_export, name="export"),
-    path("opt-outs/", views.opt_outs, name="opt_outs"),
-    path("lists/", views.list_index, name="lists"),
-    path("lists/new/", views.list_create, name="list_create"),
-    path("lists/<int:pk>/edit/", views.list_edit, name="list_edit"),
-    path("import/", views.import_upload, name="import"),
-    path("import/<int:pk>/mapping/", views.import_mapping, name="import_mapping"),
-    path("import/<int:pk>/", views.import_status, name="import_status"),
-    path("import/<int:pk>/progress/", views.import_progress, name="import_progress"),
-    path("import/<int:pk>/errors.csv", views.import_report, name="import_report"),
+    path("", contacts.contact_list, name="list"),
+    path("<int:pk>/", contacts.contact_detail, name="detail"),
+    path("export.csv", contacts.contact_export, name="export"),
+    path("opt-outs/", contacts.opt_outs, name="opt_outs"),
+    path("lists/", contact_lists.list_index, name="lists"),
+    path("lists/new/", contact_lists.list_create, name="list_create"),
+    path("lists/<int:pk>/edit/", contact_lists.list_edit, name="list_edit"),
+    path("import/", contact_import.import_upload, name="import"),
+    path("import/<int:pk>/mapping/", contact_import.import_mapping, name="import_mapping"),
+    path("import/<int:pk>/", contact_import.import_status, name="import_status"),
+    path("import/<int:pk>/progress/", contact_import.import_progress, name="import_progress"),
+    path("import/<int:pk>/errors.csv", contact_import.import_report, name="import_report"),
 ]

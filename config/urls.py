@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.static import serve
 
-from campaigns import views_optout
+from campaigns.views import optout as views_optout
 from console import views, views_audit
 
 urlpatterns = [

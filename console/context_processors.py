@@ -8,6 +8,7 @@ from django.utils.functional import SimpleLazyObject
 from accounts.models import Membership
 from accounts.selectors import current_organization
 from accounts.tenancy import ROLE_PERMISSIONS
+from messaging.models import Conversation
 
 
 def console_shell(request):
@@ -45,8 +46,6 @@ def console_shell(request):
         org = _organization()
         if org is None or "operate" not in ROLE_PERMISSIONS.get(_role(), ()):
             return 0
-        from messaging.models import Conversation
-
         return Conversation.objects.filter(organization=org, unread_count__gt=0).count()
 
     return {

@@ -1,14 +1,14 @@
-"""Dashboard selectors: the organization's sends, delivery and read rates, and chart geometry.
+"""Dashboard selectors: the organization's sends, delivery and read rates, and the charts' data.
 
 Numbers come from the campaign counters (messaging.CampaignCounter plus the CounterDelta rows not
 folded yet) — a few small rows per campaign and minute — never from counting Delivery rows. The two
 tables are read in one UNION ALL statement, so a fold running meanwhile neither hides nor doubles a
-delta. Totals of finished days are cached briefly; today's are always live.
+delta. Totals of finished days are cached briefly; today's are always live. The chart geometry is
+core.charts.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignStatus
+from core.charts import bar_chart, donut_chart, percent
 from messaging.models import CampaignCounter, CounterDelta, Metric
 
 CHART_DAYS = 14
@@ -65,10 +66,6 @@ def _daily_rows(organization, first_day: date, today: date, tz):
     return past + _rows_between(organization, start_of(today), start_of(today + timedelta(days=1)), tz)
 
 
-def _rate(part, whole):
-    return round(part * 100 / whole, 1) if whole else None
-
-
 def _percent_text(rate):
     return "—" if rate is None else f"{rate}%"
 
@@ -76,8 +73,8 @@ def _percent_text(rate):
 def _summary(totals):
     sent = totals[Metric.SENT]
     delivered = totals[Metric.DELIVERED]
-    delivery_rate = _rate(delivered, sent)
-    read_rate = _rate(totals[Metric.READ], totals[("rcs", Metric.DELIVERED)])  # only +Message reports reads
+    delivery_rate = percent(delivered, sent)
+    read_rate = percent(totals[Metric.READ], totals[("rcs", Metric.DELIVERED)])  # only +Message reports reads
     return {
         "sent": sent,
         "rcs": totals[("rcs", Metric.SENT)],
@@ -180,92 +177,6 @@ def _campaign_progress(campaign_ids) -> dict:
     for campaign_id, counts in totals.items():
         targeted = counts[Metric.TARGETED]
         done = counts[Metric.SENT] + counts[Metric.FAILED] + counts[Metric.CANCELLED]
-        percent = min(100, int(done * 100 / targeted)) if targeted else 0
-        result[campaign_id] = {"targeted": targeted, "done": done, "percent": percent}
+        share = min(100, int(done * 100 / targeted)) if targeted else 0
+        result[campaign_id] = {"targeted": targeted, "done": done, "percent": share}
     return result
-
-
-# --- server-rendered SVG geometry ---------------------------------------------------------------
-
-CHART_WIDTH, CHART_HEIGHT, CHART_PAD_LEFT, CHART_PAD_BOTTOM, CHART_PAD_TOP = 560, 200, 40, 22, 10
-
-
-def _nice_ceiling(value: int) -> int:
-    """A round axis maximum at or above ``value`` whose half is a whole number too."""
-    if value <= 4:
-        return 4
-    magnitude = 10 ** int(math.log10(value))
-    for step in (1, 2, 4, 6, 8, 10):
-        if value <= step * magnitude:
-            return int(step * magnitude)
-    return value
-
-
-def bar_chart(series):
-    """Stacked bars (+Message below, SMS above) for [(day, rcs, sms), …]; returns drawing data."""
-    peak = max([rcs + sms for _day, rcs, sms in series] + [0])
-    top = _nice_ceiling(peak)
-    plot_w = CHART_WIDTH - CHART_PAD_LEFT - 8
-    plot_h = CHART_HEIGHT - CHART_PAD_BOTTOM - CHART_PAD_TOP
-    slot = plot_w / max(len(series), 1)
-    bar_w = slot * 0.62
-    bars = []
-    for index, (day, rcs, sms) in enumerate(series):
-        x = CHART_PAD_LEFT + index * slot + (slot - bar_w) / 2
-        rcs_h = plot_h * rcs / top
-        sms_h = plot_h * sms / top
-        base = CHART_PAD_TOP + plot_h
-        bars.append(
-            {
-                "x": round(x, 1),
-                "w": round(bar_w, 1),
-                "rcs_y": round(base - rcs_h, 1),
-                "rcs_h": round(rcs_h, 1),
-                "sms_y": round(base - rcs_h - sms_h, 1),
-                "sms_h": round(sms_h, 1),
-                "label_x": round(x + bar_w / 2, 1),
-                "day": day,
-                "rcs": rcs,
-                "sms": sms,
-                "total": rcs + sms,
-                "show_label": index % 2 == (len(series) - 1) % 2,
-            }
-        )
-    grid = []
-    for fraction in (0, 0.5, 1):
-        y = CHART_PAD_TOP + plot_h * (1 - fraction)
-        grid.append({"y": round(y, 1), "value": int(top * fraction)})
-    return {
-        "bars": bars,
-        "grid": grid,
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "left": CHART_PAD_LEFT,
-        "right": CHART_WIDTH - 8,
-        "label_y": CHART_HEIGHT - 6,
-        "empty": peak == 0,
-    }
-
-
-DONUT_R = 52
-DONUT_C = 2 * math.pi * DONUT_R
-
-
-def donut_chart(parts):
-    """Stroke-dasharray segments of a ring for [(key, value), …]."""
-    total = sum(value for _key, value in parts)
-    segments = []
-    offset = 0.0
-    for key, value in parts:
-        length = DONUT_C * value / total if total else 0
-        segments.append(
-            {
-                "key": key,
-                "value": value,
-                "percent": _rate(value, total),
-                "dash": f"{length:.2f} {DONUT_C - length:.2f}",
-                "offset": f"{-offset:.2f}",
-            }
-        )
-        offset += length
-    return {"segments": segments, "total": total, "r": DONUT_R, "circumference": f"{DONUT_C:.2f}"}

@@ -5,7 +5,9 @@ from django.shortcuts import render
 
 from accounts.decorators import member_required
 from accounts.selectors import current_organization
+from accounts.tenancy import ROLE_PERMISSIONS
 from console.dashboard import dashboard_data
+from messaging.models import ConversationMessage, MessageDirection
 
 
 @login_required
@@ -25,9 +27,6 @@ def _member_dashboard(request):
 
 def _recent_replies(request, limit=5):
     """The latest inbound messages, for members who may answer them (operators and above)."""
-    from accounts.tenancy import ROLE_PERMISSIONS
-    from messaging.models import ConversationMessage, MessageDirection
-
     if "operate" not in ROLE_PERMISSIONS.get(request.role, ()):
         return None
     return list(

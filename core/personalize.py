@@ -1,8 +1,19 @@
-"""Personalisation: {{name}} and {{custom_attribute}} placeholders filled per contact."""
+"""Personalisation: {{name}} and {{custom_attribute}} placeholders filled per contact.
+
+The one placeholder grammar of the product: the engine fills what it sends with these functions and
+the composer's preview calls them with the same inputs, so the preview shows what is sent. A
+placeholder that names nothing the contact has becomes blank.
+"""
 
 import re
 
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_\-぀-ヿ一-鿿]+)\s*\}\}")
+KEY = r"[A-Za-z0-9_\-぀-ヿ一-鿿]+"
+PLACEHOLDER = re.compile(r"\{\{\s*(" + KEY + r")\s*\}\}")
+
+
+def is_placeholder_key(key: str) -> bool:
+    """Whether ``{{key}}`` is a placeholder (an attribute with, say, a dot in its name cannot be one)."""
+    return re.fullmatch(KEY, key) is not None
 
 
 def personalize_text(text: str, name: str, attributes: dict, extras: dict | None = None) -> str:

@@ -1,7 +1,8 @@
 """The composer's builder state: posted field paths to the content document and back, operations,
 crontab checks and summaries."""
 
-from campaigns import forms_campaigns as cf
+from campaigns.forms import content_builder as builder
+from campaigns.forms.recurrence import crontab_problem, crontab_summary
 
 
 def test_state_round_trip_through_document():
@@ -15,53 +16,53 @@ def test_state_round_trip_through_document():
         "chips[0].url": "https://example.jp/",
         "text": "ignored because the kind is card",
     }
-    state = cf.state_from_post(data)
-    document = cf.document_from_state(state)
+    state = builder.state_from_post(data)
+    document = builder.document_from_state(state)
     assert document == {
         "card": {"title": "タイトル", "buttons": [{"type": "reply", "label": "はい", "postback": "はい"}]},
         "chips": [{"type": "open_url", "label": "開く", "url": "https://example.jp/"}],
     }
-    back = cf.state_from_document(document)
+    back = builder.state_from_document(document)
     assert back["kind"] == "card" and back["card"]["title"] == "タイトル"
-    assert cf.content_errors(document) == {}
+    assert builder.content_errors(document) == {}
 
 
 def test_crafted_indexes_do_not_build_huge_lists():
-    state = cf.state_from_post({"kind": "carousel", "carousel.cards[999999].title": "x",
+    state = builder.state_from_post({"kind": "carousel", "carousel.cards[999999].title": "x",
                                 "__proto__.x": "y", "carousel.cards[1].title": "B"})
     assert len(state["carousel"]["cards"]) == 2
 
 
 def test_operations_respect_limits():
-    state = cf.empty_state()
+    state = builder.empty_state()
     for _ in range(12):
-        cf.apply_operation(state, "add_card")
+        builder.apply_operation(state, "add_card")
     assert len(state["carousel"]["cards"]) == 10
     for _ in range(6):
-        cf.apply_operation(state, "add_button:card")
+        builder.apply_operation(state, "add_button:card")
     assert len(state["card"]["buttons"]) == 4
     for _ in range(13):
-        cf.apply_operation(state, "add_chip")
+        builder.apply_operation(state, "add_chip")
     assert len(state["chips"]) == 11
     state["carousel"]["cards"][0]["title"] = "first"
-    cf.apply_operation(state, "move_card:0:right")
+    builder.apply_operation(state, "move_card:0:right")
     assert state["carousel"]["cards"][1]["title"] == "first"
-    cf.apply_operation(state, "remove_card:1")
+    builder.apply_operation(state, "remove_card:1")
     assert all(card["title"] != "first" for card in state["carousel"]["cards"])
-    cf.apply_operation(state, "remove_button:card:0")
+    builder.apply_operation(state, "remove_button:card:0")
     assert len(state["card"]["buttons"]) == 3
-    cf.apply_operation(state, "nonsense:99")
+    builder.apply_operation(state, "nonsense:99")
 
 
 def test_crontab_checks_and_summary():
-    assert cf.crontab_problem("0 10 * * 1") is None
-    assert cf.crontab_problem("0 25 * * *")
-    assert cf.crontab_problem("0 10 * *")
-    assert cf.crontab_problem("* 10 * * *")
-    assert cf.crontab_summary("0 10 * * 1") == "Every Monday at 10:00 (Japan time)"
-    assert cf.crontab_summary("30 9 * * *") == "Every day at 09:30 (Japan time)"
-    assert cf.crontab_summary("0 12 1 * *") == "On day 1 of every month at 12:00 (Japan time)"
-    assert cf.crontab_summary("0 9 * * 1-5") == "Every weekday at 09:00 (Japan time)"
+    assert crontab_problem("0 10 * * 1") is None
+    assert crontab_problem("0 25 * * *")
+    assert crontab_problem("0 10 * *")
+    assert crontab_problem("* 10 * * *")
+    assert crontab_summary("0 10 * * 1") == "Every Monday at 10:00 (Japan time)"
+    assert crontab_summary("30 9 * * *") == "Every day at 09:30 (Japan time)"
+    assert crontab_summary("0 12 1 * *") == "On day 1 of every month at 12:00 (Japan time)"
+    assert crontab_summary("0 9 * * 1-5") == "Every weekday at 09:00 (Japan time)"
 
 
 def test_a_saved_carousel_survives_the_editor_round_trip():
@@ -78,7 +79,7 @@ def test_a_saved_carousel_survives_the_editor_round_trip():
                           "end": "2030-01-10T20:00:00+09:00"}]},
         ]},
     }
-    state = cf.state_from_document(document)
+    state = builder.state_from_document(document)
     posted = {}
 
     def flatten(prefix, node):
@@ -93,8 +94,8 @@ def test_a_saved_carousel_survives_the_editor_round_trip():
 
     flatten("", {k: v for k, v in state.items() if k in ("carousel", "chips")})
     posted["kind"] = state["kind"]
-    assert cf.document_from_state(cf.state_from_post(posted)) == document
+    assert builder.document_from_state(builder.state_from_post(posted)) == document
 
 
 def test_crontab_summary_lists_several_days():
-    assert cf.crontab_summary("0 22 * * 1,3") == "Every Monday, Wednesday at 22:00 (Japan time)"
+    assert crontab_summary("0 22 * * 1,3") == "Every Monday, Wednesday at 22:00 (Japan time)"

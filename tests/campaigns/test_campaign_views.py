@@ -13,6 +13,8 @@ from PIL import Image
 from accounts.models import Role
 from campaigns.compliance import TOKYO
 from campaigns.models import Campaign, CampaignStatus, Classification, ContactListMembership
+from core.personalize import personalize_text
+from core.signed_links import opt_out_url
 from messaging.models import CampaignCounter, Channel, DeliveryStatus, Metric
 from tests.accounts.factories import GatewayAccountFactory, OrganizationFactory, approved_account, member
 from tests.campaigns.factories import CampaignFactory, ConsentFactory, ContactFactory, ContactListFactory
@@ -494,6 +496,27 @@ def test_preview_renders_the_sms_view_with_segments(client, org, account, users)
     assert account.sms_sender_id in body
 
 
+def test_preview_shows_exactly_what_the_engine_sends(client, org, account, users, audience):
+    """The preview fills placeholders with core.personalize and the engine's extras (the contact's
+    signed opt-out link): {{phone}} is the `phone` attribute, an unknown placeholder is blank."""
+    login(client, users[Role.MARKETER])
+    contact = audience.contacts.order_by("id").first()
+    text = "A{{name}}B{{ rank }}C{{phone}}D{{unknown}}E"
+    sms = "{{name}}様 {{rank}} {{phone}} {{unknown}} 停止は{{opt_out_url}}"
+    extras = {"opt_out_url": opt_out_url(org.pk, contact.pk)}
+    sent_text = personalize_text(text, contact.name, contact.attributes, extras)
+    sent_sms = personalize_text(sms, contact.name, contact.attributes, extras)
+    assert sent_text == f"A{contact.name}BgoldCDE"
+    for mode in ("rcs", "sms"):
+        response = client.post(reverse("campaigns:compose_preview"),
+                               composer_data(account, text=text, sms_text=sms, preview_mode=mode,
+                                             sample_contact=str(contact.pk)))
+        preview = response.context["preview"]
+        assert preview["doc"]["text"] == sent_text
+        assert preview["sms_text"] == sent_sms
+        assert (sent_text if mode == "rcs" else sent_sms.split("停止は")[0]) in response.content.decode()
+
+
 def test_preview_lists_display_rule_problems_and_quiet_hours(client, org, account, users):
     org.quiet_hours_start, org.quiet_hours_end = time(21, 0), time(9, 0)
     org.save()
@@ -635,7 +658,7 @@ def test_test_send_calls_the_messaging_service(client, org, account, users, monk
         calls.append((campaign_arg.pk, phone, user))
         return DeliveryFactory.build(campaign=None, organization=org)
 
-    monkeypatch.setattr("messaging.services.send_test_message", fake_send)
+    monkeypatch.setattr("campaigns.views.campaign_page.send_test_message", fake_send)
     login(client, users[Role.MARKETER])
     response = client.post(reverse("campaigns:test_send", args=[campaign.pk]), {"phone": "090-1234-5678"},
                            HTTP_HX_REQUEST="true")
@@ -791,17 +814,8 @@ def test_csv_export_neutralises_formula_cells(client, org, account, users):
     assert all(row[1].startswith("'+81") for row in rows[1:])  # “+81…” would start a formula too
 
 
-def test_neutralise_helper():
-    from campaigns.views_campaigns import neutralise
-
-    assert neutralise("=1+1") == "'=1+1"
-    assert neutralise("safe") == "safe"
-    assert neutralise(None) == ""
-    assert neutralise(5) == "5"
-
-
 def test_chart_svg_scales_series():
-    from campaigns.views_campaigns import chart_svg
+    from campaigns.views.monitor import chart_svg
 
     start = datetime(2026, 1, 1, 1, 0, tzinfo=TOKYO)
     series = [{"minute": start + timedelta(minutes=i), "sent": i * 10, "delivered": i * 8, "read": i * 5}
@@ -875,7 +889,7 @@ def test_upload_over_the_size_limit_is_refused_without_storing(client, org, acco
 
 
 def test_phone_filter_uses_a_prefix_range_for_typed_numbers():
-    from campaigns.views_campaigns import phone_filter
+    from campaigns.views.monitor import phone_filter
 
     assert phone_filter("090-1234") == {"contact__phone__startswith": "+81901234", "contact__phone__gte": "+81901234",
                                         "contact__phone__lt": "+81901235"}

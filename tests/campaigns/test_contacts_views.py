@@ -9,9 +9,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Role
-from campaigns import views_contacts
 from campaigns.imports import import_job_run
 from campaigns.models import ContactList, ContactListMembership, ImportJob, ImportStatus, ListPurpose
+from campaigns.views import contacts as contact_views
 from tests.accounts.factories import OrganizationFactory, member
 from tests.campaigns.factories import CampaignFactory, ConsentFactory, ContactFactory, ContactListFactory
 from tests.messaging.factories import DeliveryFactory
@@ -140,7 +140,7 @@ def test_search_htmx_updates_the_export_link_out_of_band(as_role, org):
 
 
 def test_keyset_pagination(as_role, org, monkeypatch):
-    monkeypatch.setattr(views_contacts, "PAGE_SIZE", 3)
+    monkeypatch.setattr(contact_views, "PAGE_SIZE", 3)
     contacts = [ContactFactory(organization=org, name=f"人{i:02d}") for i in range(7)]
     client = as_role(Role.VIEWER)
     first = body(client.get(reverse("contacts:list")))

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from accounts.models import Role
 from campaigns.models import CampaignStatus
-from console.dashboard import bar_chart, dashboard_data, donut_chart
+from console.dashboard import dashboard_data
+from core.charts import bar_chart, donut_chart
 from messaging.models import CampaignCounter, CounterDelta, Metric
 from tests.accounts.factories import OrganizationFactory, UserFactory, member
 from tests.campaigns.factories import CampaignFactory

@@ -1,94 +1,31 @@
-"""Console pages for integrators: API keys (create — the secret is shown once —, list with last use,
-revoke) and outbound webhook endpoints (create, events, secret rotation, enable/disable, the log).
+"""Outbound webhook endpoints: create, events, secret rotation, enable/disable, delete, the delivery
+log and resending one event (through messaging.outbound_webhooks).
 
 Owners and admins only (the "manage" permission); everything reads through the current organization,
 so another organization's ids answer 404.
 """
 
-from __future__ import annotations
-
-from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
-from accounts.models import ApiKey, ApiScope, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-
-
-class ApiKeyForm(forms.Form):
-    name = forms.CharField(label=gettext_lazy("Name"), max_length=100,
-                           help_text=gettext_lazy("Which system uses it, e.g. “order system (production)”."))
-    scopes = forms.MultipleChoiceField(
-        label=gettext_lazy("Scopes"), choices=ApiScope.choices, widget=forms.CheckboxSelectMultiple,
-        help_text=gettext_lazy("Read only allows every GET and nothing else."),
-    )
-
-
-class WebhookEndpointForm(forms.Form):
-    url = forms.URLField(label=gettext_lazy("URL"), max_length=500, assume_scheme="https")
-    description = forms.CharField(label=gettext_lazy("Description"), max_length=200, required=False)
-    events = forms.MultipleChoiceField(
-        label=gettext_lazy("Events"), choices=WebhookEvent.choices, widget=forms.CheckboxSelectMultiple
-    )
-
-    def clean_url(self):
-        url = self.cleaned_data["url"]
-        if not url.lower().startswith(("http://", "https://")):
-            raise forms.ValidationError(_("Only http and https URLs."))
-        return url
-
-
-# --- API keys -----------------------------------------------------------------------------------
-
-
-def _audit(action: str, request, key: ApiKey) -> None:
-    from audit.services import audit_record
-
-    audit_record(action, request=request, organization=request.organization.pk, actor=request.user, target=key,
-                 target_label=f"{key.name} (pm_{key.prefix}_…)", details={"scopes": key.scopes})
-
-
-@member_required("manage")
-def api_keys(request):
-    form = ApiKeyForm(request.POST or None)
-    new_secret = None
-    if request.method == "POST" and form.is_valid():
-        key, new_secret = ApiKey.generate(
-            request.organization, form.cleaned_data["name"], form.cleaned_data["scopes"], created_by=request.user
-        )
-        _audit("api_key.created", request, key)
-        messages.success(request, _("The API key was created. Copy it now: it will not be shown again."))
-        form = ApiKeyForm()
-    keys = ApiKey.objects.filter(organization=request.organization).select_related("created_by")
-    return render(request, "accounts/api_keys.html", {
-        "form": form, "keys": keys, "new_secret": new_secret, "scope_labels": dict(ApiScope.choices),
-    })
-
-
-@member_required("manage")
-@require_POST
-def api_key_revoke(request, pk):
-    key = get_object_or_404(ApiKey, organization=request.organization, pk=pk)
-    if key.revoked_at is None:
-        key.revoke()
-        _audit("api_key.revoked", request, key)
-        messages.success(request, _("The API key “%(name)s” was revoked.") % {"name": key.name})
-    return redirect("accounts:api_keys")
-
-
-# --- webhooks -----------------------------------------------------------------------------------
+from accounts.forms import WebhookEndpointForm
+from accounts.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from messaging.outbound_webhooks import (
+    delivery_resend,
+    endpoint_create,
+    endpoint_enable,
+    endpoint_rotate_secret,
+)
 
 
 @member_required("manage")
 def webhooks(request):
-    from messaging.outbound_webhooks import endpoint_create
-
     form = WebhookEndpointForm(request.POST or None)
     new_secret = None
     if request.method == "POST" and form.is_valid():
@@ -132,8 +69,6 @@ def webhook_detail(request, pk):
 @member_required("manage")
 @require_POST
 def webhook_rotate(request, pk):
-    from messaging.outbound_webhooks import endpoint_rotate_secret
-
     endpoint = endpoint_rotate_secret(_endpoint(request, pk))
     messages.success(request, _(
         "A new signing secret was made. Both secrets are accepted until %(until)s; copy the new one now."
@@ -147,8 +82,6 @@ def webhook_rotate(request, pk):
 @member_required("manage")
 @require_POST
 def webhook_toggle(request, pk):
-    from messaging.outbound_webhooks import endpoint_enable
-
     endpoint = _endpoint(request, pk)
     if endpoint.is_active:
         WebhookEndpoint.objects.filter(pk=endpoint.pk).update(is_active=False)
@@ -171,8 +104,6 @@ def webhook_delete(request, pk):
 @member_required("manage")
 @require_POST
 def webhook_resend(request, pk):
-    from messaging.outbound_webhooks import delivery_resend
-
     delivery = get_object_or_404(WebhookDelivery, endpoint__organization=request.organization, pk=pk)
     delivery_resend(delivery)
     messages.success(request, _("The event was queued again."))

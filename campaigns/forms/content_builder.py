@@ -1,4 +1,5 @@
-"""Composer forms: the campaign's settings (a Django form) and the rich-content builder.
+"""The composer's rich-content builder: its state, the document it makes, its add/remove operations
+and the view-model its templates render.
 
 The builder's inputs are named by the rich-content validator's own field paths
 (``carousel.cards[1].buttons[0].label``), so the validator's errors land beside the input that
@@ -12,16 +13,13 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import OfficialAccount, ReviewStatus
 from campaigns.compliance import TOKYO
-from campaigns.models import Campaign, Classification, ContactList
+from campaigns.media import display_url
 from core import rich_content as rc
-from core.sms_text import DEFAULT_LIMIT, validate_sms_text
 
 KINDS = ("text", "media", "card", "carousel")
 SUGGESTION_FIELDS = ("type", "label", "postback", "url", "phone", "latitude", "longitude", "query", "title",
@@ -52,7 +50,7 @@ def empty_state() -> dict:
     }
 
 
-def _set_path(root: dict, path: str, value) -> None:
+def set_path(root: dict, path: str, value) -> None:
     tokens = [(name, int(index) if index else None) for name, index in _TOKEN.findall(path)]
     if not tokens or tokens[0][0] not in _ALLOWED_ROOTS:
         return
@@ -86,7 +84,7 @@ def state_from_post(data) -> dict:
     raw: dict = {}
     for key in data:
         if key.split(".", 1)[0].split("[", 1)[0] in _ALLOWED_ROOTS and not key.endswith(".upload"):
-            _set_path(raw, key, data.get(key))
+            set_path(raw, key, data.get(key))
     state = empty_state()
     kind = data.get("kind")
     state["kind"] = kind if kind in KINDS else "text"
@@ -320,8 +318,6 @@ def _suggestion_vm(prefix: str, index: int, item: dict, errors: dict, remove_op:
 
 def media_slot(path: str, url, errors: dict, kind: str | None = None) -> dict:
     """One media input: the stored URL, the file chooser and the errors of both."""
-    from campaigns.media import display_url
-
     if kind is None and isinstance(url, str):
         kind = "video" if url.lower().rsplit("?", 1)[0].endswith((".mp4", ".webm")) else "image"
     return {"path": path, "url": url or "", "display_url": display_url(url or ""), "kind": kind,
@@ -382,185 +378,3 @@ def builder_context(state: dict, errors: dict) -> dict:
         "carousel_widths": [("SMALL", _("Small")), ("MEDIUM", _("Medium"))],
         "media_kinds": [("image", _("Image")), ("video", _("Video")), ("file", _("File (PDF)"))],
     }
-
-
-# --- The campaign settings form ----------------------------------------------------------------------
-
-class ScheduleMode:
-    NOW = "now"
-    AT = "at"
-    RECURRING = "recurring"
-    CHOICES = [(NOW, _("Send now (when launched)")), (AT, _("At a date and time")), (RECURRING, _("Recurring"))]
-
-
-def approved_accounts(organization):
-    return (
-        OfficialAccount.objects.filter(organization=organization, reviews__status=ReviewStatus.APPROVED)
-        .distinct()
-        .order_by("display_name")
-    )
-
-
-class CampaignForm(forms.ModelForm):
-    schedule_mode = forms.ChoiceField(label=_("When"), choices=ScheduleMode.CHOICES, initial=ScheduleMode.NOW,
-                                      widget=forms.RadioSelect)
-    scheduled_at = forms.DateTimeField(
-        label=_("Date and time (Japan time)"), required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
-    )
-
-    class Meta:
-        model = Campaign
-        fields = ["name", "official_account", "classification", "sms_text", "audience_lists", "exclusion_lists",
-                  "ttl_seconds", "scheduled_at", "recurrence"]
-        widgets = {
-            "classification": forms.RadioSelect,
-            "sms_text": forms.Textarea(attrs={"rows": 5}),
-            "audience_lists": forms.CheckboxSelectMultiple,
-            "exclusion_lists": forms.CheckboxSelectMultiple,
-            "recurrence": forms.TextInput(attrs={"placeholder": "0 10 * * 1", "spellcheck": "false"}),
-        }
-
-    def __init__(self, *args, organization, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.organization = organization
-        self.fields["official_account"].queryset = approved_accounts(organization)
-        self.fields["official_account"].empty_label = _("— choose an approved official account —")
-        lists = ContactList.objects.filter(organization=organization).order_by("name")
-        self.fields["audience_lists"].queryset = lists
-        self.fields["exclusion_lists"].queryset = lists
-        self.fields["audience_lists"].required = False
-        self.fields["exclusion_lists"].required = False
-        self.fields["classification"].choices = Classification.choices
-        self.fields["name"].widget.attrs.update({"placeholder": _("e.g. Winter sale coupon"), "autocomplete": "off"})
-        self.fields["sms_text"].required = True
-        self.fields["sms_text"].widget.attrs.update({"data-sms-limit": str(self.sms_limit())})
-        self.fields["ttl_seconds"].widget.attrs.update({"min": 60, "max": 30 * 86400, "step": 60})
-        instance = self.instance
-        if instance and instance.pk and not self.is_bound:
-            if instance.recurrence:
-                self.initial["schedule_mode"] = ScheduleMode.RECURRING
-            elif instance.scheduled_at:
-                self.initial["schedule_mode"] = ScheduleMode.AT
-                self.initial["scheduled_at"] = timezone.localtime(instance.scheduled_at, TOKYO)
-
-    def sms_limit(self) -> int:
-        account = None
-        if self.is_bound:
-            try:
-                account = self.fields["official_account"].clean(self.data.get("official_account"))
-            except ValidationError:
-                account = None
-        elif self.instance and self.instance.official_account_id:
-            account = self.instance.official_account
-        if account and account.sms_gateway_id:
-            return account.sms_gateway.sms_char_limit
-        return DEFAULT_LIMIT
-
-    def clean_sms_text(self):
-        text = self.cleaned_data.get("sms_text") or ""
-        try:
-            validate_sms_text(text, limit=self.sms_limit(), field="sms_text")
-        except ValidationError as error:
-            raise ValidationError(error.message_dict["sms_text"]) from None
-        return text
-
-    def clean_recurrence(self):
-        return (self.cleaned_data.get("recurrence") or "").strip()
-
-    def clean(self):
-        data = super().clean()
-        mode = data.get("schedule_mode")
-        if mode == ScheduleMode.AT:
-            when = data.get("scheduled_at")
-            if not when:
-                self.add_error("scheduled_at", _("Choose the date and time to send."))
-            elif when <= timezone.now():
-                self.add_error("scheduled_at", _("The time must be in the future."))
-            data["recurrence"] = ""
-        elif mode == ScheduleMode.RECURRING:
-            problem = crontab_problem(data.get("recurrence") or "")
-            if problem:
-                self.add_error("recurrence", problem)
-            data["scheduled_at"] = None
-        else:
-            data["scheduled_at"] = None
-            data["recurrence"] = ""
-        include = {item.pk for item in data.get("audience_lists") or []}
-        exclude = {item.pk for item in data.get("exclusion_lists") or []}
-        if include & exclude:
-            self.add_error("exclusion_lists", _("A list cannot be both included and excluded."))
-        return data
-
-
-# --- Crontab -----------------------------------------------------------------------------------------
-
-_CRON_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
-
-
-def crontab_problem(expression: str) -> str | None:
-    """Why a five-field crontab is not acceptable, or None."""
-    fields = expression.split()
-    if len(fields) != 5:
-        return str(_("Give five fields: minute hour day-of-month month day-of-week, e.g. “0 10 * * 1”."))
-    names = [_("minute"), _("hour"), _("day of month"), _("month"), _("day of week")]
-    for text, (low, high), name in zip(fields, _CRON_RANGES, names, strict=True):
-        for part in text.split(","):
-            body, _slash, step = part.partition("/")
-            if step and (not step.isdigit() or int(step) == 0):
-                return str(_("The %(field)s field “%(value)s” is not valid.") % {"field": name, "value": text})
-            if body == "*":
-                continue
-            bounds = body.split("-", 1)
-            if not all(b.isdigit() and low <= int(b) <= high for b in bounds):
-                return str(_("The %(field)s field “%(value)s” is not valid (%(low)d–%(high)d).")
-                           % {"field": name, "value": text, "low": low, "high": high})
-    if fields[0] == "*" or fields[0].startswith("*/"):
-        return str(_("Sending every minute is not allowed; give a fixed minute, e.g. “0 10 * * 1”."))
-    return None
-
-
-def crontab_summary(expression: str) -> str:
-    """A short human reading of a crontab, e.g. “Every Monday at 10:00”."""
-    fields = (expression or "").split()
-    if len(fields) != 5 or crontab_problem(expression):
-        return ""
-    minute, hour, dom, month, dow = fields
-    if minute.isdigit() and hour.isdigit():
-        at = f"{int(hour):02d}:{int(minute):02d}"
-        days = [_("Sunday"), _("Monday"), _("Tuesday"), _("Wednesday"), _("Thursday"), _("Friday"), _("Saturday")]
-        if dom == "*" and month == "*":
-            if dow == "*":
-                return str(_("Every day at %(time)s (Japan time)") % {"time": at})
-            if dow in ("1-5", "MON-FRI"):
-                return str(_("Every weekday at %(time)s (Japan time)") % {"time": at})
-            parts = dow.split(",")
-            if all(p.isdigit() and 0 <= int(p) <= 7 for p in parts):
-                names = str(_(", ")).join(str(days[int(p) % 7]) for p in parts)  # “・” in Japanese
-                return str(_("Every %(days)s at %(time)s (Japan time)") % {"days": names, "time": at})
-        if dom.isdigit() and month == "*" and dow == "*":
-            return str(_("On day %(day)s of every month at %(time)s (Japan time)") % {"day": dom, "time": at})
-    try:
-        from cron_descriptor import Options, get_description
-
-        options = Options()
-        options.use_24hour_time_format = True
-        return get_description(expression, options)
-    except Exception:  # noqa: BLE001 - a summary is a nicety; the expression was validated above
-        return ""
-
-
-class TestSendForm(forms.Form):
-    phone = forms.CharField(label=_("Mobile number"), max_length=32,
-                            widget=forms.TextInput(attrs={"placeholder": "090-1234-5678", "inputmode": "tel"}))
-
-    def clean_phone(self):
-        from core.phone import normalize_mobile
-
-        return normalize_mobile(self.cleaned_data["phone"])
-
-
-class SendBackForm(forms.Form):
-    reason = forms.CharField(label=_("What should change?"), max_length=300,
-                             widget=forms.Textarea(attrs={"rows": 3}))

@@ -1,0 +1,7 @@
+"""Console pages of the organization, one module per screen: ``organization`` (switcher, quiet
+hours), ``official_accounts``, ``menu_editor`` (an account's fixed menu), ``members``, ``api_keys``
+and ``webhooks``.
+
+Every view is guarded by accounts.decorators.member_required and reads through the current
+organization, so another organization's ids answer 404.
+"""

@@ -1,0 +1,77 @@
+"""Members of the organization: adding a person, changing a role, removing a member (the rules on who
+may do what to whom are in accounts.services)."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.decorators import member_required
+from accounts.forms import MemberAddForm, MemberRoleForm
+from accounts.models import Membership, Role
+from accounts.services import membership_add, membership_change_role, membership_remove
+
+
+def _members_context(request, add_form=None, errors=None):
+    memberships = Membership.objects.filter(organization=request.organization).select_related("user").order_by(
+        "user__username"
+    )
+    return {
+        "memberships": memberships,
+        "add_form": add_form or MemberAddForm(),
+        "role_choices": Role.choices,
+        "row_errors": errors or {},
+        "is_owner": request.role == Role.OWNER,
+    }
+
+
+@member_required("manage")
+def members(request):
+    add_form = MemberAddForm(request.POST or None)
+    if request.method == "POST" and add_form.is_valid():
+        try:
+            membership = membership_add(
+                request.organization,
+                add_form.cleaned_data["identifier"],
+                add_form.cleaned_data["role"],
+                acting_role=request.role,
+            )
+        except ValidationError as error:
+            for field, field_errors in error.message_dict.items():
+                for message in field_errors:
+                    add_form.add_error(field if field in add_form.fields else None, message)
+        else:
+            messages.success(request, _("%(user)s was added.") % {"user": membership.user.get_username()})
+            return redirect("accounts:members")
+    return render(request, "accounts/members.html", _members_context(request, add_form))
+
+
+@member_required("manage")
+@require_POST
+def member_role(request, pk):
+    membership = get_object_or_404(Membership, pk=pk, organization=request.organization)
+    form = MemberRoleForm(request.POST)
+    if form.is_valid():
+        try:
+            membership_change_role(membership, form.cleaned_data["role"], acting_role=request.role)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, _("The role was changed."))
+    else:
+        messages.error(request, _("Unknown role."))
+    return redirect("accounts:members")
+
+
+@member_required("manage")
+@require_POST
+def member_remove(request, pk):
+    membership = get_object_or_404(Membership, pk=pk, organization=request.organization)
+    try:
+        membership_remove(membership, acting_role=request.role)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("%(user)s was removed.") % {"user": membership.user.get_username()})
+    return redirect("accounts:members")

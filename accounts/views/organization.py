@@ -1,0 +1,48 @@
+"""The organization itself: switching the organization one works in, and its quiet hours."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.decorators import member_required
+from accounts.forms import QuietHoursForm
+from accounts.models import Organization
+from accounts.selectors import SESSION_KEY
+from accounts.tenancy import user_org_ids
+from audit.services import audit_record
+
+
+@login_required
+@require_POST
+def switch_organization(request):
+    try:
+        organization_id = int(request.POST.get("organization", ""))
+    except ValueError:
+        raise Http404 from None
+    if organization_id not in user_org_ids(request.user):
+        raise Http404
+    request.session[SESSION_KEY] = organization_id
+    organization = Organization.objects.get(pk=organization_id)
+    messages.info(request, _("You are now working in %(name)s.") % {"name": organization.name})
+    return redirect("dashboard")
+
+
+@member_required("manage")
+def quiet_hours(request):
+    """Admins set the organization's quiet hours: promotions wait for the window to open."""
+    organization = request.organization
+    initial = {"start": organization.quiet_hours_start, "end": organization.quiet_hours_end}
+    form = QuietHoursForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        before = {key: value.strftime("%H:%M") for key, value in initial.items()}
+        Organization.objects.filter(pk=organization.pk).update(
+            quiet_hours_start=form.cleaned_data["start"], quiet_hours_end=form.cleaned_data["end"]
+        )
+        after = {key: form.cleaned_data[key].strftime("%H:%M") for key in ("start", "end")}
+        audit_record("settings.quiet_hours", request=request, target=organization, details={"before": before, "after": after})
+        messages.success(request, _("Quiet hours were saved."))
+        return redirect("accounts:quiet_hours")
+    return render(request, "accounts/quiet_hours.html", {"form": form, "organization": organization})

@@ -1,0 +1,139 @@
+"""The campaign page and its approval workflow: preview, checks and audience of one campaign; test
+send, submit, approve, send back and launch, each through its ``campaigns.services`` function."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.decorators import member_required
+from campaigns import services
+from campaigns.compliance import display_rule_problems, quiet_hours_notice
+from campaigns.forms.campaign import SendBackForm, TestSendForm
+from campaigns.forms.recurrence import crontab_summary
+from campaigns.models import CampaignStatus
+from campaigns.views.common import (
+    CONTROL_PERMISSIONS,
+    MONITOR_PERMISSIONS,
+    audience_context,
+    campaign_or_404,
+    hx_or_redirect,
+    member_permissions,
+    require_any,
+    ttl_label,
+)
+from campaigns.views.preview import preview_context, sample_contacts
+from core.phone import national_format
+from messaging.services import send_test_message
+
+
+@member_required("view")
+def campaign_detail(request, pk):
+    campaign = campaign_or_404(request, pk)
+    permissions = member_permissions(request)
+    include_ids = list(campaign.audience_lists.values_list("id", flat=True))
+    exclude_ids = list(campaign.exclusion_lists.values_list("id", flat=True))
+    contacts = sample_contacts(request.organization, include_ids, limit=1)
+    contact = contacts[0] if contacts else None
+    account = campaign.official_account
+    audience = None
+    if campaign.status in (CampaignStatus.DRAFT, CampaignStatus.PENDING_APPROVAL, CampaignStatus.APPROVED,
+                           CampaignStatus.SCHEDULED):
+        audience = audience_context(request, campaign.classification, include_ids, exclude_ids)
+    context = {
+        "campaign": campaign,
+        "can_compose": "compose" in permissions,
+        "can_approve": "approve" in permissions,
+        "can_monitor": bool(permissions & MONITOR_PERMISSIONS),
+        "rcs_preview": preview_context(campaign.content, campaign.sms_text, account, contact, "rcs"),
+        "sms_preview": preview_context(campaign.content, campaign.sms_text, account, contact, "sms"),
+        "problems": display_rule_problems(campaign),
+        "quiet_notice": quiet_hours_notice(request.organization, campaign.classification,
+                                           scheduled_at=campaign.scheduled_at, recurrence=campaign.recurrence),
+        "cron_summary": crontab_summary(campaign.recurrence),
+        "audience": audience,
+        "audience_lists": campaign.audience_lists.all(),
+        "exclusion_lists": campaign.exclusion_lists.all(),
+        "test_form": TestSendForm(),
+        "send_back_form": SendBackForm(),
+        "account_can_send": account.can_send if account else False,
+        "ttl_label": ttl_label(campaign.ttl_seconds),
+    }
+    return render(request, "campaigns/detail.html", context)
+
+
+def _workflow(request, pk, service, success_message, *args, permissions=None):
+    """Call one workflow service on the campaign; its refusal (a ValidationError) becomes a message."""
+    campaign = campaign_or_404(request, pk)
+    if permissions:
+        require_any(request, permissions)
+    try:
+        service(campaign, request.user, *args)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, success_message)
+    return campaign
+
+
+@require_POST
+@member_required("compose")
+def campaign_submit(request, pk):
+    _workflow(request, pk, services.campaign_submit, _("Submitted for approval. An admin will review it."))
+    return hx_or_redirect(request, reverse("campaigns:detail", args=[pk]))
+
+
+@require_POST
+@member_required("approve")
+def campaign_approve(request, pk):
+    _workflow(request, pk, services.campaign_approve, _("Approved. The campaign can now be launched."))
+    return hx_or_redirect(request, reverse("campaigns:detail", args=[pk]))
+
+
+@require_POST
+@member_required("approve")
+def campaign_send_back(request, pk):
+    form = SendBackForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Say what should change before sending the campaign back."))
+        return hx_or_redirect(request, reverse("campaigns:detail", args=[pk]))
+    _workflow(request, pk, services.campaign_send_back, _("Sent back to the author as a draft."),
+              form.cleaned_data["reason"])
+    return hx_or_redirect(request, reverse("campaigns:detail", args=[pk]))
+
+
+@require_POST
+@member_required("view")
+def campaign_launch(request, pk):
+    campaign = _workflow(request, pk, services.campaign_launch, _("Launched."), permissions=CONTROL_PERMISSIONS)
+    campaign.refresh_from_db()
+    if campaign.status in (CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.COMPLETED):
+        return hx_or_redirect(request, reverse("campaigns:monitor", args=[pk]))
+    return hx_or_redirect(request, reverse("campaigns:detail", args=[pk]))
+
+
+@require_POST
+@member_required("compose")
+def campaign_test_send(request, pk):
+    campaign = campaign_or_404(request, pk)
+    form = TestSendForm(request.POST)
+    result = {"ok": False}
+    if form.is_valid():
+        try:
+            delivery = send_test_message(campaign, form.cleaned_data["phone"], request.user)
+        except ValidationError as error:
+            result["error"] = " ".join(error.messages)
+        else:
+            result = {"ok": True, "phone": national_format(form.cleaned_data["phone"]), "delivery": delivery}
+    context = {"campaign": campaign, "test_form": form, "result": result}
+    if request.htmx:
+        return render(request, "campaigns/_test_send_result.html", context)
+    if result.get("ok"):
+        messages.success(request, _("Test message sent to %(phone)s.") % {"phone": result["phone"]})
+    else:
+        messages.error(request, result.get("error") or " ".join(form.errors.get("phone", [])))
+    return redirect("campaigns:detail", pk=pk)
