@@ -2,6 +2,8 @@
 
 import logging
 
+from audit.services import audit_record
+
 logger = logging.getLogger("console.security")
 
 
@@ -13,8 +15,6 @@ def permission_refused(request, organization, permission):
         permission,
         request.path,
     )
-    from audit.services import audit_record
-
     audit_record(
         "permission.refused",
         request=request,

@@ -5,6 +5,7 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 
+from accounts.audit_hooks import permission_refused
 from accounts.selectors import current_organization
 from accounts.tenancy import ROLE_PERMISSIONS, user_role
 
@@ -26,8 +27,6 @@ def member_required(permission: str = "view"):
                 raise PermissionDenied
             role = user_role(request.user, organization.id)
             if role is None or permission not in ROLE_PERMISSIONS[role]:
-                from accounts.audit_hooks import permission_refused
-
                 permission_refused(request, organization, permission)
                 raise PermissionDenied
             request.organization = organization

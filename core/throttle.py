@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import time
 
+import redis
 from django.conf import settings
 
 BULK, PRIORITY = "bulk", "priority"
@@ -73,8 +74,6 @@ def redis_client():
     if not settings.REDIS_URL:
         return None
     if _redis_client is None:
-        import redis
-
         _redis_client = redis.Redis.from_url(settings.REDIS_URL)
     return _redis_client
 

@@ -2,13 +2,13 @@
 
 from django import template
 
+from accounts.models import WebhookEndpoint
+
 register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
 def disabled_webhook_count(context) -> int:
-    from accounts.models import WebhookEndpoint
-
     organization = context.get("shell_organization")
     if organization is None:
         return 0
