@@ -2,8 +2,8 @@
 
 Views parse input and call services: the campaign lifecycle is ``campaigns.services`` (the same
 functions the console calls), phone numbers go through ``core.phone.normalize_mobile`` and the
-bulk upsert writes like the console's import (``campaigns.imports``): one bulk INSERT … ON CONFLICT
-per request, names kept when a row gives none, attributes merged.
+bulk upsert writes through ``campaigns.contacts.contacts_upsert``, the same service as the console's
+import (a row without a name, or with an empty one, keeps the stored name; attributes are merged).
 
 Every queryset is limited to the API key's organization, so another organization's ids answer 404.
 """
@@ -27,6 +27,7 @@ from accounts.models import ApiScope, OfficialAccount
 from api.auth import MAX_ID, ApiViewMixin, key_may, reject_nul
 from api.schema import ApiCursorPagination, example
 from campaigns import optout, services
+from campaigns.contacts import ContactRow, contacts_upsert
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -279,7 +280,7 @@ class BulkResultSerializer(serializers.Serializer):
     errors = BulkRowErrorSerializer(many=True)
 
 
-def _bulk_row(index: int, row, now) -> tuple[dict | None, dict | None]:
+def _bulk_row(index: int, row, now) -> tuple[ContactRow | None, dict | None]:
     """Validate one bulk row: (good row, None) or (None, error)."""
 
     def bad(code, message, field):
@@ -309,13 +310,13 @@ def _bulk_row(index: int, row, now) -> tuple[dict | None, dict | None]:
             return bad(first["code"], first["message"], first["field"])
         consent = dict(serializer.validated_data)
         consent.setdefault("granted_at", now)
-    return {"phone": phone, "name": name, "attributes": attributes, "consent": consent}, None
+    return ContactRow(phone=phone, name=name, attributes=attributes, consent=consent), None
 
 
-def contacts_bulk_upsert(organization, rows: list, contact_list: ContactList | None = None) -> dict:
-    """Upsert up to BULK_MAX contacts in one transaction; bad rows are reported and skipped."""
+def bulk_rows(rows: list) -> tuple[list[ContactRow], list[dict]]:
+    """The good rows of a bulk upsert, and an error for each bad one (a repeated number included)."""
     now = timezone.now()
-    good: list[dict] = []
+    good: list[ContactRow] = []
     errors: list[dict] = []
     seen: dict[str, int] = {}
     for index, row in enumerate(rows):
@@ -323,60 +324,15 @@ def contacts_bulk_upsert(organization, rows: list, contact_list: ContactList | N
         if error:
             errors.append(error)
             continue
-        if item["phone"] in seen:
+        if item.phone in seen:
             errors.append({
                 "index": index, "code": "duplicate", "field": "phone",
-                "message": _("Duplicate: the same number is in row %(row)d.") % {"row": seen[item["phone"]]},
+                "message": _("Duplicate: the same number is in row %(row)d.") % {"row": seen[item.phone]},
             })
             continue
-        seen[item["phone"]] = index
+        seen[item.phone] = index
         good.append(item)
-    created = updated = 0
-    if good:
-        phones = [item["phone"] for item in good]
-        with transaction.atomic():
-            existing = {
-                phone: (name, attributes)
-                for phone, name, attributes in Contact.objects.filter(
-                    organization=organization, phone__in=phones
-                ).values_list("phone", "name", "attributes")
-            }
-            contacts = []
-            for item in good:
-                old_name, old_attributes = existing.get(item["phone"], ("", {}))
-                contacts.append(Contact(
-                    organization=organization,
-                    phone=item["phone"],
-                    name=item["name"] if item["name"] is not None else old_name,
-                    attributes={**(old_attributes or {}), **item["attributes"]},
-                ))
-            Contact.objects.bulk_create(
-                contacts, update_conflicts=True, unique_fields=["organization", "phone"],
-                update_fields=["name", "attributes", "updated_at"], batch_size=2000,
-            )
-            if any(contact.pk is None for contact in contacts):
-                ids = dict(Contact.objects.filter(organization=organization, phone__in=phones).values_list("phone", "id"))
-                for contact in contacts:
-                    contact.pk = contact.id = ids[contact.phone]
-            if contact_list is not None:
-                ContactListMembership.objects.bulk_create(
-                    [ContactListMembership(contact_list=contact_list, contact_id=c.pk) for c in contacts],
-                    ignore_conflicts=True, batch_size=2000,
-                )
-            with_consent = [(c, item["consent"]) for c, item in zip(contacts, good, strict=True) if item["consent"]]
-            if with_consent:
-                earlier = [c.pk for c, _consent in with_consent if c.phone in existing]
-                known = set(
-                    Consent.objects.filter(contact_id__in=earlier).values_list("contact_id", "granted_at", "wording_version")
-                ) if earlier else set()
-                Consent.objects.bulk_create([
-                    Consent(organization=organization, contact_id=c.pk, **consent)
-                    for c, consent in with_consent
-                    if (c.pk, consent["granted_at"], consent["wording_version"]) not in known
-                ], batch_size=2000)
-        updated = len(existing)
-        created = len(good) - updated
-    return {"created": created, "updated": updated, "errors": errors}
+    return good, errors
 
 
 CONTACT_EXAMPLE = {
@@ -464,8 +420,8 @@ class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
         summary="Bulk upsert contacts",
         description=(
             "Creates or updates up to 10,000 contacts by mobile number in one request. Each bad row is reported "
-            "with its index and reason; every good row is kept. A row without a name keeps the stored name; "
-            "attributes are merged."
+            "with its index and reason; every good row is kept. A row without a name, or with an empty one, keeps "
+            "the stored name; attributes are merged."
         ),
         request=BulkUpsertSerializer,
         responses={200: BulkResultSerializer},
@@ -486,8 +442,9 @@ class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
             contact_list = ContactList.objects.filter(organization=self.organization, pk=data.validated_data["list"]).first()
             if contact_list is None:
                 raise exceptions.ValidationError({"list": [_("Unknown list.")]})
-        result = contacts_bulk_upsert(self.organization, data.validated_data["contacts"], contact_list)
-        return Response(result)
+        good, errors = bulk_rows(data.validated_data["contacts"])
+        counts = contacts_upsert(self.organization.pk, good, contact_list_id=contact_list.pk if contact_list else None)
+        return Response({"created": counts.created, "updated": counts.updated, "errors": errors})
 
     @extend_schema(
         summary="Opt a contact out",

@@ -127,6 +127,20 @@ def test_bulk_upsert_keeps_good_rows_and_reports_bad_ones(api, tenant):
     assert ContactListMembership.objects.filter(contact_list=contact_list).count() == 2
 
 
+def test_bulk_upsert_an_empty_name_keeps_the_stored_name_and_a_given_one_replaces_it(api, tenant):
+    # The one contact upsert (campaigns.contacts) behaves alike for the API and the console's import.
+    kept = ContactFactory(organization=tenant.organization, phone="+819011110000", name="既存")
+    renamed = ContactFactory(organization=tenant.organization, phone="+819011110001", name="旧姓")
+    rows = [{"phone": "090-1111-0000", "name": ""}, {"phone": "090-1111-0001", "name": "新姓"},
+            {"phone": "090-1111-0002", "name": ""}]
+    response = api.post("/api/v1/contacts/bulk/", {"contacts": rows}, format="json")
+    assert response.status_code == 200 and response.json() == {"created": 1, "updated": 2, "errors": []}
+    kept.refresh_from_db()
+    renamed.refresh_from_db()
+    assert kept.name == "既存" and renamed.name == "新姓"
+    assert Contact.objects.get(organization=tenant.organization, phone="+819011110002").name == ""
+
+
 def test_bulk_upsert_takes_ten_thousand_rows_and_no_more(api, tenant):
     rows = [{"phone": f"+8170{20000000 + i:08d}"} for i in range(10_000)]
     response = api.post("/api/v1/contacts/bulk/", {"contacts": rows}, format="json")
