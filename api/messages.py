@@ -21,14 +21,11 @@ from campaigns.models import Classification
 from core.phone import normalize_mobile
 from core.rich_content import validate_rich_content
 from core.sms_text import validate_sms_text
-from messaging import outbound_webhooks  # noqa: E402 - connects the webhook receivers in web processes
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
+from messaging.outbound_webhooks import DELIVERY_STATUS_NAMES
 from messaging.services import message_send
 
-outbound_webhooks.connect_receivers()
-
-STATUS_NAMES = {value: DeliveryStatus(value).name.lower() for value in DeliveryStatus.values}
-STATUS_VALUES = {name: value for value, name in STATUS_NAMES.items()}
+STATUS_VALUES = {name: value for value, name in DELIVERY_STATUS_NAMES.items()}
 
 MESSAGE_EXAMPLE = {
     "id": "6f1c1f0e-8a0b-4a43-9d59-3c1f1d1b2a10",
@@ -119,7 +116,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ChoiceField(choices=list(STATUS_VALUES)))
     def get_status(self, delivery):
-        return STATUS_NAMES.get(delivery.status, str(delivery.status))
+        return DELIVERY_STATUS_NAMES.get(delivery.status, str(delivery.status))
 
     @extend_schema_field(serializers.ChoiceField(choices=Channel.values, allow_null=True))
     def get_channel(self, delivery):

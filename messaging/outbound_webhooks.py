@@ -46,6 +46,7 @@ from accounts.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from messaging.models import Delivery, DeliveryStatus
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ EVENT_FOR_CHANGE = {
     "failed": WebhookEvent.MESSAGE_FAILED,
     "fell_back": WebhookEvent.MESSAGE_FELL_BACK,
 }
+
+# The public name of each delivery status ("queued", "sent", …): in webhook payloads and in the API's
+# messages (api.messages), which must spell them alike.
+DELIVERY_STATUS_NAMES = {value: DeliveryStatus(value).name.lower() for value in DeliveryStatus.values}
 
 
 def _setting(name: str, default):
@@ -211,15 +216,13 @@ def _enqueue(ids: list[int]) -> None:
 
 
 def message_payload(row: dict) -> dict:
-    from api.messages import STATUS_NAMES
-
     return {
         "message": {
             "id": str(row["uuid"]),
             "to": row["contact__phone"],
             "official_account": row["official_account_id"],
             "client_reference": row["client_reference"],
-            "status": STATUS_NAMES.get(row["status"], str(row["status"])),
+            "status": DELIVERY_STATUS_NAMES.get(row["status"], str(row["status"])),
             "channel": row["channel"] or None,
             "fallback_reason": row["fallback_reason"] or None,
             "error": {"code": row["error_code"], "reason": row["error_reason"]} if row["error_code"] else None,
@@ -235,8 +238,6 @@ def on_delivery_status_changed(sender, change, deliveries, **kwargs):
     ids = [delivery_id for delivery_id, campaign_id, _channel in deliveries if campaign_id is None]
     if not ids:
         return
-    from messaging.models import Delivery
-
     rows = list(
         Delivery.objects.filter(id__in=ids, campaign__isnull=True).values(
             "id", "uuid", "organization_id", "official_account_id", "client_reference", "status", "channel",
