@@ -108,6 +108,15 @@ def key_may(key: ApiKey, permission: str) -> bool:
     return bool(role) and permission in ROLE_PERMISSIONS.get(role, set())
 
 
+def role_required(view, any_of: set[str]) -> None:
+    """The key's creator must (still) hold a role granting one of the permissions ``any_of`` (see ``key_role``)."""
+    key = view.api_key
+    if not any(key_may(key, permission) for permission in any_of):
+        raise exceptions.PermissionDenied(
+            _("This API key acts with the role of the member who created it, and that role may not do this.")
+        )
+
+
 class HasScope(permissions.BasePermission):
     """The key holds the view's ``required_scope`` (or ``read_only`` for a safe method)."""
 

@@ -131,3 +131,9 @@ class ApiCursorPagination(CursorPagination):
                     {"page_size": [f"A whole number from 1 to {self.max_page_size}."]}, code="invalid"
                 )
         return super().get_page_size(request)
+
+
+class OldestFirstPagination(ApiCursorPagination):
+    """Contacts and lists page in the order they were created."""
+
+    ordering = "id"
