@@ -19,6 +19,13 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
 from accounts.models import ApiKey, ApiScope, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from audit.services import audit_record
+from messaging.outbound_webhooks import (
+    delivery_resend,
+    endpoint_create,
+    endpoint_enable,
+    endpoint_rotate_secret,
+)
 
 
 class ApiKeyForm(forms.Form):
@@ -48,8 +55,6 @@ class WebhookEndpointForm(forms.Form):
 
 
 def _audit(action: str, request, key: ApiKey) -> None:
-    from audit.services import audit_record
-
     audit_record(action, request=request, organization=request.organization.pk, actor=request.user, target=key,
                  target_label=f"{key.name} (pm_{key.prefix}_…)", details={"scopes": key.scopes})
 
@@ -87,8 +92,6 @@ def api_key_revoke(request, pk):
 
 @member_required("manage")
 def webhooks(request):
-    from messaging.outbound_webhooks import endpoint_create
-
     form = WebhookEndpointForm(request.POST or None)
     new_secret = None
     if request.method == "POST" and form.is_valid():
@@ -132,8 +135,6 @@ def webhook_detail(request, pk):
 @member_required("manage")
 @require_POST
 def webhook_rotate(request, pk):
-    from messaging.outbound_webhooks import endpoint_rotate_secret
-
     endpoint = endpoint_rotate_secret(_endpoint(request, pk))
     messages.success(request, _(
         "A new signing secret was made. Both secrets are accepted until %(until)s; copy the new one now."
@@ -147,8 +148,6 @@ def webhook_rotate(request, pk):
 @member_required("manage")
 @require_POST
 def webhook_toggle(request, pk):
-    from messaging.outbound_webhooks import endpoint_enable
-
     endpoint = _endpoint(request, pk)
     if endpoint.is_active:
         WebhookEndpoint.objects.filter(pk=endpoint.pk).update(is_active=False)
@@ -171,8 +170,6 @@ def webhook_delete(request, pk):
 @member_required("manage")
 @require_POST
 def webhook_resend(request, pk):
-    from messaging.outbound_webhooks import delivery_resend
-
     delivery = get_object_or_404(WebhookDelivery, endpoint__organization=request.organization, pk=pk)
     delivery_resend(delivery)
     messages.success(request, _("The event was queued again."))

@@ -6,6 +6,7 @@ from django.utils import timezone
 from accounts.models import WebhookDelivery
 from audit.models import AuditEvent
 from campaigns.models import Consent, Contact, ContactList, ContactListMembership
+from messaging.outbound_webhooks import connect_receivers, endpoint_create
 from tests.campaigns.factories import ConsentFactory, ContactFactory, ContactListFactory
 
 pytestmark = pytest.mark.django_db
@@ -84,8 +85,6 @@ def test_consent_grant_list_and_revoke(api, tenant):
 
 
 def test_opt_out_is_recorded_once_and_announced(api, tenant, _no_enqueue):
-    from messaging.outbound_webhooks import connect_receivers, endpoint_create
-
     connect_receivers()
     endpoint_create(tenant.organization, "https://hooks.example.jp/pm", ["contact.opted_out"])
     contact = ContactFactory(organization=tenant.organization)
