@@ -28,12 +28,15 @@ from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.utils.translation.trans_real import parse_accept_lang_header
 from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 
 from accounts.models import ApiKey, ApiScope
 from accounts.tenancy import ROLE_PERMISSIONS, user_role
+from api.idempotency import IdempotentReplay, idempotency_begin, idempotency_finish
+from core import throttle
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -108,6 +111,15 @@ def key_may(key: ApiKey, permission: str) -> bool:
     return bool(role) and permission in ROLE_PERMISSIONS.get(role, set())
 
 
+def role_required(view, any_of: set[str]) -> None:
+    """The key's creator must (still) hold a role granting one of the permissions ``any_of`` (see ``key_role``)."""
+    key = view.api_key
+    if not any(key_may(key, permission) for permission in any_of):
+        raise exceptions.PermissionDenied(
+            _("This API key acts with the role of the member who created it, and that role may not do this.")
+        )
+
+
 class HasScope(permissions.BasePermission):
     """The key holds the view's ``required_scope`` (or ``read_only`` for a safe method)."""
 
@@ -170,9 +182,7 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
 
 
 def _increment(name: str, period: int) -> int:
-    from core.throttle import redis_client
-
-    client = redis_client()
+    client = throttle.redis_client()
     if client is not None:
         pipe = client.pipeline(transaction=False)
         pipe.incr(name)
@@ -209,8 +219,6 @@ def reject_nul(value, field: str = ""):
 
 def api_language(request) -> str:
     """English by default; Japanese when the client's Accept-Language prefers it."""
-    from django.utils.translation.trans_real import parse_accept_lang_header
-
     for code, _q in parse_accept_lang_header(request.META.get("HTTP_ACCEPT_LANGUAGE", "")):
         code = code.lower()
         if code.startswith("ja"):
@@ -243,20 +251,14 @@ class ApiViewMixin:
         translation.activate(api_language(request))
         request.LANGUAGE_CODE = translation.get_language()
         super().initial(request, *args, **kwargs)
-        from api.idempotency import idempotency_begin
-
         idempotency_begin(self, request)
 
     def handle_exception(self, exc):
-        from api.idempotency import IdempotentReplay
-
         if isinstance(exc, IdempotentReplay):
             return exc.response
         return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):
-        from api.idempotency import idempotency_finish
-
         response = super().finalize_response(request, response, *args, **kwargs)
         idempotency_finish(self, request, response)
         response["Content-Language"] = translation.get_language() or "en"

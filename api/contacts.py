@@ -1,9 +1,9 @@
-"""API for contacts (with consent and opt-out), contact lists and their members, and campaigns.
+"""API for contacts: create, read, update and delete, bulk upsert, consent records, opt-out and erasure.
 
-Views parse input and call services: the campaign lifecycle is ``campaigns.services`` (the same
-functions the console calls), phone numbers go through ``core.phone.normalize_mobile`` and the
-bulk upsert writes like the console's import (``campaigns.imports``): one bulk INSERT … ON CONFLICT
-per request, names kept when a row gives none, attributes merged.
+Views parse input and call services: phone numbers go through ``core.phone.normalize_mobile``, the
+bulk upsert writes through ``campaigns.contacts.contacts_upsert`` (the same service as the console's
+import: a row without a name, or with an empty one, keeps the stored name, attributes are merged),
+consent and opt-out through ``campaigns.optout``.
 
 Every queryset is limited to the API key's organization, so another organization's ids answer 404.
 """
@@ -12,70 +12,38 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Prefetch
-from django.http import Http404
+from django.db.models import Exists, OuterRef, Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.models import ApiScope, OfficialAccount
-from api.auth import MAX_ID, ApiViewMixin, key_may, reject_nul
-from api.schema import ApiCursorPagination, example
-from campaigns import optout, services
-from campaigns.models import (
-    Campaign,
-    CampaignStatus,
-    Consent,
-    ConsentMethod,
-    Contact,
-    ContactList,
-    ContactListMembership,
-)
-from campaigns.status import TransitionError
+from accounts.models import ApiScope
+from api.auth import MAX_ID, ApiViewMixin, reject_nul
+from api.errors import conflict, flatten_validation
+from api.fields import EmptySerializer, clean_phone
+from api.schema import OldestFirstPagination, example
+from campaigns import optout
+from campaigns.contacts import ContactRow, contacts_upsert
+from campaigns.models import Consent, ConsentMethod, Contact, ContactList, ContactListMembership
 from core.phone import normalize_mobile
-from core.sms_text import validate_sms_text
-from messaging.stats import campaign_stats
 
 BULK_MAX = 10_000
 ATTRIBUTES_MAX = 50
 
 
-class EmptySerializer(serializers.Serializer):
-    pass
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-    default_detail = "Conflict."
-
-
-def conflict(code: str, message: str, field: str | None = None) -> Conflict:
-    return Conflict({"code": code, "message": message, "field": field})
-
-
-def role_required(view, permissions: set[str]) -> None:
-    """The key's creator must (still) hold a role granting one of ``permissions`` (see api_auth)."""
-    key = view.api_key
-    if not any(key_may(key, permission) for permission in permissions):
-        raise exceptions.PermissionDenied(
-            _("This API key acts with the role of the member who created it, and that role may not do this.")
-        )
-
-
-# --- contacts -----------------------------------------------------------------------------------
-
-
-def clean_phone(value) -> str:
-    try:
-        return normalize_mobile(value)
-    except DjangoValidationError as error:
-        raise serializers.ValidationError(error.messages, code=error.error_list[0].code or "invalid") from None
+def contacts_shown(organization):
+    """The organization's contacts as the API shows them: with ``active_consent`` and their list ids."""
+    active = Consent.objects.filter(contact=OuterRef("pk"), revoked_at__isnull=True)
+    return (
+        Contact.objects.filter(organization=organization)
+        .annotate(active_consent=Exists(active))
+        .prefetch_related(Prefetch("lists", queryset=ContactList.objects.only("id")))
+    )
 
 
 def clean_attributes(value) -> dict:
@@ -158,10 +126,6 @@ class ContactSerializer(serializers.ModelSerializer):
         if value is None:
             value = contact.consents.filter(revoked_at__isnull=True).exists()
         return bool(value)
-
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        return data
 
     def validate_phone(self, value):
         phone = clean_phone(value)
@@ -279,7 +243,7 @@ class BulkResultSerializer(serializers.Serializer):
     errors = BulkRowErrorSerializer(many=True)
 
 
-def _bulk_row(index: int, row, now) -> tuple[dict | None, dict | None]:
+def _bulk_row(index: int, row, now) -> tuple[ContactRow | None, dict | None]:
     """Validate one bulk row: (good row, None) or (None, error)."""
 
     def bad(code, message, field):
@@ -303,19 +267,17 @@ def _bulk_row(index: int, row, now) -> tuple[dict | None, dict | None]:
     if consent is not None:
         serializer = ConsentSerializer(data=consent)
         if not serializer.is_valid():
-            from api.errors import flatten_validation
-
             first = flatten_validation(serializer.errors, "consent")[0]
             return bad(first["code"], first["message"], first["field"])
         consent = dict(serializer.validated_data)
         consent.setdefault("granted_at", now)
-    return {"phone": phone, "name": name, "attributes": attributes, "consent": consent}, None
+    return ContactRow(phone=phone, name=name, attributes=attributes, consent=consent), None
 
 
-def contacts_bulk_upsert(organization, rows: list, contact_list: ContactList | None = None) -> dict:
-    """Upsert up to BULK_MAX contacts in one transaction; bad rows are reported and skipped."""
+def bulk_rows(rows: list) -> tuple[list[ContactRow], list[dict]]:
+    """The good rows of a bulk upsert, and an error for each bad one (a repeated number included)."""
     now = timezone.now()
-    good: list[dict] = []
+    good: list[ContactRow] = []
     errors: list[dict] = []
     seen: dict[str, int] = {}
     for index, row in enumerate(rows):
@@ -323,60 +285,15 @@ def contacts_bulk_upsert(organization, rows: list, contact_list: ContactList | N
         if error:
             errors.append(error)
             continue
-        if item["phone"] in seen:
+        if item.phone in seen:
             errors.append({
                 "index": index, "code": "duplicate", "field": "phone",
-                "message": _("Duplicate: the same number is in row %(row)d.") % {"row": seen[item["phone"]]},
+                "message": _("Duplicate: the same number is in row %(row)d.") % {"row": seen[item.phone]},
             })
             continue
-        seen[item["phone"]] = index
+        seen[item.phone] = index
         good.append(item)
-    created = updated = 0
-    if good:
-        phones = [item["phone"] for item in good]
-        with transaction.atomic():
-            existing = {
-                phone: (name, attributes)
-                for phone, name, attributes in Contact.objects.filter(
-                    organization=organization, phone__in=phones
-                ).values_list("phone", "name", "attributes")
-            }
-            contacts = []
-            for item in good:
-                old_name, old_attributes = existing.get(item["phone"], ("", {}))
-                contacts.append(Contact(
-                    organization=organization,
-                    phone=item["phone"],
-                    name=item["name"] if item["name"] is not None else old_name,
-                    attributes={**(old_attributes or {}), **item["attributes"]},
-                ))
-            Contact.objects.bulk_create(
-                contacts, update_conflicts=True, unique_fields=["organization", "phone"],
-                update_fields=["name", "attributes", "updated_at"], batch_size=2000,
-            )
-            if any(contact.pk is None for contact in contacts):
-                ids = dict(Contact.objects.filter(organization=organization, phone__in=phones).values_list("phone", "id"))
-                for contact in contacts:
-                    contact.pk = contact.id = ids[contact.phone]
-            if contact_list is not None:
-                ContactListMembership.objects.bulk_create(
-                    [ContactListMembership(contact_list=contact_list, contact_id=c.pk) for c in contacts],
-                    ignore_conflicts=True, batch_size=2000,
-                )
-            with_consent = [(c, item["consent"]) for c, item in zip(contacts, good, strict=True) if item["consent"]]
-            if with_consent:
-                earlier = [c.pk for c, _consent in with_consent if c.phone in existing]
-                known = set(
-                    Consent.objects.filter(contact_id__in=earlier).values_list("contact_id", "granted_at", "wording_version")
-                ) if earlier else set()
-                Consent.objects.bulk_create([
-                    Consent(organization=organization, contact_id=c.pk, **consent)
-                    for c, consent in with_consent
-                    if (c.pk, consent["granted_at"], consent["wording_version"]) not in known
-                ], batch_size=2000)
-        updated = len(existing)
-        created = len(good) - updated
-    return {"created": created, "updated": updated, "errors": errors}
+    return good, errors
 
 
 CONTACT_EXAMPLE = {
@@ -434,18 +351,10 @@ class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
     filter_backends = [filters.DjangoFilterBackend]
     filterset_class = ContactFilter
 
-    class Pagination(ApiCursorPagination):
-        ordering = "id"
-
-    pagination_class = Pagination
+    pagination_class = OldestFirstPagination
 
     def get_queryset(self):
-        active = Consent.objects.filter(contact=OuterRef("pk"), revoked_at__isnull=True)
-        return (
-            Contact.objects.filter(organization=self.organization)
-            .annotate(active_consent=Exists(active))
-            .prefetch_related(Prefetch("lists", queryset=ContactList.objects.only("id")))
-        )
+        return contacts_shown(self.organization)
 
     def get_serializer_context(self):
         return {
@@ -464,8 +373,8 @@ class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
         summary="Bulk upsert contacts",
         description=(
             "Creates or updates up to 10,000 contacts by mobile number in one request. Each bad row is reported "
-            "with its index and reason; every good row is kept. A row without a name keeps the stored name; "
-            "attributes are merged."
+            "with its index and reason; every good row is kept. A row without a name, or with an empty one, keeps "
+            "the stored name; attributes are merged."
         ),
         request=BulkUpsertSerializer,
         responses={200: BulkResultSerializer},
@@ -486,8 +395,9 @@ class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
             contact_list = ContactList.objects.filter(organization=self.organization, pk=data.validated_data["list"]).first()
             if contact_list is None:
                 raise exceptions.ValidationError({"list": [_("Unknown list.")]})
-        result = contacts_bulk_upsert(self.organization, data.validated_data["contacts"], contact_list)
-        return Response(result)
+        good, errors = bulk_rows(data.validated_data["contacts"])
+        counts = contacts_upsert(self.organization.pk, good, contact_list_id=contact_list.pk if contact_list else None)
+        return Response({"created": counts.created, "updated": counts.updated, "errors": errors})
 
     @extend_schema(
         summary="Opt a contact out",
@@ -562,402 +472,3 @@ class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
         contact = self._contact()
         optout.contact_erase(contact, actor=self.api_key.created_by)
         return Response(ContactSerializer(self.get_queryset().get(pk=contact.pk), context=self.get_serializer_context()).data)
-
-
-# --- lists --------------------------------------------------------------------------------------
-
-
-class ContactListSerializer(serializers.ModelSerializer):
-    size = serializers.IntegerField(read_only=True, help_text="Number of members.")
-
-    class Meta:
-        model = ContactList
-        fields = ["id", "name", "purpose", "description", "size", "created_at"]
-        read_only_fields = ["id", "size", "created_at"]
-
-    def validate_name(self, value):
-        if not value.strip():
-            raise serializers.ValidationError(_("This field may not be blank."), code="blank")
-        others = ContactList.objects.filter(organization=self.context["organization"], name=value)
-        if self.instance is not None:
-            others = others.exclude(pk=self.instance.pk)
-        if others.exists():
-            raise conflict("duplicate", _("A list with this name already exists."), "name")
-        return value
-
-    def create(self, validated_data):
-        return ContactList.objects.create(organization=self.context["organization"], **validated_data)
-
-
-class MembersSerializer(serializers.Serializer):
-    contacts = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), min_length=1, max_length=BULK_MAX
-    )
-
-
-class MembersResultSerializer(serializers.Serializer):
-    added = serializers.IntegerField()
-    unknown = serializers.ListField(child=serializers.IntegerField(), help_text="Ids that are not your contacts.")
-
-
-LIST_EXAMPLE = {"id": 3, "name": "会員（メール配信同意）", "purpose": "promotion", "description": "", "size": 1200,
-                "created_at": "2026-11-26T10:00:00+09:00"}
-
-
-@extend_schema_view(
-    list=extend_schema(summary="List contact lists", examples=[
-        example("Lists", {"next": None, "previous": None, "results": [LIST_EXAMPLE]})]),
-    retrieve=extend_schema(summary="Get a contact list", examples=[example("A list", LIST_EXAMPLE)]),
-    create=extend_schema(summary="Create a contact list", examples=[
-        example("New list", {"name": "会員（メール配信同意）", "purpose": "promotion"}, request=True, response=False),
-        example("Created", LIST_EXAMPLE, status_codes=["201"])]),
-    update=extend_schema(summary="Replace a contact list", examples=[
-        example("Rename", {"name": "ゴールド会員", "purpose": "promotion", "description": ""}, request=True, response=False),
-        example("Replaced", LIST_EXAMPLE)]),
-    partial_update=extend_schema(summary="Update a contact list", examples=[
-        example("Describe", {"description": "2026年冬キャンペーン"}, request=True, response=False),
-        example("Updated", LIST_EXAMPLE)]),
-    destroy=extend_schema(summary="Delete a contact list", description="Deletes the list, not its contacts.",
-                          examples=[example("Not found", {"code": "not_found", "message": "Not found.", "field": None},
-                                            status_codes=["404"])]),
-)
-class ContactListViewSet(ApiViewMixin, viewsets.ModelViewSet):
-    required_scope = ApiScope.CONTACTS
-    serializer_class = ContactListSerializer
-
-    class Pagination(ApiCursorPagination):
-        ordering = "id"
-
-    pagination_class = Pagination
-
-    def get_queryset(self):
-        return ContactList.objects.filter(organization=self.organization).annotate(size=Count("memberships"))
-
-    def get_serializer_context(self):
-        return {**super().get_serializer_context(), "organization": self.organization}
-
-    def perform_create(self, serializer):
-        instance = serializer.save()
-        instance.size = 0
-
-    def perform_update(self, serializer):
-        instance = serializer.save()
-        instance.size = instance.memberships.count()
-
-    def _list(self):
-        return get_object_or_404(ContactList, organization=self.organization, pk=self.kwargs["pk"])
-
-    @extend_schema(
-        methods=["GET"], summary="List a list's members", responses={200: ContactSerializer(many=True)},
-        parameters=[OpenApiParameter("page_size", int, description="1–500, default 50.")],
-        examples=[example("Members", {"next": None, "previous": None, "results": [CONTACT_EXAMPLE]})],
-    )
-    @extend_schema(
-        methods=["POST"], summary="Add contacts to a list", request=MembersSerializer,
-        responses={200: MembersResultSerializer},
-        examples=[example("Add", {"contacts": [42, 43]}, request=True, response=False),
-                  example("Added", {"added": 2, "unknown": []})],
-    )
-    @action(detail=True, methods=["get", "post"], url_path="members", filter_backends=[])
-    def members(self, request, pk=None):
-        contact_list = self._list()
-        if request.method == "GET":
-            active = Consent.objects.filter(contact=OuterRef("pk"), revoked_at__isnull=True)
-            queryset = (
-                Contact.objects.filter(organization=self.organization, list_memberships__contact_list=contact_list)
-                .annotate(active_consent=Exists(active))
-                .prefetch_related(Prefetch("lists", queryset=ContactList.objects.only("id")))
-            )
-            paginator = ContactViewSet.Pagination()
-            page = paginator.paginate_queryset(queryset, request, view=self)
-            context = {**self.get_serializer_context()}
-            return paginator.get_paginated_response(ContactSerializer(page, many=True, context=context).data)
-        data = MembersSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        wanted = set(data.validated_data["contacts"])
-        found = set(Contact.objects.filter(organization=self.organization, pk__in=wanted).values_list("pk", flat=True))
-        before = ContactListMembership.objects.filter(contact_list=contact_list, contact_id__in=found).count()
-        ContactListMembership.objects.bulk_create(
-            [ContactListMembership(contact_list=contact_list, contact_id=pk) for pk in found],
-            ignore_conflicts=True, batch_size=2000,
-        )
-        return Response({"added": len(found) - before, "unknown": sorted(wanted - found)})
-
-    @extend_schema(
-        summary="Remove a contact from a list", responses={204: None},
-        examples=[example("Not a member", {"code": "not_found", "message": "Not found.", "field": None},
-                          status_codes=["404"])],
-    )
-    @action(detail=True, methods=["delete"], url_path=r"members/(?P<contact_id>[0-9]{1,18})")
-    def remove_member(self, request, pk=None, contact_id=None):
-        contact_list = self._list()
-        deleted, _detail = ContactListMembership.objects.filter(
-            contact_list=contact_list, contact_id=int(contact_id), contact__organization=self.organization
-        ).delete()
-        if not deleted:
-            raise Http404
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-# --- campaigns ----------------------------------------------------------------------------------
-
-
-class CampaignSerializer(serializers.ModelSerializer):
-    official_account = serializers.PrimaryKeyRelatedField(queryset=OfficialAccount.objects.none())
-    audience_lists = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=ContactList.objects.none())
-    exclusion_lists = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=ContactList.objects.none())
-    content = serializers.JSONField(required=False, help_text="The +Message rich-content document.")
-    sms_text = serializers.CharField(required=False, allow_blank=True, max_length=670, trim_whitespace=False)
-    ttl_seconds = serializers.IntegerField(required=False, min_value=60, max_value=30 * 86400)
-    recurrence = serializers.CharField(required=False, allow_blank=True, max_length=100)
-
-    class Meta:
-        model = Campaign
-        fields = [
-            "id", "name", "official_account", "classification", "content", "sms_text", "audience_lists",
-            "exclusion_lists", "ttl_seconds", "scheduled_at", "recurrence", "status", "status_reason", "approved_at",
-            "started_at", "finished_at", "created_at", "updated_at",
-        ]
-        read_only_fields = ["id", "status", "status_reason", "approved_at", "started_at", "finished_at", "created_at",
-                            "updated_at"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        organization = self.context.get("organization")
-        if organization is not None:
-            self.fields["official_account"].queryset = OfficialAccount.objects.filter(organization=organization)
-            lists = ContactList.objects.filter(organization=organization)
-            self.fields["audience_lists"].child_relation.queryset = lists
-            self.fields["exclusion_lists"].child_relation.queryset = lists
-
-    def validate_name(self, value):
-        if not value.strip():
-            raise serializers.ValidationError(_("This field may not be blank."), code="blank")
-        return value
-
-    def validate_content(self, value):
-        from api.messages import validated_rich_content
-
-        return validated_rich_content(value)
-
-    def validate_recurrence(self, value):
-        if value:
-            try:
-                services.parse_crontab(value)
-            except DjangoValidationError as error:
-                raise serializers.ValidationError(error.messages) from None
-            except Exception:  # celery's own parser errors are not ValueErrors
-                raise serializers.ValidationError(_("Not a valid crontab.")) from None
-        return value
-
-    def validate(self, attrs):
-        account = attrs.get("official_account") or getattr(self.instance, "official_account", None)
-        sms_text = attrs.get("sms_text")
-        if sms_text and account is not None:
-            limit = account.sms_gateway.sms_char_limit if account.sms_gateway else 660
-            try:
-                validate_sms_text(sms_text, limit=limit)
-            except DjangoValidationError as error:
-                raise serializers.ValidationError(error.message_dict) from None
-        return attrs
-
-    def create(self, validated_data):
-        audience = validated_data.pop("audience_lists", [])
-        exclusion = validated_data.pop("exclusion_lists", [])
-        with transaction.atomic():
-            campaign = Campaign.objects.create(
-                organization=self.context["organization"], created_by=self.context["user"],
-                sms_text=validated_data.pop("sms_text", ""), **validated_data,
-            )
-            campaign.audience_lists.set(audience)
-            campaign.exclusion_lists.set(exclusion)
-        return campaign
-
-    def update(self, instance, validated_data):
-        audience = validated_data.pop("audience_lists", None)
-        exclusion = validated_data.pop("exclusion_lists", None)
-        with transaction.atomic():
-            locked = Campaign.objects.select_for_update().get(pk=instance.pk)
-            if locked.status != CampaignStatus.DRAFT:
-                raise conflict("not_draft", _("Only a draft campaign can be changed."), None)
-            for name, value in validated_data.items():
-                setattr(instance, name, value)
-            instance.save()
-            if audience is not None:
-                instance.audience_lists.set(audience)
-            if exclusion is not None:
-                instance.exclusion_lists.set(exclusion)
-        return instance
-
-
-class PauseSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
-
-
-class CampaignStatsSerializer(serializers.Serializer):
-    targeted = serializers.IntegerField()
-    skipped_opted_out = serializers.IntegerField()
-    skipped_no_consent = serializers.IntegerField()
-    queued = serializers.IntegerField()
-    sent = serializers.IntegerField()
-    delivered = serializers.IntegerField()
-    read = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    cancelled = serializers.IntegerField()
-    clicked = serializers.IntegerField()
-    replied = serializers.IntegerField()
-    fell_back = serializers.IntegerField()
-    fallback_by_reason = serializers.DictField(child=serializers.IntegerField())
-    failed_by_reason = serializers.DictField(child=serializers.IntegerField())
-    by_channel = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()))
-    progress = serializers.FloatField()
-    rate_per_s = serializers.FloatField()
-    eta_seconds = serializers.FloatField(allow_null=True)
-    finished = serializers.BooleanField()
-
-
-CAMPAIGN_EXAMPLE = {
-    "id": 12, "name": "冬のセール", "official_account": 1, "classification": "promotion",
-    "content": {"text": "冬のセール開催中！【株式会社テスト】配信停止は「停止」と返信"},
-    "sms_text": "冬のセール開催中！【株式会社テスト】配信停止は「停止」と返信", "audience_lists": [3], "exclusion_lists": [],
-    "ttl_seconds": 3600, "scheduled_at": None, "recurrence": "", "status": "draft", "status_reason": "",
-    "approved_at": None, "started_at": None, "finished_at": None,
-    "created_at": "2026-11-26T10:00:00+09:00", "updated_at": "2026-11-26T10:00:00+09:00",
-}
-CAMPAIGN_CREATE_EXAMPLE = {k: CAMPAIGN_EXAMPLE[k] for k in (
-    "name", "official_account", "classification", "content", "sms_text", "audience_lists", "ttl_seconds")}
-STATS_EXAMPLE = {
-    "targeted": 1000, "skipped_opted_out": 3, "skipped_no_consent": 10, "queued": 0, "sent": 987, "delivered": 950,
-    "read": 700, "failed": 0, "cancelled": 0, "clicked": 120, "replied": 8, "fell_back": 210,
-    "fallback_by_reason": {"not_capable": 200, "ttl_expired": 10}, "failed_by_reason": {},
-    "by_channel": {"rcs": {"sent": 777}, "sms": {"sent": 210}}, "progress": 1.0, "rate_per_s": 0.0,
-    "eta_seconds": None, "finished": True,
-}
-
-
-def _action_schema(summary: str, description: str, status_after: str, request=None):
-    return extend_schema(
-        summary=summary, description=description, request=request or EmptySerializer,
-        responses={200: CampaignSerializer},
-        examples=[example(f"Now {status_after}", {**CAMPAIGN_EXAMPLE, "status": status_after})],
-    )
-
-
-@extend_schema_view(
-    list=extend_schema(summary="List campaigns", parameters=[
-        OpenApiParameter("status", str, enum=CampaignStatus.values)],
-        examples=[example("Campaigns", {"next": None, "previous": None, "results": [CAMPAIGN_EXAMPLE]})]),
-    retrieve=extend_schema(summary="Get a campaign", examples=[example("A campaign", CAMPAIGN_EXAMPLE)]),
-    create=extend_schema(summary="Create a draft campaign", examples=[
-        example("A promotion", CAMPAIGN_CREATE_EXAMPLE, request=True, response=False),
-        example("Created", CAMPAIGN_EXAMPLE, status_codes=["201"])]),
-    update=extend_schema(summary="Replace a draft campaign", examples=[
-        example("Replace", CAMPAIGN_CREATE_EXAMPLE, request=True, response=False), example("Replaced", CAMPAIGN_EXAMPLE)]),
-    partial_update=extend_schema(summary="Update a draft campaign", examples=[
-        example("Rename", {"name": "冬のセール（第2弾）"}, request=True, response=False), example("Updated", CAMPAIGN_EXAMPLE)]),
-)
-class CampaignViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                      mixins.UpdateModelMixin, viewsets.GenericViewSet):
-    required_scope = ApiScope.CAMPAIGNS
-    serializer_class = CampaignSerializer
-    pagination_class = ApiCursorPagination
-
-    def get_queryset(self):
-        queryset = (
-            Campaign.objects.filter(organization=self.organization)
-            .select_related("official_account__sms_gateway")
-            .prefetch_related(
-                Prefetch("audience_lists", queryset=ContactList.objects.only("id")),
-                Prefetch("exclusion_lists", queryset=ContactList.objects.only("id")),
-            )
-        )
-        wanted = self.request.query_params.get("status") if self.action == "list" else None
-        if wanted:
-            if wanted not in CampaignStatus.values:
-                raise exceptions.ValidationError({"status": [_("Unknown status.")]})
-            queryset = queryset.filter(status=wanted)
-        return queryset
-
-    def get_serializer_context(self):
-        context = {**super().get_serializer_context(), "organization": self.organization}
-        context["user"] = self.api_key.created_by if self.api_key else None
-        return context
-
-    def perform_create(self, serializer):
-        role_required(self, {"compose"})
-        serializer.save()
-
-    def perform_update(self, serializer):
-        role_required(self, {"compose"})
-        serializer.save()
-
-    def _run(self, service, permissions: set[str], *args):
-        role_required(self, permissions)
-        campaign = get_object_or_404(
-            Campaign.objects.select_related("official_account__sms_gateway", "organization"),
-            organization=self.organization, pk=self.kwargs["pk"],
-        )
-        try:
-            service(campaign, self.api_key.created_by, *args)
-        except TransitionError as error:
-            raise conflict(getattr(error, "code", None) or "invalid_transition", " ".join(error.messages)) from None
-        campaign = self.get_queryset().get(pk=campaign.pk)
-        return Response(CampaignSerializer(campaign, context=self.get_serializer_context()).data)
-
-    @_action_schema("Submit for approval", "Checks the campaign and moves a draft to pending approval.",
-                    "pending_approval")
-    @action(detail=True, methods=["post"], filter_backends=[])
-    def submit(self, request, pk=None):
-        return self._run(services.campaign_submit, {"compose"})
-
-    @_action_schema(
-        "Approve", "Approves a campaign pending approval. The key's creator must be an owner or admin "
-        "(a key acts with its creator's current role).", "approved")
-    @action(detail=True, methods=["post"], filter_backends=[])
-    def approve(self, request, pk=None):
-        return self._run(services.campaign_approve, {"approve"})
-
-    @_action_schema("Launch", "Launches an approved campaign now, at `scheduled_at`, or on its `recurrence`. "
-                    "Promotions wait for the end of quiet hours.", "running")
-    @action(detail=True, methods=["post"], filter_backends=[])
-    def launch(self, request, pk=None):
-        return self._run(self._launch, {"compose", "approve"})
-
-    @staticmethod
-    def _launch(campaign, user):
-        if campaign.status != CampaignStatus.APPROVED:
-            raise conflict("invalid_transition", _("Only an approved campaign can be launched."))
-        return services.campaign_launch(campaign, user)
-
-    @_action_schema("Pause", "Pauses a running campaign at claim time.", "paused", request=PauseSerializer)
-    @action(detail=True, methods=["post"], filter_backends=[])
-    def pause(self, request, pk=None):
-        data = PauseSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        return self._run(services.campaign_pause, {"compose", "approve"}, data.validated_data["reason"])
-
-    @_action_schema("Resume", "Resumes a paused campaign.", "running")
-    @action(detail=True, methods=["post"], filter_backends=[])
-    def resume(self, request, pk=None):
-        return self._run(services.campaign_resume, {"compose", "approve"})
-
-    @_action_schema("Cancel", "Cancels the campaign; what is left unsent is marked cancelled.", "cancelled")
-    @action(detail=True, methods=["post"], filter_backends=[])
-    def cancel(self, request, pk=None):
-        return self._run(services.campaign_cancel, {"compose", "approve"})
-
-    @extend_schema(summary="Campaign statistics", description="Read from the folded counters.",
-                   responses={200: CampaignStatsSerializer}, examples=[example("Finished", STATS_EXAMPLE)])
-    @action(detail=True, methods=["get"], filter_backends=[])
-    def stats(self, request, pk=None):
-        campaign = get_object_or_404(Campaign, organization=self.organization, pk=pk)
-        data = campaign_stats(campaign)
-        data.pop("series", None)
-        return Response(CampaignStatsSerializer(data).data)
-
-
-ROUTES = [
-    ("contacts", ContactViewSet, "contact"),
-    ("lists", ContactListViewSet, "list"),
-    ("campaigns", CampaignViewSet, "campaign"),
-]

@@ -27,6 +27,18 @@ logger = logging.getLogger(__name__)
 NON_FIELD = {"non_field_errors", "__all__", None, ""}
 
 
+class Conflict(exceptions.APIException):
+    """409 in the one shape: raise it with ``conflict(code, message, field)``."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+    default_detail = "Conflict."
+
+
+def conflict(code: str, message: str, field: str | None = None) -> Conflict:
+    return Conflict({"code": code, "message": message, "field": field})
+
+
 def error_body(code: str, message: str, field: str | None = None, errors: list | None = None) -> dict:
     body = {"code": code, "message": str(message), "field": field}
     if errors:

@@ -1,13 +1,17 @@
-"""API for single messages (POST/GET /api/v1/messages) and, once the inbox exists, inbound messages.
+"""API for single messages: send one (POST /api/v1/messages/), read one, list them.
 
 A message is one person, one message, through the priority lane (``messaging.services.message_send``):
 the rich content is checked by the same validator as the console, the SMS fallback text by the
 same SMS validator, and the answer carries the message id (the delivery's UUID) and its URL.
+A status is named as in the outbound webhooks' payloads (``DELIVERY_STATUS_NAMES``).
 """
 
 from __future__ import annotations
 
+import uuid
+
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -15,20 +19,16 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from accounts.models import ApiScope, OfficialAccount
-from api.auth import MAX_ID, ApiViewMixin, reject_nul
+from api.auth import MAX_ID, ApiViewMixin
+from api.fields import clean_phone, rich_content_errors, validated_rich_content
 from api.schema import ApiCursorPagination, example
 from campaigns.models import Classification
-from core.phone import normalize_mobile
-from core.rich_content import validate_rich_content
 from core.sms_text import validate_sms_text
-from messaging import outbound_webhooks  # noqa: E402 - connects the webhook receivers in web processes
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
+from messaging.outbound_webhooks import DELIVERY_STATUS_NAMES
 from messaging.services import message_send
 
-outbound_webhooks.connect_receivers()
-
-STATUS_NAMES = {value: DeliveryStatus(value).name.lower() for value in DeliveryStatus.values}
-STATUS_VALUES = {name: value for value, name in STATUS_NAMES.items()}
+STATUS_VALUES = {name: value for value, name in DELIVERY_STATUS_NAMES.items()}
 
 MESSAGE_EXAMPLE = {
     "id": "6f1c1f0e-8a0b-4a43-9d59-3c1f1d1b2a10",
@@ -65,27 +65,6 @@ SEND_EXAMPLE = {
 }
 
 
-def rich_content_errors(error: DjangoValidationError) -> dict:
-    """The validator's errors under ``content`` / ``content.<part>``."""
-    errors: dict[str, list] = {}
-    for field, messages in error.message_dict.items():
-        errors.setdefault("content" if field == "content" else f"content.{field}", []).extend(messages)
-    return errors
-
-
-def validated_rich_content(value):
-    """A serializer field's check with the one rich-content validator: NUL characters refused,
-    and every problem reported as ``content.<part>: reason``."""
-    reject_nul(value)
-    try:
-        validate_rich_content(value)
-    except DjangoValidationError as error:
-        raise serializers.ValidationError(
-            [message for messages in rich_content_errors(error).values() for message in messages]
-        ) from None
-    return value
-
-
 class HistoryEntrySerializer(serializers.Serializer):
     status = serializers.CharField()
     at = serializers.DateTimeField(allow_null=True)
@@ -119,7 +98,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ChoiceField(choices=list(STATUS_VALUES)))
     def get_status(self, delivery):
-        return STATUS_NAMES.get(delivery.status, str(delivery.status))
+        return DELIVERY_STATUS_NAMES.get(delivery.status, str(delivery.status))
 
     @extend_schema_field(serializers.ChoiceField(choices=Channel.values, allow_null=True))
     def get_channel(self, delivery):
@@ -171,10 +150,7 @@ class MessageCreateSerializer(serializers.Serializer):
     client_reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
     def validate_to(self, value):
-        try:
-            return normalize_mobile(value)
-        except DjangoValidationError as error:
-            raise serializers.ValidationError(error.messages, code=error.error_list[0].code or "invalid") from None
+        return clean_phone(value)
 
     def validate_content(self, value):
         return validated_rich_content(value)
@@ -264,13 +240,9 @@ class MessageViewSet(ApiViewMixin, mixins.CreateModelMixin, mixins.RetrieveModel
         return queryset
 
     def get_object(self):
-        import uuid as uuid_module
-
         try:
-            uuid_module.UUID(str(self.kwargs["uuid"]))
+            uuid.UUID(str(self.kwargs["uuid"]))
         except ValueError:
-            from django.http import Http404
-
             raise Http404 from None
         return super().get_object()
 
@@ -295,103 +267,3 @@ class MessageViewSet(ApiViewMixin, mixins.CreateModelMixin, mixins.RetrieveModel
             raise
         body = MessageSerializer(delivery, context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
-
-
-# --- inbound messages ---------------------------------------------------------------------------
-
-
-class InboundLocationSerializer(serializers.Serializer):
-    latitude = serializers.FloatField()
-    longitude = serializers.FloatField()
-
-
-class InboundFileSerializer(serializers.Serializer):
-    url = serializers.CharField()
-    mime_type = serializers.CharField()
-
-
-class InboundMessageSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    from_ = serializers.CharField(source="conversation.contact.phone")
-    contact = serializers.IntegerField(source="conversation.contact_id")
-    official_account = serializers.IntegerField(source="conversation.official_account_id")
-    kind = serializers.CharField()
-    channel = serializers.CharField()
-    text = serializers.CharField()
-    postback = serializers.CharField()
-    location = serializers.SerializerMethodField()
-    file = serializers.SerializerMethodField()
-    campaign = serializers.IntegerField(source="campaign_id", allow_null=True)
-    received_at = serializers.DateTimeField(source="created_at")
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
-
-    @extend_schema_field(InboundLocationSerializer(allow_null=True))
-    def get_location(self, message):
-        if message.latitude is None or message.longitude is None:
-            return None
-        return {"latitude": message.latitude, "longitude": message.longitude}
-
-    @extend_schema_field(InboundFileSerializer(allow_null=True))
-    def get_file(self, message):
-        if not message.file_url:
-            return None
-        return {"url": message.file_url, "mime_type": message.file_mime}
-
-
-INBOUND_EXAMPLE = {
-    "id": 501, "from": "+819012345678", "contact": 42, "official_account": 1, "kind": "postback", "channel": "rcs",
-    "text": "いいえ", "postback": "fraud:ng", "location": None, "file": None, "campaign": None,
-    "received_at": "2026-11-26T10:00:31+09:00",
-}
-
-
-@extend_schema_view(
-    list=extend_schema(
-        summary="List inbound messages",
-        description="What people sent to your official accounts (text, chip taps, locations, files), newest first.",
-        parameters=[
-            OpenApiParameter("since", str, description="Only messages received at or after this ISO 8601 time."),
-            OpenApiParameter("phone", str, description="Only messages from this mobile number."),
-            OpenApiParameter("page_size", int, description="1–500, default 50."),
-        ],
-        examples=[example("Replies", {"next": None, "previous": None, "results": [INBOUND_EXAMPLE]})],
-    ),
-    retrieve=extend_schema(summary="Get an inbound message", examples=[example("A chip tap", INBOUND_EXAMPLE)]),
-)
-class InboundMessageViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    required_scope = ApiScope.SEND
-    serializer_class = InboundMessageSerializer
-    pagination_class = ApiCursorPagination
-
-    def get_queryset(self):
-        from messaging.models import ConversationMessage, MessageDirection
-
-        queryset = ConversationMessage.objects.filter(
-            conversation__organization=self.organization, direction=MessageDirection.INBOUND
-        ).select_related("conversation__contact")
-        if self.action == "list":
-            params = self.request.query_params
-            if params.get("since"):
-                from django.utils.dateparse import parse_datetime
-
-                try:
-                    since = parse_datetime(params["since"])
-                except ValueError:
-                    since = None
-                if since is None:
-                    raise serializers.ValidationError({"since": [_("Give an ISO 8601 date and time.")]})
-                queryset = queryset.filter(created_at__gte=since)
-            if params.get("phone"):
-                try:
-                    phone = normalize_mobile(params["phone"])
-                except DjangoValidationError as error:
-                    raise serializers.ValidationError({"phone": error.messages}) from None
-                queryset = queryset.filter(conversation__contact__phone=phone)
-        return queryset
-
-
-ROUTES = [("inbound", InboundMessageViewSet, "inbound")]

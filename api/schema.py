@@ -7,6 +7,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 
 ERROR_EXAMPLE = {"code": "invalid", "message": "This field is required.", "field": "to"}
@@ -110,16 +111,12 @@ class ApiCursorPagination(CursorPagination):
     invalid_cursor_message = "Invalid cursor."
 
     def decode_cursor(self, request):
-        from rest_framework.exceptions import NotFound, ValidationError
-
         try:
             return super().decode_cursor(request)
         except NotFound:
             raise ValidationError({"cursor": [self.invalid_cursor_message]}, code="invalid") from None
 
     def get_page_size(self, request):
-        from rest_framework.exceptions import ValidationError
-
         raw = request.query_params.get(self.page_size_query_param)
         if raw is not None:
             try:
@@ -131,3 +128,9 @@ class ApiCursorPagination(CursorPagination):
                     {"page_size": [f"A whole number from 1 to {self.max_page_size}."]}, code="invalid"
                 )
         return super().get_page_size(request)
+
+
+class OldestFirstPagination(ApiCursorPagination):
+    """Contacts and lists page in the order they were created."""
+
+    ordering = "id"

@@ -1,5 +1,5 @@
-"""The REST API under /api/v1/: the router, the OpenAPI schema, Swagger UI and ReDoc (served from the
-drf-spectacular sidecar's local static files, no CDN).
+"""The REST API under /api/v1/: the router with one registration per resource, the OpenAPI schema,
+Swagger UI and ReDoc (served from the drf-spectacular sidecar's local static files, no CDN).
 
 Included once from config/urls.py with ``path("api/v1/", include("api.urls"))``.
 """
@@ -8,9 +8,12 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from api import contacts as campaigns_api
-from api import messages as messaging_api
+from api.campaigns import CampaignViewSet
+from api.contacts import ContactViewSet
 from api.errors import json_not_found
+from api.inbound import InboundMessageViewSet
+from api.lists import ContactListViewSet
+from api.messages import MessageViewSet
 
 app_name = "api"
 
@@ -20,11 +23,11 @@ class ApiRouter(DefaultRouter):
 
 
 router = ApiRouter()
-router.register("messages", messaging_api.MessageViewSet, basename="message")
-for prefix, viewset, basename in getattr(campaigns_api, "ROUTES", []):
-    router.register(prefix, viewset, basename=basename)
-for prefix, viewset, basename in getattr(messaging_api, "ROUTES", []):
-    router.register(prefix, viewset, basename=basename)
+router.register("messages", MessageViewSet, basename="message")
+router.register("contacts", ContactViewSet, basename="contact")
+router.register("lists", ContactListViewSet, basename="list")
+router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register("inbound", InboundMessageViewSet, basename="inbound")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -5,8 +5,9 @@ Flow: ``import_job_create`` stores the upload and reads the header and a few sam
 ``import_job_set_mapping`` records what each column means; ``import_job_run`` (called by the Celery
 task campaigns.tasks.import_contacts) streams the rows, validates each one (mobile number via
 core.phone.normalize_mobile, duplicates within the file, consent for promotional lists), and
-writes in chunks with bulk upserts. Memory stays constant: the file is streamed and only one chunk
-is held at a time (plus the set of numbers already seen, for duplicate detection).
+writes them in chunks through the one contact upsert, ``campaigns.contacts.contacts_upsert`` (an
+empty name cell keeps the stored name). Memory stays constant: the file is streamed and only one
+chunk is held at a time (plus the set of numbers already seen, for duplicate detection).
 """
 
 from __future__ import annotations
@@ -23,28 +24,19 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from campaigns.models import (
-    Consent,
-    ConsentMethod,
-    Contact,
-    ContactList,
-    ContactListMembership,
-    ImportJob,
-    ImportStatus,
-    ListPurpose,
-)
+from campaigns.contacts import UPSERT_BATCH, ContactRow, contacts_upsert
+from campaigns.models import ConsentMethod, ContactList, ImportJob, ImportStatus, ListPurpose
 from core.csv import csv_safe
 from core.phone import normalize_mobile
 
 logger = logging.getLogger(__name__)
 
-CHUNK_SIZE = 2000
+CHUNK_SIZE = UPSERT_BATCH  # rows held and written at a time: one INSERT statement per chunk
 STALE_AFTER = timedelta(minutes=30)
 IMPORT_MAX_BYTES = 100 * 1024 * 1024
 SAMPLE_ROWS = 3
@@ -272,14 +264,6 @@ def import_job_set_mapping(job: ImportJob, mapping: dict, consent_defaults: dict
 
 
 @dataclass
-class _GoodRow:
-    phone: str
-    name: str
-    attributes: dict
-    consent: dict | None
-
-
-@dataclass
 class _Run:
     job: ImportJob
     chunk: list = field(default_factory=list)
@@ -462,7 +446,7 @@ def _build_row(number, cells, phone, raw_phone, cell, attribute_cols, bad, tz, p
     elif promotional:
         bad(number, raw_phone, _("No consent: a promotional list needs each person's prior consent."))
         return None
-    return _GoodRow(phone=phone, name=name, attributes=attributes, consent=consent)
+    return ContactRow(phone=phone, name=name, attributes=attributes, consent=consent)
 
 
 def _progress(run: _Run, processed: int) -> None:
@@ -474,57 +458,10 @@ def _progress(run: _Run, processed: int) -> None:
 def _flush(run: _Run) -> None:
     if not run.chunk:
         return
-    job = run.job
     chunk, run.chunk = run.chunk, []
-    organization_id = job.organization_id
-    phones = [row.phone for row in chunk]
-    with transaction.atomic():
-        existing = {
-            phone: (name, attributes)
-            for phone, name, attributes in Contact.objects.filter(
-                organization_id=organization_id, phone__in=phones
-            ).values_list("phone", "name", "attributes")
-        }
-        contacts = []
-        for row in chunk:
-            old_name, old_attributes = existing.get(row.phone, ("", {}))
-            contacts.append(
-                Contact(
-                    organization_id=organization_id,
-                    phone=row.phone,
-                    name=row.name or old_name,
-                    attributes={**(old_attributes or {}), **row.attributes},
-                )
-            )
-        Contact.objects.bulk_create(
-            contacts,
-            update_conflicts=True,
-            unique_fields=["organization", "phone"],
-            update_fields=["name", "attributes", "updated_at"],
-        )
-        if any(contact.pk is None for contact in contacts):
-            ids = dict(Contact.objects.filter(organization_id=organization_id, phone__in=phones).values_list("phone", "id"))
-            for contact in contacts:
-                contact.pk = contact.id = ids[contact.phone]
-        ContactListMembership.objects.bulk_create(
-            [ContactListMembership(contact_list_id=job.contact_list_id, contact_id=contact.pk) for contact in contacts],
-            ignore_conflicts=True,
-        )
-        with_consent = [(contact, row.consent) for contact, row in zip(contacts, chunk, strict=True) if row.consent]
-        if with_consent:
-            # Only contacts that existed before this chunk can already hold these consent records.
-            earlier = [contact.pk for contact, _c in with_consent if contact.phone in existing]
-            known = set(
-                Consent.objects.filter(contact_id__in=earlier).values_list("contact_id", "granted_at", "wording_version")
-            ) if earlier else set()
-            new = [
-                Consent(organization_id=organization_id, contact_id=contact.pk, **consent)
-                for contact, consent in with_consent
-                if (contact.pk, consent["granted_at"], consent["wording_version"]) not in known
-            ]
-            Consent.objects.bulk_create(new, batch_size=CHUNK_SIZE)
-    run.created += len(chunk) - len(existing)
-    run.updated += len(existing)
+    counts = contacts_upsert(run.job.organization_id, chunk, contact_list_id=run.job.contact_list_id)
+    run.created += counts.created
+    run.updated += counts.updated
 
 
 # --- reports ------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from accounts.models import (
 )
 from audit.models import AuditEvent
 from messaging import tasks
-from messaging.models import Delivery
+from messaging.models import Delivery, DeliveryStatus
 from messaging.signals import delivery_status_changed, inbound_received
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,10 @@ EVENT_FOR_CHANGE = {
     "failed": WebhookEvent.MESSAGE_FAILED,
     "fell_back": WebhookEvent.MESSAGE_FELL_BACK,
 }
+
+# The public name of each delivery status ("queued", "sent", …): in webhook payloads and in the API's
+# messages (api.messages), which must spell them alike.
+DELIVERY_STATUS_NAMES = {value: DeliveryStatus(value).name.lower() for value in DeliveryStatus.values}
 
 
 def _setting(name: str, default):
@@ -213,15 +217,13 @@ def _enqueue(ids: list[int]) -> None:
 
 
 def message_payload(row: dict) -> dict:
-    from api.messages import STATUS_NAMES
-
     return {
         "message": {
             "id": str(row["uuid"]),
             "to": row["contact__phone"],
             "official_account": row["official_account_id"],
             "client_reference": row["client_reference"],
-            "status": STATUS_NAMES.get(row["status"], str(row["status"])),
+            "status": DELIVERY_STATUS_NAMES.get(row["status"], str(row["status"])),
             "channel": row["channel"] or None,
             "fallback_reason": row["fallback_reason"] or None,
             "error": {"code": row["error_code"], "reason": row["error_reason"]} if row["error_code"] else None,

@@ -7,6 +7,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, ApiScope, GatewayAccount, GatewayKind, Role
+from core.throttle import redis_client
+from messaging import tasks
 from tests.accounts.factories import OrganizationFactory, approved_account, member
 
 ALL_SCOPES = [ApiScope.SEND, ApiScope.CONTACTS, ApiScope.CAMPAIGNS]
@@ -63,8 +65,6 @@ def api(tenant):
 @pytest.fixture(autouse=True)
 def _no_enqueue(monkeypatch):
     """Sends are enqueued after commit; the API tests check what the API records, not the worker."""
-    from messaging import tasks
-
     sent = []
     monkeypatch.setattr(tasks.send_message, "delay", lambda *args, **kwargs: sent.append(args))
     return sent
@@ -72,8 +72,6 @@ def _no_enqueue(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _fresh_throttle():
-    from core.throttle import redis_client
-
     client = redis_client()
     if client is not None:
         for name in client.scan_iter("api-throttle:*"):

@@ -5,6 +5,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, ApiScope, Role
+from campaigns.models import CampaignStatus
 from tests.api.conftest import message_body
 from tests.campaigns.factories import CampaignFactory, ContactFactory, ContactListFactory
 from tests.messaging.factories import DeliveryFactory
@@ -161,8 +162,6 @@ def test_another_organizations_ids_answer_404(tenant, other):
 
 
 def test_a_key_acts_with_its_creators_current_role(tenant):
-    from campaigns.models import CampaignStatus
-
     campaign = CampaignFactory(organization=tenant.organization, official_account=tenant.account,
                                created_by=tenant.owner, status=CampaignStatus.PENDING_APPROVAL)
     marketer_key = tenant.client(scopes=[ApiScope.CAMPAIGNS], user=tenant.marketer)

@@ -4,7 +4,9 @@ import pytest
 from django.test import Client
 
 from accounts.models import ApiKey, WebhookDelivery, WebhookEndpoint
+from audit.models import AuditEvent
 from messaging import outbound_webhooks as ow
+from messaging import tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -31,8 +33,6 @@ def test_api_keys_page_creates_shows_once_lists_and_revokes(tenant):
     assert api.get("/api/v1/contacts/").status_code == 200
     assert client.post(f"/accounts/api-keys/{key.pk}/revoke/").status_code == 302
     assert api.get("/api/v1/contacts/").status_code == 401
-    from audit.models import AuditEvent
-
     assert {"api_key.created", "api_key.revoked"} <= set(AuditEvent.objects.values_list("action", flat=True))
 
 
@@ -54,8 +54,6 @@ def test_only_owners_and_admins_manage_keys_and_other_orgs_are_404(tenant, other
 
 
 def test_webhook_pages(tenant, monkeypatch):
-    from messaging import tasks
-
     monkeypatch.setattr(tasks.deliver_webhook, "delay", lambda *a: None)
     client = signed_in(tenant.owner)
     response = client.post("/accounts/webhooks/", {"url": "https://hooks.example.jp/pm", "events": ["message.sent",

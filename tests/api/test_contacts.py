@@ -6,6 +6,7 @@ from django.utils import timezone
 from accounts.models import WebhookDelivery
 from audit.models import AuditEvent
 from campaigns.models import Consent, Contact, ContactList, ContactListMembership
+from messaging.outbound_webhooks import connect_receivers, endpoint_create
 from tests.campaigns.factories import ConsentFactory, ContactFactory, ContactListFactory
 
 pytestmark = pytest.mark.django_db
@@ -84,8 +85,6 @@ def test_consent_grant_list_and_revoke(api, tenant):
 
 
 def test_opt_out_is_recorded_once_and_announced(api, tenant, _no_enqueue):
-    from messaging.outbound_webhooks import connect_receivers, endpoint_create
-
     connect_receivers()
     endpoint_create(tenant.organization, "https://hooks.example.jp/pm", ["contact.opted_out"])
     contact = ContactFactory(organization=tenant.organization)
@@ -125,6 +124,20 @@ def test_bulk_upsert_keeps_good_rows_and_reports_bad_ones(api, tenant):
     assert existing.name == "既存" and existing.attributes == {"keep": "yes", "rank": "gold"}
     assert Contact.objects.get(phone="+819011110001").consents.count() == 1
     assert ContactListMembership.objects.filter(contact_list=contact_list).count() == 2
+
+
+def test_bulk_upsert_an_empty_name_keeps_the_stored_name_and_a_given_one_replaces_it(api, tenant):
+    # The one contact upsert (campaigns.contacts) behaves alike for the API and the console's import.
+    kept = ContactFactory(organization=tenant.organization, phone="+819011110000", name="既存")
+    renamed = ContactFactory(organization=tenant.organization, phone="+819011110001", name="旧姓")
+    rows = [{"phone": "090-1111-0000", "name": ""}, {"phone": "090-1111-0001", "name": "新姓"},
+            {"phone": "090-1111-0002", "name": ""}]
+    response = api.post("/api/v1/contacts/bulk/", {"contacts": rows}, format="json")
+    assert response.status_code == 200 and response.json() == {"created": 1, "updated": 2, "errors": []}
+    kept.refresh_from_db()
+    renamed.refresh_from_db()
+    assert kept.name == "既存" and renamed.name == "新姓"
+    assert Contact.objects.get(organization=tenant.organization, phone="+819011110002").name == ""
 
 
 def test_bulk_upsert_takes_ten_thousand_rows_and_no_more(api, tenant):

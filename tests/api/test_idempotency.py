@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import IdempotencyRecord
+from api.idempotency import request_fingerprint  # noqa: F401 - documented helper
 from campaigns.models import Contact
 from messaging.models import Delivery
 from tests.api.conftest import message_body
@@ -55,8 +56,6 @@ def test_a_request_still_in_progress_is_409_and_a_dead_one_is_taken_over(api, te
     IdempotencyRecord.objects.create(api_key=api.api_key, key="k-4", request_hash="x" * 64)
     response = api.post("/api/v1/contacts/", {"phone": "09012340001"}, format="json", HTTP_IDEMPOTENCY_KEY="k-4")
     assert response.status_code == 409  # different body hash
-    from api.idempotency import request_fingerprint  # noqa: F401 - documented helper
-
     body = {"phone": "09012340002"}
     first = api.post("/api/v1/contacts/", body, format="json", HTTP_IDEMPOTENCY_KEY="k-5")
     record = IdempotencyRecord.objects.get(key="k-5")

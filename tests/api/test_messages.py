@@ -1,7 +1,9 @@
 """POST/GET /api/v1/messages: validation by the shared validators, the priority lane, the answer."""
 
 import pytest
+from django.utils import timezone
 
+from campaigns.models import Contact
 from messaging.models import Delivery, DeliveryStatus
 from tests.api.conftest import SMS, TEXT, message_body
 
@@ -24,8 +26,6 @@ def test_send_queues_one_message_on_the_priority_lane(api, tenant, _no_enqueue, 
 
 def test_get_message_shows_channel_history_fallback_and_error(api, tenant):
     created = api.post("/api/v1/messages/", message_body(tenant), format="json").json()
-    from django.utils import timezone
-
     Delivery.objects.filter(uuid=created["id"]).update(
         channel="sms", fallback_reason="not_capable", status=DeliveryStatus.FAILED, sent_at=timezone.now(),
         failed_at=timezone.now(), error_code="carrier_failed", error_reason="unknown subscriber",
@@ -76,10 +76,6 @@ def test_malformed_json_and_wrong_media_type_are_4xx(api):
 
 
 def test_promotion_to_an_opted_out_number_is_refused(api, tenant):
-    from django.utils import timezone
-
-    from campaigns.models import Contact
-
     Contact.objects.create(organization=tenant.organization, phone="+819012345678", opted_out_at=timezone.now())
     response = api.post("/api/v1/messages/", message_body(tenant, classification="promotion"), format="json")
     assert response.status_code == 400 and response.json()["field"] == "to"

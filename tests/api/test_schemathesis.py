@@ -12,6 +12,8 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis==4.32.5 (test extras)")
 
+from django.core.signals import request_finished, request_started  # noqa: E402
+from django.db import close_old_connections  # noqa: E402
 from hypothesis import HealthCheck  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
@@ -23,7 +25,9 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 
 from accounts.models import ApiKey  # noqa: E402
+from config.wsgi import application  # noqa: E402
 from tests.api.conftest import ALL_SCOPES, Tenant  # noqa: E402
+from tests.campaigns.factories import CampaignFactory, ContactFactory, ContactListFactory  # noqa: E402
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "6"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -34,18 +38,11 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 def api_schema(db, settings):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "100000/second"}}
     tenant = Tenant("fuzz")
-    from tests.campaigns.factories import CampaignFactory, ContactFactory, ContactListFactory
-
     for _index in range(3):  # a few real ids (1, 2, 3 …) for the generated paths to hit
         ContactFactory(organization=tenant.organization)
         ContactListFactory(organization=tenant.organization)
         CampaignFactory(organization=tenant.organization, official_account=tenant.account, created_by=tenant.owner)
     _key, secret = ApiKey.generate(tenant.organization, "fuzz", ALL_SCOPES, created_by=tenant.owner)
-    from django.core.signals import request_finished, request_started
-    from django.db import close_old_connections
-
-    from config.wsgi import application
-
     # In-process WSGI calls must keep the test's connection (and its transaction) open, as the test client does.
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)

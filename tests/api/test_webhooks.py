@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from messaging import outbound_webhooks as ow
+from messaging import tasks
 from messaging.gateways.base import NormalizedEvent
 from messaging.models import Delivery, DeliveryStatus
 from messaging.signals import delivery_status_changed, inbound_received
@@ -27,8 +28,6 @@ def _receivers():
 @pytest.fixture
 def scheduled(monkeypatch):
     """Retries the worker would schedule: (delivery id, countdown)."""
-    from messaging import tasks
-
     calls = []
     monkeypatch.setattr(tasks.deliver_webhook, "apply_async",
                         lambda args, countdown=None, **kw: calls.append((args[0], countdown)))

@@ -113,6 +113,20 @@ def test_importing_the_same_file_again_adds_no_duplicate_consent(org, settings, 
     assert ContactListMembership.objects.filter(contact_list=contact_list).count() == 3
 
 
+def test_an_empty_name_cell_keeps_the_stored_name_and_a_filled_one_replaces_it(org, settings, tmp_path):
+    # The one contact upsert (campaigns.contacts) behaves alike for the import and the API's bulk upsert.
+    settings.MEDIA_ROOT = tmp_path
+    kept = ContactFactory(organization=org, phone="+819011112222", name="既存")
+    renamed = ContactFactory(organization=org, phone="+819033334444", name="旧姓")
+    data = "phone,name\n090-1111-2222,\n090-3333-4444,新姓\n090-5555-6666,\n".encode()
+    job = run(make_job(org, data, purpose=ListPurpose.TRANSACTION))
+    assert (job.created_count, job.updated_count, job.error_count) == (1, 2, 0)
+    kept.refresh_from_db()
+    renamed.refresh_from_db()
+    assert kept.name == "既存" and renamed.name == "新姓"
+    assert Contact.objects.get(organization=org, phone="+819055556666").name == ""
+
+
 def test_utf8_without_bom(org, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     job = make_job(org, "電話,名前\n090-1234-5678,テスト\n".encode(), purpose=ListPurpose.TRANSACTION)
