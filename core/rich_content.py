@@ -18,7 +18,7 @@ A suggestion is one of::
     {"type": "location", "label": "…", "latitude": 35.68, "longitude": 139.76, "query": "…"}
     {"type": "calendar", "label": "…", "title": "…", "start": "ISO-8601", "end": "ISO-8601"}
 
-Limits follow +Message and RBM (design.md §4). Errors are collected, not raised one at a time, and
+Limits follow +Message and RBM (docs/architecture.md, "Wire formats and limits"). Errors are collected, not raised one at a time, and
 each names the field (a path such as ``carousel.cards[2].buttons[0].label``) and the reason.
 """
 

@@ -1,4 +1,4 @@
-"""Tenant isolation in the Django admin (design.md §7): a staff member of organization A gets 404 for
+"""Tenant isolation in the Django admin (docs/architecture.md, "Tenancy and security"): a staff member of organization A gets 404 for
 every object of organization B, whatever the model; lists, filters and choices show only A's rows;
 roles without "manage" cannot write; raw carrier events are for superusers only."""
 

@@ -137,7 +137,7 @@ def test_embedded_celery_uses_the_filesystem_transport_under_var_dir(embedded):
         folder = Path(transport[key])
         assert var_dir in folder.parents
         assert folder.is_dir()
-    assert transport["polling_interval"] <= 0.1  # design.md §2: a short interval, measured
+    assert transport["polling_interval"] <= 0.1  # a short interval: docs/architecture.md, "Two ways to run"
     assert probe["redis"] == ""
 
 

@@ -186,7 +186,7 @@ else:
 
 @pytest.mark.django_db(False)
 def test_embedded_sqlite_has_the_forward_only_trigger_too(tmp_path):
-    """The embedded default (design.md §2) runs the same migration on SQLite."""
+    """The embedded default (docs/architecture.md, "Two ways to run") runs the same migration on SQLite."""
     import subprocess
     import sys
 
