@@ -2,6 +2,10 @@
 
 Queues: ``priority`` for single messages (API, test sends, inbox replies) served by their own worker
 processes, so a million-recipient campaign on the default queue never delays them.
+
+Every task's name is pinned (``name="messaging.tasks.…"``): django-celery-beat rows and messages
+waiting in the broker store it, so moving or renaming a function must never change it
+(tests/messaging/test_task_names.py lists them all).
 """
 
 from celery import shared_task
@@ -25,7 +29,7 @@ RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 1, "retry_backof
          "max_retries": None}
 
 
-@shared_task(acks_late=True, **RETRY)
+@shared_task(name="messaging.tasks.launch_campaign", acks_late=True, **RETRY)
 def launch_campaign(campaign_id: int) -> None:
     campaign = Campaign.objects.get(pk=campaign_id)
     started = False
@@ -37,7 +41,7 @@ def launch_campaign(campaign_id: int) -> None:
         start_dispatch(campaign_id)
 
 
-@shared_task(acks_late=True, **RETRY)
+@shared_task(name="messaging.tasks.dispatch_campaign", acks_late=True, **RETRY)
 def dispatch_campaign(campaign_id: int) -> str:
     result = fanout.dispatch_batch(campaign_id)
     if result == "more":
@@ -49,12 +53,12 @@ def dispatch_campaign(campaign_id: int) -> str:
     return result
 
 
-@shared_task(acks_late=True, **RETRY)
+@shared_task(name="messaging.tasks.send_message", acks_late=True, **RETRY)
 def send_message(delivery_id: int) -> str:
     return fanout.send_single(delivery_id)  # re-enqueues what must be tried again
 
 
-@shared_task(acks_late=True)
+@shared_task(name="messaging.tasks.start_scheduled_campaign", acks_late=True)
 def start_scheduled_campaign(campaign_id: int) -> None:
     from campaigns.models import CampaignStatus
     from campaigns.services import campaign_start
@@ -64,7 +68,7 @@ def start_scheduled_campaign(campaign_id: int) -> None:
         campaign_start(campaign)
 
 
-@shared_task(acks_late=True)
+@shared_task(name="messaging.tasks.start_recurring_run", acks_late=True)
 def start_recurring_run(parent_id: int) -> None:
     from campaigns.models import CampaignStatus
     from campaigns.services import campaign_new_run, campaign_start
@@ -74,7 +78,7 @@ def start_recurring_run(parent_id: int) -> None:
         campaign_start(campaign_new_run(parent))
 
 
-@shared_task
+@shared_task(name="messaging.tasks.sweep")
 def sweep() -> dict:
     """Periodic: restart dead dispatch chains, revoke RCS past its TTL, apply stray events."""
     stale = fanout.campaigns_needing_dispatch()
@@ -87,12 +91,12 @@ def sweep() -> dict:
     return {"restarted": len(stale), "revoked": revoked, "events": applied}
 
 
-@shared_task
+@shared_task(name="messaging.tasks.fold_counters")
 def fold_counters() -> int:
     return counters_fold()
 
 
-@shared_task(acks_late=True, **RETRY)
+@shared_task(name="messaging.tasks.apply_provider_events", acks_late=True, **RETRY)
 def apply_provider_events(event_ids: list[int]) -> int:
     return receipts.events_apply(event_ids)
 
@@ -104,12 +108,12 @@ from messaging import outbound_webhooks  # noqa: E402 - connects the webhook rec
 outbound_webhooks.connect_receivers()
 
 
-@shared_task(acks_late=True)
+@shared_task(name="messaging.tasks.deliver_webhook", acks_late=True)
 def deliver_webhook(delivery_id: int) -> str:
     return outbound_webhooks.webhook_attempt(delivery_id)
 
 
-@shared_task
+@shared_task(name="messaging.tasks.sweep_webhooks")
 def sweep_webhooks() -> int:
     """Periodic: re-enqueue webhook deliveries whose attempt is overdue (a lost task)."""
     due = outbound_webhooks.due_delivery_ids()
