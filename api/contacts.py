@@ -1,9 +1,10 @@
 """API for contacts (with consent and opt-out), contact lists and their members, and campaigns.
 
-Views parse input and call services: the campaign lifecycle is ``campaigns.services`` (the same
-functions the console calls), phone numbers go through ``core.phone.normalize_mobile`` and the
-bulk upsert writes like the console's import (``campaigns.imports``): one bulk INSERT … ON CONFLICT
-per request, names kept when a row gives none, attributes merged.
+Views parse input and call services: the campaign lifecycle is ``campaigns.services`` (submit,
+approve) and ``messaging.runs`` (launch, pause, resume, cancel) — the same functions the console
+calls; phone numbers go through ``core.phone.normalize_mobile`` and the bulk upsert writes like the
+console's import (``campaigns.imports``): one bulk INSERT … ON CONFLICT per request, names kept when
+a row gives none, attributes merged.
 
 Every queryset is limited to the API key's organization, so another organization's ids answer 404.
 """
@@ -39,6 +40,7 @@ from campaigns.models import (
 from campaigns.status import TransitionError
 from core.phone import normalize_mobile
 from core.sms_text import validate_sms_text
+from messaging import runs
 from messaging.stats import campaign_stats
 
 BULK_MAX = 10_000
@@ -743,7 +745,7 @@ class CampaignSerializer(serializers.ModelSerializer):
     def validate_recurrence(self, value):
         if value:
             try:
-                services.parse_crontab(value)
+                runs.parse_crontab(value)
             except DjangoValidationError as error:
                 raise serializers.ValidationError(error.messages) from None
             except Exception:  # celery's own parser errors are not ValueErrors
@@ -927,24 +929,24 @@ class CampaignViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelM
     def _launch(campaign, user):
         if campaign.status != CampaignStatus.APPROVED:
             raise conflict("invalid_transition", _("Only an approved campaign can be launched."))
-        return services.campaign_launch(campaign, user)
+        return runs.campaign_launch(campaign, user)
 
     @_action_schema("Pause", "Pauses a running campaign at claim time.", "paused", request=PauseSerializer)
     @action(detail=True, methods=["post"], filter_backends=[])
     def pause(self, request, pk=None):
         data = PauseSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return self._run(services.campaign_pause, {"compose", "approve"}, data.validated_data["reason"])
+        return self._run(runs.campaign_pause, {"compose", "approve"}, data.validated_data["reason"])
 
     @_action_schema("Resume", "Resumes a paused campaign.", "running")
     @action(detail=True, methods=["post"], filter_backends=[])
     def resume(self, request, pk=None):
-        return self._run(services.campaign_resume, {"compose", "approve"})
+        return self._run(runs.campaign_resume, {"compose", "approve"})
 
     @_action_schema("Cancel", "Cancels the campaign; what is left unsent is marked cancelled.", "cancelled")
     @action(detail=True, methods=["post"], filter_backends=[])
     def cancel(self, request, pk=None):
-        return self._run(services.campaign_cancel, {"compose", "approve"})
+        return self._run(runs.campaign_cancel, {"compose", "approve"})
 
     @extend_schema(summary="Campaign statistics", description="Read from the folded counters.",
                    responses={200: CampaignStatsSerializer}, examples=[example("Finished", STATS_EXAMPLE)])

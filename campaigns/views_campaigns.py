@@ -2,7 +2,8 @@
 approval workflow, and the monitor.
 
 Views only parse input, call a service and render (design.md §3). Writes go through
-``campaigns.services`` (submit, approve, send back, launch, pause, resume, cancel) and
+``campaigns.services`` (submit, approve, send back), ``messaging.runs`` (launch, pause, resume,
+cancel) and
 ``messaging.services.send_test_message``; reads through ``campaigns.audience.audience_count`` and
 ``messaging.stats.campaign_stats``. Every queryset is scoped to the member's organization, so another
 organization's campaign id answers 404.
@@ -45,6 +46,7 @@ from accounts.audit_hooks import permission_refused
 from accounts.decorators import member_required
 from accounts.tenancy import ROLE_PERMISSIONS
 from campaigns import forms_campaigns as cf
+from campaigns import services as campaign_services
 from campaigns.compliance import OPT_OUT_PLACEHOLDER, TOKYO, display_rule_problems, quiet_hours_notice
 from campaigns.media import SizeLimitUploadHandler, display_url, store_media
 from campaigns.models import (
@@ -57,6 +59,7 @@ from campaigns.models import (
 )
 from core.phone import national_format
 from core.sms_text import measure_sms
+from messaging import runs
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
 
 MONITOR_PERMISSIONS = {"operate", "compose", "approve"}
@@ -135,12 +138,6 @@ def _audience(organization, classification, include_ids, exclude_ids) -> dict | 
     except ImportError:
         return None
     return audience_count(organization, classification, list(include_ids), list(exclude_ids))
-
-
-def _service(name):
-    from campaigns import services
-
-    return getattr(services, name)
 
 
 # --- Personalisation ---------------------------------------------------------------------------
@@ -473,7 +470,7 @@ def _composer(request, campaign=None):
                 form.save_m2m()
             if request.POST.get("action") == "submit":
                 try:
-                    _service("campaign_submit")(instance, request.user)
+                    campaign_services.campaign_submit(instance, request.user)
                 except ValidationError as error:
                     # The draft is saved; show why it cannot be submitted beside the fields.
                     _attach_service_errors(form, errors, error)
@@ -659,12 +656,12 @@ def campaign_detail(request, pk):
     return render(request, "campaigns/detail.html", context)
 
 
-def _workflow(request, pk, service_name, success_message, *args, permissions=None):
+def _workflow(request, pk, service, success_message, *args, permissions=None):
     campaign = _campaign_or_404(request, pk)
     if permissions:
         _require_any(request, permissions)
     try:
-        _service(service_name)(campaign, request.user, *args)
+        service(campaign, request.user, *args)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -675,14 +672,14 @@ def _workflow(request, pk, service_name, success_message, *args, permissions=Non
 @require_POST
 @member_required("compose")
 def campaign_submit(request, pk):
-    _workflow(request, pk, "campaign_submit", _("Submitted for approval. An admin will review it."))
+    _workflow(request, pk, campaign_services.campaign_submit, _("Submitted for approval. An admin will review it."))
     return _hx_or_redirect(request, reverse("campaigns:detail", args=[pk]))
 
 
 @require_POST
 @member_required("approve")
 def campaign_approve(request, pk):
-    _workflow(request, pk, "campaign_approve", _("Approved. The campaign can now be launched."))
+    _workflow(request, pk, campaign_services.campaign_approve, _("Approved. The campaign can now be launched."))
     return _hx_or_redirect(request, reverse("campaigns:detail", args=[pk]))
 
 
@@ -693,14 +690,15 @@ def campaign_send_back(request, pk):
     if not form.is_valid():
         messages.error(request, _("Say what should change before sending the campaign back."))
         return _hx_or_redirect(request, reverse("campaigns:detail", args=[pk]))
-    _workflow(request, pk, "campaign_send_back", _("Sent back to the author as a draft."), form.cleaned_data["reason"])
+    _workflow(request, pk, campaign_services.campaign_send_back, _("Sent back to the author as a draft."),
+              form.cleaned_data["reason"])
     return _hx_or_redirect(request, reverse("campaigns:detail", args=[pk]))
 
 
 @require_POST
 @member_required("view")
 def campaign_launch(request, pk):
-    campaign = _workflow(request, pk, "campaign_launch", _("Launched."), permissions=CONTROL_PERMISSIONS)
+    campaign = _workflow(request, pk, runs.campaign_launch, _("Launched."), permissions=CONTROL_PERMISSIONS)
     campaign.refresh_from_db()
     if campaign.status in (S.RUNNING, S.PAUSED, S.COMPLETED):
         return _hx_or_redirect(request, reverse("campaigns:monitor", args=[pk]))
@@ -997,11 +995,11 @@ def monitor_export(request, pk):
     return response
 
 
-def _control(request, pk, service_name, permissions, success_message):
+def _control(request, pk, service, permissions, success_message):
     campaign = _campaign_or_404(request, pk)
     _require_any(request, permissions)
     try:
-        _service(service_name)(campaign, request.user)
+        service(campaign, request.user)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -1012,18 +1010,18 @@ def _control(request, pk, service_name, permissions, success_message):
 @require_POST
 @member_required("view")
 def campaign_pause(request, pk):
-    return _control(request, pk, "campaign_pause", MONITOR_PERMISSIONS, _("Paused. No new messages are sent."))
+    return _control(request, pk, runs.campaign_pause, MONITOR_PERMISSIONS, _("Paused. No new messages are sent."))
 
 
 @require_POST
 @member_required("view")
 def campaign_resume(request, pk):
-    return _control(request, pk, "campaign_resume", CONTROL_PERMISSIONS, _("Resumed."))
+    return _control(request, pk, runs.campaign_resume, CONTROL_PERMISSIONS, _("Resumed."))
 
 
 @require_POST
 @member_required("view")
 def campaign_cancel(request, pk):
-    return _control(request, pk, "campaign_cancel", CONTROL_PERMISSIONS,
+    return _control(request, pk, runs.campaign_cancel, CONTROL_PERMISSIONS,
                     _("Cancelled. Messages not yet sent will not be sent."))
 

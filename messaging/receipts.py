@@ -11,6 +11,7 @@ ProviderEvent.payload holds the NormalizedEvent as a dict (see gateways.base).
 
 from __future__ import annotations
 
+import json
 import uuid as uuid_module
 from collections import Counter, defaultdict
 from dataclasses import fields
@@ -21,6 +22,8 @@ from django.utils.dateparse import parse_datetime
 
 from core.sql import among
 from messaging.counters import counters_add
+from messaging.engine.dispatch import dispatch_fallbacks
+from messaging.engine.record import mark_fallback_leg_sent, mark_sent
 from messaging.gateways.base import SMS_LEG_SUFFIX, NormalizedEvent
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason, Metric, ProviderEvent
 from messaging.signals import delivery_status_changed, inbound_received
@@ -137,8 +140,6 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
 
     # A receipt can overtake the record of its own send (the worker died in between): it proves
     # the send, so record that first — the resend after the crash is dropped by the carrier.
-    from messaging.engine.fanout import mark_fallback_leg_sent, mark_sent
-
     for (leg, suffixed), uuids in proof_of_send.items():
         mark_sent("uuid", uuids, leg, now, increments)
         if suffixed:
@@ -171,8 +172,6 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
             revoked,
             f"status = {D.SENT} AND channel = '{Channel.RCS}' AND NOT pending_fallback",
         )
-        from messaging.engine.fanout import dispatch_fallbacks
-
         dispatch_fallbacks([(delivery_id, campaign_id) for delivery_id, campaign_id, _ in rows])
 
     for delivery_uuid, leg, code, reason in failures:
@@ -210,8 +209,6 @@ def events_apply(event_ids: list[int]) -> int:
         events = []
         for _id, payload in claimed:
             if isinstance(payload, str):
-                import json
-
                 payload = json.loads(payload)
             events.append(event_from_payload(payload))
         apply_events(events)

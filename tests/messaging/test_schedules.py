@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, PeriodicTask
 
 from campaigns.models import Campaign, CampaignStatus, Classification
-from campaigns.services import campaign_launch, campaign_start
+from messaging.runs import campaign_launch, campaign_start
 from tests.messaging.engine import beat, engine, wait_until, worker  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engine]

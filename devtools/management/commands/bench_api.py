@@ -199,8 +199,8 @@ class Command(BaseCommand):
             renicer.start()
         time.sleep(3)  # let the workers connect
 
-        from campaigns.services import campaign_start
         from messaging.counters import counters_fold
+        from messaging.runs import campaign_start
         from messaging.stats import campaign_stats
 
         campaign_start(campaign)

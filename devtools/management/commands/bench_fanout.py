@@ -176,7 +176,7 @@ class Command(BaseCommand):
              "-S", "django_celery_beat.schedulers:DatabaseScheduler"],
         )
         time.sleep(3)  # let the worker connect
-        from campaigns.services import campaign_start
+        from messaging.runs import campaign_start
 
         started = time.monotonic()
         campaign_start(campaign)
