@@ -1,6 +1,6 @@
 """Two-way conversations: inbound messages become conversation messages, operators answer.
 
-Inbound: ``receipts.apply_events`` sends ``signals.inbound_received`` with each inbound event once,
+Inbound: ``receipts.events_apply`` sends ``signals.inbound_received`` with each inbound event once,
 inside its transaction; ``inbound_apply`` maps each event to its organization and official account
 through the gateway account it arrived for (``event.gateway_id``), finds or creates the contact and
 the conversation per (official account, contact), stores the message (unique per provider event),

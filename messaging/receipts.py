@@ -6,7 +6,9 @@ with a few set-based UPDATEs (a status never moves back, so a READ that arrives 
 is kept, and a repeated or late event changes nothing), and appends the counter deltas — all in one
 transaction, so an event is applied exactly once even if a worker dies halfway.
 
-ProviderEvent.payload holds the NormalizedEvent as a dict (see gateways.base).
+``events_apply`` claims stored events by id and applies them (what the apply task and the sweep
+call); ``normalized_events_apply`` applies events already loaded. ProviderEvent.payload holds the
+NormalizedEvent as a dict (see gateways.base).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def _count(increments: Counter, rows, metric, detail=""):
             increments[(campaign_id, channel, metric, detail)] += 1
 
 
-def apply_events(events: list[NormalizedEvent]) -> Counter:
+def normalized_events_apply(events: list[NormalizedEvent]) -> Counter:
     """Apply status events to deliveries; returns the counter increments made."""
     now = timezone.now()
     increments: Counter = Counter()
@@ -103,7 +105,7 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
     proof_of_send: dict[tuple[str, bool], list[str]] = defaultdict(list)
     inbound = [event for event in events if event.kind in INBOUND_KINDS]
     if inbound:
-        inbound_received.send(sender=apply_events, events=inbound)
+        inbound_received.send(sender=normalized_events_apply, events=inbound)
     for event in events:
         if not event.message_id:
             continue
@@ -190,7 +192,7 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
 
 def _announce(change: str, rows) -> None:
     if rows:
-        delivery_status_changed.send(sender=apply_events, change=change, deliveries=list(rows))
+        delivery_status_changed.send(sender=normalized_events_apply, change=change, deliveries=list(rows))
 
 
 def events_apply(event_ids: list[int]) -> int:
@@ -211,7 +213,7 @@ def events_apply(event_ids: list[int]) -> int:
             if isinstance(payload, str):
                 payload = json.loads(payload)
             events.append(event_from_payload(payload))
-        apply_events(events)
+        normalized_events_apply(events)
     return len(claimed)
 
 
