@@ -13,7 +13,7 @@ claimed row, a batch's send context, and the content as each person gets it.
 4. ``record`` — results in bulk: sent; not reachable → SMS now; retryable → back off (the lease);
    permanent → failed. Counter deltas go in with the same transaction.
 5. ``dispatch`` — a task's unit of work: one batch of a campaign (or the priority lane's single
-   messages) through claim, channel decision, send and record. In the claim transaction each fresh
+   messages) through claim, channel decision, send and record. Before anything is sent, each fresh
    row's channel is decided and written — RCS if the number is RCS-capable, otherwise SMS with a
    fallback reason — so a re-claim after a crash can never switch a row to the other channel.
 6. ``sweep`` — RCS accepted but not delivered within the TTL is revoked; only a confirmed revoke
