@@ -1,6 +1,6 @@
 """API for campaigns: drafts, their lifecycle (submit, approve, launch, pause, resume, cancel) and statistics.
 
-Views parse input and call the same services as the console (``campaigns.services``); a key acts
+Views parse input and call the same services as the console (``campaigns.services`` to submit and approve, ``messaging.runs`` to launch, pause, resume and cancel); a key acts
 with its creator's current role. Every queryset is limited to the API key's organization.
 """
 
@@ -25,6 +25,7 @@ from campaigns import services
 from campaigns.models import Campaign, CampaignStatus, ContactList
 from campaigns.status import TransitionError
 from core.sms_text import validate_sms_text
+from messaging import runs
 from messaging.stats import campaign_stats
 
 
@@ -251,24 +252,24 @@ class CampaignViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelM
     def _launch(campaign, user):
         if campaign.status != CampaignStatus.APPROVED:
             raise conflict("invalid_transition", _("Only an approved campaign can be launched."))
-        return services.campaign_launch(campaign, user)
+        return runs.campaign_launch(campaign, user)
 
     @_action_schema("Pause", "Pauses a running campaign at claim time.", "paused", request=PauseSerializer)
     @action(detail=True, methods=["post"], filter_backends=[])
     def pause(self, request, pk=None):
         data = PauseSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return self._run(services.campaign_pause, {"compose", "approve"}, data.validated_data["reason"])
+        return self._run(runs.campaign_pause, {"compose", "approve"}, data.validated_data["reason"])
 
     @_action_schema("Resume", "Resumes a paused campaign.", "running")
     @action(detail=True, methods=["post"], filter_backends=[])
     def resume(self, request, pk=None):
-        return self._run(services.campaign_resume, {"compose", "approve"})
+        return self._run(runs.campaign_resume, {"compose", "approve"})
 
     @_action_schema("Cancel", "Cancels the campaign; what is left unsent is marked cancelled.", "cancelled")
     @action(detail=True, methods=["post"], filter_backends=[])
     def cancel(self, request, pk=None):
-        return self._run(services.campaign_cancel, {"compose", "approve"})
+        return self._run(runs.campaign_cancel, {"compose", "approve"})
 
     @extend_schema(summary="Campaign statistics", description="Read from the folded counters.",
                    responses={200: CampaignStatsSerializer}, examples=[example("Finished", STATS_EXAMPLE)])

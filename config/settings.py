@@ -250,7 +250,7 @@ TTL_GRACE_SECONDS = env.int("TTL_GRACE_SECONDS", default=30)
 DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=60)
 # A running campaign with no dispatch for this long gets its chains restarted by the sweeper.
 DISPATCH_STALE_SECONDS = env.int("DISPATCH_STALE_SECONDS", default=30)
-# Carrier limits at or below this many sends per second are kept to the slot (see fanout._at_slot).
+# Carrier limits at or below this many sends per second are kept to the slot (see messaging.engine.send._at_slot).
 STRICT_RATE_BELOW = env.int("STRICT_RATE_BELOW", default=1000)
 # While campaigns and single messages (the priority lane) send through one gateway account, single
 # messages get this share of its rate; either alone gets all of it (see core.throttle).

@@ -6,11 +6,14 @@ with a few set-based UPDATEs (a status never moves back, so a READ that arrives 
 is kept, and a repeated or late event changes nothing), and appends the counter deltas — all in one
 transaction, so an event is applied exactly once even if a worker dies halfway.
 
-ProviderEvent.payload holds the NormalizedEvent as a dict (see gateways.base).
+``events_apply`` claims stored events by id and applies them (what the apply task and the sweep
+call); ``normalized_events_apply`` applies events already loaded. ProviderEvent.payload holds the
+NormalizedEvent as a dict (see gateways.base).
 """
 
 from __future__ import annotations
 
+import json
 import uuid as uuid_module
 from collections import Counter, defaultdict
 from dataclasses import fields
@@ -21,6 +24,8 @@ from django.utils.dateparse import parse_datetime
 
 from core.sql import among
 from messaging.counters import counters_add
+from messaging.engine.dispatch import dispatch_fallbacks
+from messaging.engine.record import mark_fallback_leg_sent, mark_sent
 from messaging.gateways.base import SMS_LEG_SUFFIX, NormalizedEvent
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason, Metric, ProviderEvent
 from messaging.signals import delivery_status_changed, inbound_received
@@ -90,7 +95,7 @@ def _count(increments: Counter, rows, metric, detail=""):
             increments[(campaign_id, channel, metric, detail)] += 1
 
 
-def apply_events(events: list[NormalizedEvent]) -> Counter:
+def normalized_events_apply(events: list[NormalizedEvent]) -> Counter:
     """Apply status events to deliveries; returns the counter increments made."""
     now = timezone.now()
     increments: Counter = Counter()
@@ -100,7 +105,7 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
     proof_of_send: dict[tuple[str, bool], list[str]] = defaultdict(list)
     inbound = [event for event in events if event.kind in INBOUND_KINDS]
     if inbound:
-        inbound_received.send(sender=apply_events, events=inbound)
+        inbound_received.send(sender=normalized_events_apply, events=inbound)
     for event in events:
         if not event.message_id:
             continue
@@ -137,8 +142,6 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
 
     # A receipt can overtake the record of its own send (the worker died in between): it proves
     # the send, so record that first — the resend after the crash is dropped by the carrier.
-    from messaging.engine.fanout import mark_fallback_leg_sent, mark_sent
-
     for (leg, suffixed), uuids in proof_of_send.items():
         mark_sent("uuid", uuids, leg, now, increments)
         if suffixed:
@@ -171,8 +174,6 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
             revoked,
             f"status = {D.SENT} AND channel = '{Channel.RCS}' AND NOT pending_fallback",
         )
-        from messaging.engine.fanout import dispatch_fallbacks
-
         dispatch_fallbacks([(delivery_id, campaign_id) for delivery_id, campaign_id, _ in rows])
 
     for delivery_uuid, leg, code, reason in failures:
@@ -191,7 +192,7 @@ def apply_events(events: list[NormalizedEvent]) -> Counter:
 
 def _announce(change: str, rows) -> None:
     if rows:
-        delivery_status_changed.send(sender=apply_events, change=change, deliveries=list(rows))
+        delivery_status_changed.send(sender=normalized_events_apply, change=change, deliveries=list(rows))
 
 
 def events_apply(event_ids: list[int]) -> int:
@@ -210,11 +211,9 @@ def events_apply(event_ids: list[int]) -> int:
         events = []
         for _id, payload in claimed:
             if isinstance(payload, str):
-                import json
-
                 payload = json.loads(payload)
             events.append(event_from_payload(payload))
-        apply_events(events)
+        normalized_events_apply(events)
     return len(claimed)
 
 

@@ -1,45 +1,38 @@
 """Celery tasks of the messaging app. Each loads by id and calls a service; nothing else.
 
+A task body imports its service inside the function, and the services import this module at the top
+and enqueue on commit: so this module imports no service at import time, and there is no cycle.
+
 Queues: ``priority`` for single messages (API, test sends, inbox replies) served by their own worker
 processes, so a million-recipient campaign on the default queue never delays them.
+
+Every task's name is pinned (``name="messaging.tasks.…"``): django-celery-beat rows and messages
+waiting in the broker store it, so moving or renaming a function must never change it
+(tests/messaging/test_task_names.py lists them all).
 """
 
 from celery import shared_task
-from django.conf import settings
 from django.db import OperationalError
 
-from campaigns.models import Campaign
-from messaging import receipts
-from messaging.counters import counters_fold
-from messaging.engine import fanout
-
-
-def start_dispatch(campaign_id: int) -> None:
-    """Start the campaign's parallel dispatch chains (each claims its own batches)."""
-    for _ in range(settings.DISPATCH_CHAINS):
-        dispatch_campaign.delay(campaign_id)
-
+from campaigns.models import Campaign, CampaignStatus
 
 # A database or broker hiccup must delay work, never drop it: these retry with backoff.
 RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 1, "retry_backoff_max": 60, "retry_jitter": True,
          "max_retries": None}
 
 
-@shared_task(acks_late=True, **RETRY)
+@shared_task(name="messaging.tasks.launch_campaign", acks_late=True, **RETRY)
 def launch_campaign(campaign_id: int) -> None:
-    campaign = Campaign.objects.get(pk=campaign_id)
-    started = False
-    while not fanout.audience_freeze_chunk(campaign):
-        if not started:  # start sending as soon as the first chunk is frozen
-            start_dispatch(campaign_id)
-            started = True
-    if not started:
-        start_dispatch(campaign_id)
+    from messaging.engine.dispatch import audience_freeze_and_dispatch
+
+    audience_freeze_and_dispatch(Campaign.objects.get(pk=campaign_id))
 
 
-@shared_task(acks_late=True, **RETRY)
+@shared_task(name="messaging.tasks.dispatch_campaign", acks_late=True, **RETRY)
 def dispatch_campaign(campaign_id: int) -> str:
-    result = fanout.dispatch_batch(campaign_id)
+    from messaging.engine.dispatch import dispatch_batch
+
+    result = dispatch_batch(campaign_id)
     if result == "more":
         dispatch_campaign.delay(campaign_id)
     elif result == "wait":
@@ -49,67 +42,65 @@ def dispatch_campaign(campaign_id: int) -> str:
     return result
 
 
-@shared_task(acks_late=True, **RETRY)
+@shared_task(name="messaging.tasks.send_message", acks_late=True, **RETRY)
 def send_message(delivery_id: int) -> str:
-    return fanout.send_single(delivery_id)  # re-enqueues what must be tried again
+    from messaging.engine.dispatch import send_single
+
+    return send_single(delivery_id)  # re-enqueues what must be tried again
 
 
-@shared_task(acks_late=True)
+@shared_task(name="messaging.tasks.start_scheduled_campaign", acks_late=True)
 def start_scheduled_campaign(campaign_id: int) -> None:
-    from campaigns.models import CampaignStatus
-    from campaigns.services import campaign_start
+    from messaging.runs import campaign_start
 
     campaign = Campaign.objects.get(pk=campaign_id)
     if campaign.status == CampaignStatus.SCHEDULED:
         campaign_start(campaign)
 
 
-@shared_task(acks_late=True)
+@shared_task(name="messaging.tasks.start_recurring_run", acks_late=True)
 def start_recurring_run(parent_id: int) -> None:
-    from campaigns.models import CampaignStatus
-    from campaigns.services import campaign_new_run, campaign_start
+    from messaging.runs import campaign_new_run, campaign_start
 
     parent = Campaign.objects.get(pk=parent_id)
     if parent.status == CampaignStatus.SCHEDULED:
         campaign_start(campaign_new_run(parent))
 
 
-@shared_task
+@shared_task(name="messaging.tasks.sweep")
 def sweep() -> dict:
     """Periodic: restart dead dispatch chains, revoke RCS past its TTL, apply stray events."""
-    stale = fanout.campaigns_needing_dispatch()
-    for campaign_id in stale:
-        start_dispatch(campaign_id)
-    revoked = fanout.ttl_sweep()
-    fanout.cancel_orphans()
-    pending = receipts.pending_event_ids()
-    applied = receipts.events_apply(pending) if pending else 0
-    return {"restarted": len(stale), "revoked": revoked, "events": applied}
+    from messaging.engine.sweep import sweep_once
+
+    return sweep_once()
 
 
-@shared_task
+@shared_task(name="messaging.tasks.fold_counters")
 def fold_counters() -> int:
+    from messaging.counters import counters_fold
+
     return counters_fold()
 
 
-@shared_task(acks_late=True, **RETRY)
+@shared_task(name="messaging.tasks.apply_provider_events", acks_late=True, **RETRY)
 def apply_provider_events(event_ids: list[int]) -> int:
-    return receipts.events_apply(event_ids)
+    from messaging.receipts import events_apply
+
+    return events_apply(event_ids)
 
 
-# --- outbound webhooks (REST API issue) ---------------------------------------------------------
-# outbound_webhooks imports this module at its top to enqueue; the task bodies import it back. Its
-# signal receivers are connected in MessagingConfig.ready, which worker processes run too.
+# --- outbound webhooks (the REST API's event deliveries) ----------------------------------------
+# Their signal receivers are connected in MessagingConfig.ready(), which runs in workers too.
 
 
-@shared_task(acks_late=True)
+@shared_task(name="messaging.tasks.deliver_webhook", acks_late=True)
 def deliver_webhook(delivery_id: int) -> str:
     from messaging.outbound_webhooks import webhook_attempt
 
     return webhook_attempt(delivery_id)
 
 
-@shared_task
+@shared_task(name="messaging.tasks.sweep_webhooks")
 def sweep_webhooks() -> int:
     """Periodic: re-enqueue webhook deliveries whose attempt is overdue (a lost task)."""
     from messaging.outbound_webhooks import due_delivery_ids

@@ -5,7 +5,7 @@ campaign page), ``campaign_page`` (the approval workflow) and ``monitor`` (progr
 run control); ``common`` holds what they share. Contacts: ``contacts``, ``contact_lists``,
 ``contact_import``, and ``optout`` (the signed opt-out link's page and the consent pages).
 
-Views only parse input, call a service and render; writes go through ``campaigns.services`` and
+Views only parse input, call a service and render; writes go through ``campaigns.services``, ``messaging.runs`` and
 ``messaging.services``. Every queryset is scoped to the member's organization, so another
 organization's ids answer 404.
 """

@@ -1,5 +1,5 @@
 """The campaign page and its approval workflow: preview, checks and audience of one campaign; test
-send, submit, approve, send back and launch, each through its ``campaigns.services`` function."""
+send, submit, approve, send back and launch, each through its service (``campaigns.services``, and ``messaging.runs`` to launch)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from campaigns.views.common import (
 )
 from campaigns.views.preview import preview_context, sample_contacts
 from core.phone import national_format
+from messaging import runs
 from messaging.services import send_test_message
 
 
@@ -109,7 +110,7 @@ def campaign_send_back(request, pk):
 @require_POST
 @member_required("view")
 def campaign_launch(request, pk):
-    campaign = _workflow(request, pk, services.campaign_launch, _("Launched."), permissions=CONTROL_PERMISSIONS)
+    campaign = _workflow(request, pk, runs.campaign_launch, _("Launched."), permissions=CONTROL_PERMISSIONS)
     campaign.refresh_from_db()
     if campaign.status in (CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.COMPLETED):
         return hx_or_redirect(request, reverse("campaigns:monitor", args=[pk]))

@@ -20,7 +20,6 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
 from audit.services import audit_record
-from campaigns import services
 from campaigns.compliance import TOKYO
 from campaigns.models import CampaignStatus
 from campaigns.views.common import (
@@ -34,6 +33,7 @@ from campaigns.views.common import (
 from core.charts import line_chart
 from core.csv import csv_lines
 from core.phone import national_format
+from messaging import runs
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
 from messaging.stats import campaign_stats
 
@@ -264,17 +264,17 @@ def _control(request, pk, service, permissions, success_message):
 @require_POST
 @member_required("view")
 def campaign_pause(request, pk):
-    return _control(request, pk, services.campaign_pause, MONITOR_PERMISSIONS, _("Paused. No new messages are sent."))
+    return _control(request, pk, runs.campaign_pause, MONITOR_PERMISSIONS, _("Paused. No new messages are sent."))
 
 
 @require_POST
 @member_required("view")
 def campaign_resume(request, pk):
-    return _control(request, pk, services.campaign_resume, CONTROL_PERMISSIONS, _("Resumed."))
+    return _control(request, pk, runs.campaign_resume, CONTROL_PERMISSIONS, _("Resumed."))
 
 
 @require_POST
 @member_required("view")
 def campaign_cancel(request, pk):
-    return _control(request, pk, services.campaign_cancel, CONTROL_PERMISSIONS,
+    return _control(request, pk, runs.campaign_cancel, CONTROL_PERMISSIONS,
                     _("Cancelled. Messages not yet sent will not be sent."))

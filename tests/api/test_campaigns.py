@@ -1,5 +1,5 @@
 """Campaigns through the API: draft, update while draft, submit, approve (role), launch, pause, resume,
-cancel, stats — all through campaigns.services."""
+cancel, stats — all through campaigns.services and messaging.runs."""
 
 import pytest
 

@@ -8,8 +8,8 @@ the answer's delivery status change in the thread. Screenshots: test-output/scre
 import pytest
 
 from accounts.models import Role
-from campaigns.services import campaign_start
 from messaging.models import Conversation, ConversationMessage, Delivery, DeliveryStatus, QuickReply
+from messaging.runs import campaign_start
 from tests.accounts.factories import PASSWORD, MembershipFactory, UserFactory
 from tests.browser.conftest import NEEDS_CHROMIUM, screenshot_path
 from tests.messaging.conftest import sandbox, sandbox_server  # noqa: F401

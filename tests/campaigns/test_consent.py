@@ -13,8 +13,9 @@ from accounts.models import Role
 from audit.models import AuditEvent
 from campaigns.models import CampaignStatus, Classification, Consent, Contact, ContactListMembership
 from campaigns.optout import OptOutMethod, consent_grant, contact_opt_out
-from campaigns.services import campaign_approve, campaign_launch, campaign_start
+from campaigns.services import campaign_approve
 from core.quiet_hours import quiet_hours_end
+from messaging.runs import campaign_launch, campaign_start
 from tests.accounts.factories import GatewayAccountFactory, OrganizationFactory, approved_account, member
 from tests.campaigns.factories import CampaignFactory, ConsentFactory, ContactFactory, ContactListFactory
 

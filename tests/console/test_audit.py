@@ -94,8 +94,8 @@ def test_audit_csv_neutralises_formula_cells(client):
 
 
 def test_audit_records_campaign_lifecycle_steps():
-    from campaigns.services import campaign_pause
     from campaigns.status import campaign_transition
+    from messaging.runs import campaign_pause
     from tests.campaigns.factories import CampaignFactory
 
     campaign = CampaignFactory()

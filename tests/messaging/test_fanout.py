@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 
 from campaigns.models import CampaignStatus
-from campaigns.services import campaign_start
 from messaging.counters import counters_fold
 from messaging.models import Delivery, DeliveryStatus
+from messaging.runs import campaign_start
 from messaging.stats import campaign_stats
 from messaging.tasks import sweep
 from tests.messaging.engine import engine, wait_until, worker  # noqa: F401
@@ -257,7 +257,7 @@ def test_fanout_optout_mid_promotion_stops_further_sends(engine, worker):
 
 
 def test_fanout_pause_resume_and_cancel(engine, worker):
-    from campaigns.services import campaign_cancel, campaign_pause, campaign_resume
+    from messaging.runs import campaign_cancel, campaign_pause, campaign_resume
 
     engine.sandbox.configure(profile_mix={"android_plus_message": 1})
     engine.rbm.rate_per_second = 300

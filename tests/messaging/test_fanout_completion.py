@@ -13,7 +13,9 @@ from django.utils import timezone
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.status import campaign_transition
 from messaging.counters import counters_fold
-from messaging.engine.fanout import audience_freeze_chunk, campaigns_needing_dispatch, dispatch_batch
+from messaging.engine.dispatch import dispatch_batch
+from messaging.engine.freeze import audience_freeze_chunk
+from messaging.engine.sweep import campaigns_needing_dispatch
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
 from messaging.stats import campaign_stats
 from tests.messaging.engine import engine  # noqa: F401

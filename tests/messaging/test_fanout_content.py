@@ -4,7 +4,8 @@ and with campaign links going through click tracking."""
 import pytest
 
 from core.signed_links import parse_opt_out_token
-from messaging.engine.fanout import Row, SendContext, _content_for
+from messaging.engine.context import Row, SendContext, content_for
+from messaging.engine.dispatch import dispatch_batch
 from messaging.links import tracked_link_target
 from tests.campaigns.factories import CampaignFactory, ContactFactory
 
@@ -34,7 +35,7 @@ CONTENT = {
 def test_campaign_links_are_tracked_and_lead_back_to_the_original_url():
     campaign = CampaignFactory(content=CONTENT)
     contact = ContactFactory(organization=campaign.organization)
-    sent = _content_for(context(campaign.pk, campaign.content), row(contact.pk))
+    sent = content_for(context(campaign.pk, campaign.content), row(contact.pk))
     assert sent["card"]["title"] == "山田様（gold会員）"
     tracked = sent["card"]["buttons"][0]["url"]
     assert "/messaging/r/" in tracked and tracked != "https://shop.example.jp/sale"
@@ -46,7 +47,7 @@ def test_campaign_links_are_tracked_and_lead_back_to_the_original_url():
 
 
 def test_opt_out_link_names_the_contact_and_single_messages_keep_their_links():
-    sent = _content_for(context(None, CONTENT), row(contact_id=99))
+    sent = content_for(context(None, CONTENT), row(contact_id=99))
     link = sent["card"]["description"].split("配信停止: ")[1]
     assert parse_opt_out_token(link.rstrip("/").rsplit("/", 1)[1]) == (7, 99)
     assert sent["card"]["buttons"][0]["url"] == "https://shop.example.jp/sale"
@@ -56,7 +57,7 @@ def test_content_without_placeholders_goes_out_as_written():
     plain = {"text": "本日のご案内です。", "chips": [{"type": "reply", "label": "はい", "postback": "yes"}]}
     ctx = context(None, plain)
     assert not ctx.personalised and not ctx.uses_opt_out_link
-    assert _content_for(ctx, row()) == plain
+    assert content_for(ctx, row()) == plain
 
 
 def test_the_opt_out_link_is_made_when_the_sms_text_asks_for_it():
@@ -69,8 +70,6 @@ def test_the_opt_out_link_is_made_when_the_sms_text_asks_for_it():
 
 @pytest.mark.django_db
 def test_a_chain_of_a_deleted_campaign_stops_quietly():
-    from messaging.engine.fanout import dispatch_batch
-
     campaign = CampaignFactory()
     campaign_id = campaign.pk
     campaign.delete()

@@ -10,7 +10,8 @@ from django.utils import timezone
 from campaigns.models import CampaignStatus
 from campaigns.status import campaign_transition
 from core import throttle
-from messaging.engine.fanout import audience_freeze_chunk, dispatch_batch
+from messaging.engine.dispatch import dispatch_batch
+from messaging.engine.freeze import audience_freeze_chunk
 from messaging.models import Delivery, DeliveryStatus
 from tests.messaging.engine import engine  # noqa: F401
 

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from core import throttle
-from messaging.engine.fanout import send_single
+from messaging.engine.dispatch import send_single
 from messaging.models import Channel, Delivery, DeliveryStatus
 from messaging.services import message_send
 from tests.accounts.factories import approved_account

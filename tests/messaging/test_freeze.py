@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from campaigns.models import Classification, ContactListMembership
-from messaging.engine import fanout
+from messaging.engine import freeze
 from messaging.models import Delivery
 from messaging.stats import campaign_stats
 from tests.campaigns.factories import CampaignFactory, ConsentFactory, ContactFactory, ContactListFactory
@@ -20,7 +20,7 @@ def add(contact_list, contacts):
 
 def freeze_in_chunks(campaign, chunk):
     calls = 1
-    while not fanout.audience_freeze_chunk(campaign, chunk=chunk):
+    while not freeze.audience_freeze_chunk(campaign, chunk=chunk):
         calls += 1
         assert calls < 100, "the freeze does not end"
     return calls
@@ -70,7 +70,7 @@ def test_a_promotion_freezes_each_eligible_contact_once_across_chunks():
     assert stats["skipped_opted_out"] == len({c.pk for c in opted_out} - {c.pk for c in outsiders})
     assert stats["skipped_no_consent"] == len({c.pk for c in unconsented} - {c.pk for c in outsiders})
 
-    assert fanout.audience_freeze_chunk(campaign, chunk=5) is True  # frozen: nothing more happens
+    assert freeze.audience_freeze_chunk(campaign, chunk=5) is True  # frozen: nothing more happens
     assert Delivery.objects.filter(campaign=campaign).count() == len(expected)
 
 

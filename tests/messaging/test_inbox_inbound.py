@@ -12,7 +12,6 @@ from django.urls import reverse
 from PIL import Image
 
 from accounts.models import Role
-from campaigns.services import campaign_start
 from messaging.counters import counters_fold
 from messaging.models import (
     CampaignCounter,
@@ -22,6 +21,7 @@ from messaging.models import (
     DeliveryStatus,
     MediaStatus,
 )
+from messaging.runs import campaign_start
 from tests.accounts.factories import MembershipFactory
 from tests.messaging.engine import engine, wait_until, worker  # noqa: F401
 

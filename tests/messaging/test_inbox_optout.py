@@ -5,9 +5,9 @@ not the queued rest of a running promotion, not a later one — and exactly one 
 import pytest
 
 from campaigns.models import Classification, Contact
-from campaigns.services import campaign_start
-from messaging.engine import fanout
+from messaging.engine.freeze import audience_freeze
 from messaging.models import Delivery, DeliveryStatus
+from messaging.runs import campaign_start
 from tests.messaging.engine import engine, wait_until, worker  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engine]
@@ -39,7 +39,7 @@ def test_optout_keyword_variants_during_running_promotion_stop_every_further_sen
 
     first = engine.campaign(audience, classification=Classification.PROMOTION)
     running = engine.campaign(audience, classification=Classification.PROMOTION)
-    fanout.audience_freeze(running)  # its deliveries are queued before anyone opts out
+    audience_freeze(running)  # its deliveries are queued before anyone opts out
     assert Delivery.objects.filter(campaign=running, status=DeliveryStatus.QUEUED).count() == len(contacts)
 
     worker()

@@ -1,14 +1,16 @@
 """Schedules fired by a real celery beat process: a campaign at a given time, a recurring one, and
 promotions waiting for quiet hours to end."""
 
+import json
 from datetime import time as dtime
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_celery_beat.models import ClockedSchedule, PeriodicTask
 
 from campaigns.models import Campaign, CampaignStatus, Classification
-from campaigns.services import campaign_launch, campaign_start
+from messaging.runs import campaign_launch, campaign_start
 from tests.messaging.engine import beat, engine, wait_until, worker  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engine]
@@ -25,6 +27,23 @@ def test_scheduled_campaign_is_fired_by_beat(engine, worker, beat):
     assert engine.sandbox.tallies()["carrier"].get("rbm_accepted", 0) == 0
     wait_until(lambda: Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.COMPLETED, timeout=60)
     assert engine.sandbox.tallies()["carrier"]["rbm_accepted"] == 50
+
+
+def test_a_beat_row_written_before_the_restructuring_still_fires(engine, worker, beat):
+    """The row as the code before the restructuring wrote it, by hand: the pinned task name keeps
+    such rows working after the task's code moved."""
+    engine.sandbox.configure(profile_mix={"android_plus_message": 1})
+    audience = engine.audience(10)
+    campaign = engine.campaign(audience, scheduled_at=timezone.now() + timedelta(seconds=2))
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.SCHEDULED)
+    PeriodicTask.objects.create(
+        name=f"campaign-{campaign.pk}", task="messaging.tasks.start_scheduled_campaign",
+        clocked=ClockedSchedule.objects.create(clocked_time=campaign.scheduled_at),
+        one_off=True, enabled=True, args=json.dumps([campaign.pk]),
+    )
+    worker()
+    wait_until(lambda: Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.COMPLETED, timeout=60)
+    assert engine.sandbox.tallies()["carrier"]["rbm_accepted"] == 10
 
 
 def test_recurring_campaign_runs_each_occurrence_as_a_child_with_its_own_stats(engine, worker, beat):
@@ -58,8 +77,6 @@ def test_quiet_hours_promotion_waits_for_the_window_and_transaction_goes_now(eng
     opens = timezone.localtime(promotion.scheduled_at)
     assert opens.time() == engine.organization.quiet_hours_end
     assert timedelta(hours=1) < opens - now <= timedelta(hours=2)
-    from django_celery_beat.models import PeriodicTask
-
     assert PeriodicTask.objects.get(name=f"campaign-{promotion.pk}").clocked.clocked_time == promotion.scheduled_at
 
     transactional = engine.campaign(audience, classification=Classification.TRANSACTION)

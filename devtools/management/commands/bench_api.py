@@ -27,10 +27,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from accounts.models import ApiKey, ApiScope
-from campaigns.services import campaign_start
 from devtools.harness import Processes, SandboxAdmin, bench_campaign, bench_cleanup, child_env, database_url
 from messaging.counters import counters_fold
 from messaging.models import Delivery, DeliveryStatus
+from messaging.runs import campaign_start
 from messaging.stats import campaign_stats
 
 BULK_DB_APPLICATION = "bench-api-bulk"  # the application_name of the bulk side's database sessions

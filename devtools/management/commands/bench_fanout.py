@@ -25,9 +25,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from campaigns.services import campaign_start
 from devtools.harness import Processes, SandboxAdmin, bench_campaign, bench_cleanup, child_env
 from messaging.counters import counters_fold
+from messaging.runs import campaign_start
 from messaging.stats import campaign_stats
 
 BENCH_MIX = {"android_plus_message": 70, "iphone_no_app": 15, "rakuten_sms_only": 10, "never_reads": 5}
