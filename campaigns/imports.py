@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import openpyxl
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
@@ -142,8 +143,6 @@ class _Rows:
     def __enter__(self):
         self.binary = self.job.file.open("rb")
         if self.job.file_format == "xlsx":
-            import openpyxl
-
             self.workbook = openpyxl.load_workbook(self.binary, read_only=True, data_only=True)
             sheet = self.workbook.worksheets[0]
             self.rows = (list(row) for row in sheet.iter_rows(values_only=True))

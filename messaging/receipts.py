@@ -222,3 +222,9 @@ def pending_event_ids(limit: int = 5000) -> list[int]:
     return list(
         ProviderEvent.objects.filter(applied_at__isnull=True).order_by("id").values_list("id", flat=True)[:limit]
     )
+
+
+def stray_events_apply() -> int:
+    """Apply what a lost apply task left behind (the periodic sweep calls this)."""
+    pending = pending_event_ids()
+    return events_apply(pending) if pending else 0

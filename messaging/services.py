@@ -12,6 +12,7 @@ from core.phone import normalize_mobile
 from core.rich_content import validate_rich_content
 from core.sms_text import validate_sms_text
 from messaging.models import Delivery
+from messaging.tasks import send_message
 
 
 def message_send(
@@ -26,8 +27,6 @@ def message_send(
     client_reference: str = "",
 ) -> Delivery:
     """Validate, record and enqueue one message; the send happens on the priority queue."""
-    from messaging.tasks import send_message
-
     if official_account.organization_id != organization.id:
         raise ValidationError({"official_account": [_("Unknown official account.")]})
     if not official_account.can_send:

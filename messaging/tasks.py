@@ -71,8 +71,9 @@ def start_recurring_run(parent_id: int) -> None:
 def sweep() -> dict:
     """Periodic: restart dead dispatch chains, revoke RCS past its TTL, apply stray events."""
     from messaging.engine.sweep import sweep_once
+    from messaging.receipts import stray_events_apply
 
-    return sweep_once()
+    return {**sweep_once(), "events": stray_events_apply()}
 
 
 @shared_task(name="messaging.tasks.fold_counters")

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 import aiohttp
+import uvloop
 from django.conf import settings
 
 from accounts.models import GatewayAccount
@@ -189,10 +190,6 @@ def _new_session():
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
     return uvloop.new_event_loop()
 
 

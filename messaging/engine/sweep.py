@@ -18,7 +18,6 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignStatus
-from messaging import receipts
 from messaging.counters import counters_add
 from messaging.engine.dispatch import dispatch_chains_start, dispatch_fallbacks
 from messaging.gateways import GatewayError, gateway_for
@@ -31,16 +30,13 @@ D = DeliveryStatus
 
 def sweep_once() -> dict:
     """The periodic sweep: restart dead dispatch chains, revoke RCS past its TTL (its SMS leg then
-    goes), cancel what cancelled campaigns left behind, and apply provider events a lost task left
-    unapplied."""
+    goes) and cancel what cancelled campaigns left behind."""
     stale = campaigns_needing_dispatch()
     for campaign_id in stale:
         dispatch_chains_start(campaign_id)
     revoked = ttl_sweep()
     cancel_orphans()
-    pending = receipts.pending_event_ids()
-    applied = receipts.events_apply(pending) if pending else 0
-    return {"restarted": len(stale), "revoked": revoked, "events": applied}
+    return {"restarted": len(stale), "revoked": revoked}
 
 
 def campaigns_needing_dispatch() -> list[int]:
