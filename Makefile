@@ -42,6 +42,7 @@ browser:
 
 lint: install-test
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 test: install-test services browser lint
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=tests.settings
