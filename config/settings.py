@@ -159,6 +159,9 @@ CELERY_DATA_DIR = VAR_DIR / "celery"
 _default_broker = "filesystem://"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_default_broker)
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # Our own filesystem transport: kombu's writes a message file in place, so a worker can read
+    # it half-written and die (config/broker.py says how ours never loses or corrupts a message).
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
     for sub in ("queue", "processed", "control"):
         (CELERY_DATA_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

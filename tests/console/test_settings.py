@@ -79,6 +79,7 @@ import json, django
 django.setup()
 from django.conf import settings
 from django.db import connection
+from config.celery import app as celery_app
 journal_mode = busy_timeout = None
 if connection.vendor == "sqlite":
     with connection.cursor() as cursor:
@@ -96,6 +97,7 @@ print(json.dumps({
     "wrapper_transaction_mode": getattr(connection, "transaction_mode", None),
     "broker": settings.CELERY_BROKER_URL,
     "transport": settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+    "transport_class": type(celery_app.connection_for_write().transport).__module__,
     "redis": settings.REDIS_URL,
     "embedded": settings.EMBEDDED,
     "time_zone": settings.TIME_ZONE,
@@ -138,6 +140,7 @@ def test_embedded_celery_uses_the_filesystem_transport_under_var_dir(embedded):
         assert var_dir in folder.parents
         assert folder.is_dir()
     assert transport["polling_interval"] <= 0.1  # a short interval: docs/architecture.md, "Two ways to run"
+    assert probe["transport_class"] == "config.broker"  # not kombu's own, which can lose a message
     assert probe["redis"] == ""
 
 
