@@ -13,6 +13,7 @@ from accounts.decorators import member_required
 from audit.models import AuditEvent
 from audit.services import ACTIONS, audit_record
 from core.csv import csv_lines
+from core.paging import keyset_page
 
 PAGE_SIZE = 100
 
@@ -48,12 +49,7 @@ def _filtered(request):
 @require_GET
 def audit_log(request):
     events = _filtered(request)
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        events = events.filter(id__lt=int(before))
-    page = list(events[: PAGE_SIZE + 1])
-    has_next = len(page) > PAGE_SIZE
-    page = page[:PAGE_SIZE]
+    page, has_next = keyset_page(events, request.GET.get("before", ""), PAGE_SIZE)
     query = request.GET.copy()
     query.pop("before", None)
     groups = sorted({action.split(".")[0] + "." for action in ACTIONS})

@@ -21,6 +21,7 @@ from audit.services import audit_record
 from campaigns.forms.contacts import ContactSearchForm
 from campaigns.models import Contact
 from core.csv import csv_lines
+from core.paging import keyset_page
 from core.phone import national_format
 from messaging.models import Delivery
 
@@ -74,11 +75,7 @@ def contact_list(request):
     form = ContactSearchForm(request.GET or None, organization=request.organization)
     contacts = _filtered_contacts(request, form).order_by("-id")
     before = request.GET.get("before", "")
-    if before.isdigit():
-        contacts = contacts.filter(id__lt=int(before))
-    page = list(contacts[: PAGE_SIZE + 1])
-    has_next = len(page) > PAGE_SIZE
-    page = page[:PAGE_SIZE]
+    page, has_next = keyset_page(contacts, before, PAGE_SIZE)
     query = request.GET.copy()
     query.pop("before", None)
     has_any = has_next or bool(page) or Contact.objects.filter(organization=request.organization).exists()
@@ -124,11 +121,7 @@ def contact_detail(request, pk):
 def opt_outs(request):
     contacts = Contact.objects.filter(organization=request.organization, opted_out_at__isnull=False).order_by("-id")
     before = request.GET.get("before", "")
-    if before.isdigit():
-        contacts = contacts.filter(id__lt=int(before))
-    page = list(contacts[: PAGE_SIZE + 1])
-    has_next = len(page) > PAGE_SIZE
-    page = page[:PAGE_SIZE]
+    page, has_next = keyset_page(contacts, before, PAGE_SIZE)
     return render(
         request,
         "contacts/opt_outs.html",
