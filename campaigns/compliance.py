@@ -5,7 +5,9 @@ name and a way to opt out, in the +Message content *and* in the SMS fallback tex
 shows the list while the marketer types; launch refuses a campaign while the list is not empty.
 
 ``quiet_hours_notice`` says whether a promotion would go out during the organization's quiet hours
-(default 21:00–09:00 Asia/Tokyo). The engine enforces; the composer only warns.
+(default 21:00–09:00 Asia/Tokyo). The composer only warns; ``quiet_hours_hold`` is the one decision
+every sending path asks — starting a run, each claim of a campaign's batch (retries and SMS
+fallback legs included) and each single message — and the engine holds the send until it says so.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.models import Classification
+from core.quiet_hours import in_quiet_hours as _in_window
+from core.quiet_hours import quiet_hours_end
 from core.rich_content import iter_texts
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -111,6 +115,24 @@ def display_rule_problems(campaign) -> list[str]:
             % {"link": OPT_OUT_PLACEHOLDER}
         )
     return problems
+
+
+def quiet_hours_hold(organization, classification: str, now: datetime | None = None) -> datetime | None:
+    """When a message of ``classification`` may go out: None to send now, or the moment the
+    organization's quiet hours end. Only promotions wait; transactional messages are exempt."""
+    if classification != Classification.PROMOTION:
+        return None
+    now = now or timezone.now()
+    if not _in_window(organization, now):
+        return None
+    return quiet_hours_end(organization, now)
+
+
+def quiet_hours_held_reason(opens: datetime) -> str:
+    """What a held campaign says while it waits (its ``status_reason``)."""
+    return _("Held for quiet hours until %(time)s (Japan time).") % {
+        "time": timezone.localtime(opens, TOKYO).strftime("%H:%M")
+    }
 
 
 def in_quiet_hours(organization, moment: datetime) -> bool:

@@ -253,6 +253,10 @@ TTL_GRACE_SECONDS = env.int("TTL_GRACE_SECONDS", default=30)
 DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=60)
 # A running campaign with no dispatch for this long gets its chains restarted by the sweeper.
 DISPATCH_STALE_SECONDS = env.int("DISPATCH_STALE_SECONDS", default=30)
+# A promotion held by quiet hours looks again this often at most (a changed window takes effect
+# within it); a campaign's chain also within half of DISPATCH_STALE_SECONDS. Always far below the
+# broker's visibility timeout, so a held task is never delivered twice.
+QUIET_HOURS_RECHECK_SECONDS = env.float("QUIET_HOURS_RECHECK_SECONDS", default=60.0)
 # Carrier limits at or below this many sends per second are kept to the slot (see messaging.engine.send._at_slot).
 STRICT_RATE_BELOW = env.int("STRICT_RATE_BELOW", default=1000)
 # While campaigns and single messages (the priority lane) send through one gateway account, single

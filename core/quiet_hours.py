@@ -24,7 +24,7 @@ def quiet_hours_end(organization, at: datetime | None = None) -> datetime:
     opening = local.replace(
         hour=organization.quiet_hours_end.hour,
         minute=organization.quiet_hours_end.minute,
-        second=0,
+        second=organization.quiet_hours_end.second,
         microsecond=0,
     )
     if opening <= local:

@@ -18,10 +18,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, PeriodicTask
 
-from campaigns.models import Campaign, CampaignStatus, Classification
+from campaigns.compliance import quiet_hours_hold
+from campaigns.models import Campaign, CampaignStatus
 from campaigns.services import campaign_audit_record, campaign_validate_for_send
 from campaigns.status import campaign_transition
-from core.quiet_hours import in_quiet_hours, quiet_hours_end
 from messaging import tasks
 from messaging.engine.dispatch import dispatch_chains_start
 from messaging.engine.sweep import cancel_remaining
@@ -52,9 +52,10 @@ def campaign_launch(campaign: Campaign, user) -> Campaign:
 
 
 def campaign_start(campaign: Campaign) -> Campaign:
-    """Start sending now — unless a promotion falls in quiet hours, then wait for the window."""
-    if campaign.classification == Classification.PROMOTION and in_quiet_hours(campaign.organization):
-        opens = quiet_hours_end(campaign.organization)
+    """Start sending now — unless a promotion falls in quiet hours, then wait for the window. (A run
+    that is already going, or resumed, inside the window is held by the engine at claim time.)"""
+    opens = quiet_hours_hold(campaign.organization, campaign.classification)
+    if opens is not None:
         with transaction.atomic():
             _schedule_once(campaign, opens)
             if campaign.status == S.SCHEDULED:

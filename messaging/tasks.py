@@ -37,6 +37,10 @@ def dispatch_campaign(campaign_id: int) -> str:
         dispatch_campaign.delay(campaign_id)
     elif result == "wait":
         dispatch_campaign.apply_async((campaign_id,), countdown=1)
+    elif result == "quiet":  # a promotion held by quiet hours: look again, until the window has ended
+        from messaging.engine.dispatch import quiet_recheck_seconds
+
+        dispatch_campaign.apply_async((campaign_id,), countdown=quiet_recheck_seconds(campaign_id))
     elif result == "idle":  # all sent; RCS may still expire into SMS, and the campaign then completes
         dispatch_campaign.apply_async((campaign_id,), countdown=5)
     return result

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from campaigns.models import Classification
 from core.sql import among
 from messaging.engine.context import Row
 from messaging.models import Delivery, DeliveryStatus
@@ -25,10 +26,12 @@ def deliveries_claim(
     campaign_id: int | None = None,
     delivery_id: int | None = None,
     singles_beside: tuple[int, int] | None = None,
+    transactional_only: bool = False,
 ) -> list[Row]:
     """Lease up to ``limit`` queued rows of a campaign (or the one delivery, or an official account's
-    single messages but the given one: ``(account id, delivery id)``), and as many SMS legs waiting
-    after a revoke; returns them with their contact."""
+    single messages but the given one: ``(account id, delivery id)``, without promotions when
+    ``transactional_only`` — inside quiet hours), and as many SMS legs waiting after a revoke;
+    returns them with their contact."""
     delivery = Delivery._meta.db_table
     contact = "campaigns_contact"
     now = timezone.now()
@@ -42,6 +45,9 @@ def deliveries_claim(
         scope, scope_params, order = "campaign_id BETWEEN %s AND %s", [campaign_id, campaign_id], "campaign_id, id"
     elif singles_beside is not None:
         scope, scope_params, order = "official_account_id = %s AND campaign_id IS NULL AND id <> %s", [*singles_beside], "id"
+        if transactional_only:
+            scope += " AND classification <> %s"
+            scope_params.append(Classification.PROMOTION)
     else:
         scope, scope_params, order = "id = %s", [delivery_id], "id"
     skip_locked = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""

@@ -21,6 +21,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from campaigns.compliance import quiet_hours_held_reason, quiet_hours_hold
 from campaigns.models import Campaign, CampaignStatus, Classification
 from campaigns.status import TransitionError, campaign_transition
 from core import throttle
@@ -70,33 +71,48 @@ def dispatch_chains_start(campaign_id: int) -> None:
 
 
 def dispatch_batch(campaign_id: int, batch_size: int = BATCH_SIZE) -> str:
-    """Send one batch of a running campaign. Returns "more", "wait", "idle", "done" or "stopped"."""
+    """Send one batch of a running campaign. Returns "more", "wait", "quiet", "idle", "done" or
+    "stopped".
+
+    "quiet": a promotion with sending left inside its organization's quiet hours claims nothing —
+    not its queued rows, retries or SMS fallback legs — and says until when it is held
+    (``status_reason``); its chain looks again later (``quiet_recheck_seconds``) and goes on by
+    itself once the window has ended."""
     campaign = (
-        Campaign.objects.select_related("official_account__rcs_gateway", "official_account__sms_gateway")
+        Campaign.objects.select_related(
+            "organization", "official_account__rcs_gateway", "official_account__sms_gateway"
+        )
         .filter(pk=campaign_id)
         .first()
     )
     if campaign is None or campaign.status not in (CampaignStatus.RUNNING, CampaignStatus.COMPLETED):
         return "stopped"  # paused, cancelled — or deleted while its chain was queued
     Campaign.objects.filter(pk=campaign_id).update(last_dispatch_at=timezone.now())
-    ctx = context_for_campaign(campaign)
-    with transaction.atomic():
-        # A completed campaign has nothing queued left; what it can still have is the SMS leg of an
-        # RCS message whose expiry was reported late. That leg is sent all the same.
-        rows = deliveries_claim(_batch_size_for(ctx, batch_size), campaign_id=campaign_id)
-    if rows:
-        outcome = _process(ctx, rows)
-        if campaign.status == CampaignStatus.RUNNING:
-            _maybe_auto_pause(campaign, len(rows), outcome.gateway_errors)
-        return "more"
+    opens = quiet_hours_hold(campaign.organization, campaign.classification)
+    if opens is None:
+        ctx = context_for_campaign(campaign)
+        with transaction.atomic():
+            # A completed campaign has nothing queued left; what it can still have is the SMS leg of an
+            # RCS message whose expiry was reported late. That leg is sent all the same.
+            rows = deliveries_claim(_batch_size_for(ctx, batch_size), campaign_id=campaign_id)
+        if rows:
+            _hold_lifted(campaign)
+            outcome = _process(ctx, rows)
+            if campaign.status == CampaignStatus.RUNNING:
+                _maybe_auto_pause(campaign, len(rows), outcome.gateway_errors)
+            return "more"
     if campaign.status != CampaignStatus.RUNNING:
-        return "stopped"
+        # A completed promotion's late SMS leg waits for the window like everything else.
+        return "quiet" if opens is not None and unfinished_work(campaign)[0] else "stopped"
     if not campaign.audience_frozen_at:
         # Nothing claimable yet: help freeze the audience (this also resumes a launch whose task died).
         audience_freeze_chunk(campaign)
         return "more"
     unsent, awaiting_receipts = unfinished_work(campaign)
     if unsent:
+        if opens is not None:
+            _hold_for_quiet_hours(campaign, opens)
+            return "quiet"
         return "wait"  # leased by another chain, or backing off after a retryable error
     if awaiting_receipts:
         # Everything is out, but RCS messages may still expire into SMS: look again in a while.
@@ -106,6 +122,30 @@ def dispatch_batch(campaign_id: int, batch_size: int = BATCH_SIZE) -> str:
     except TransitionError:
         pass
     return "done"
+
+
+def quiet_recheck_seconds(campaign_id: int) -> float:
+    """How long a held chain waits before it looks again: until the window ends, but at most
+    QUIET_HOURS_RECHECK_SECONDS (so a changed setting takes effect soon) and less than the time after
+    which the sweeper would take the chain for dead and start more."""
+    campaign = Campaign.objects.select_related("organization").filter(pk=campaign_id).first()
+    opens = quiet_hours_hold(campaign.organization, campaign.classification) if campaign else None
+    left = (opens - timezone.now()).total_seconds() if opens else 0.0
+    cap = min(settings.QUIET_HOURS_RECHECK_SECONDS, settings.DISPATCH_STALE_SECONDS / 2)
+    return max(1.0, min(left, cap))
+
+
+def _hold_for_quiet_hours(campaign: Campaign, opens) -> None:
+    """Say on the running campaign that it is held, and until when (shown by its monitor)."""
+    reason = quiet_hours_held_reason(opens)
+    if campaign.status_reason != reason:
+        Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.RUNNING).update(status_reason=reason)
+
+
+def _hold_lifted(campaign: Campaign) -> None:
+    """A running campaign has no other reason than a quiet-hours hold (every transition resets it)."""
+    if campaign.status == CampaignStatus.RUNNING and campaign.status_reason:
+        Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.RUNNING).update(status_reason="")
 
 
 def unfinished_work(campaign: Campaign) -> tuple[bool, bool]:
@@ -170,15 +210,24 @@ def send_single(delivery_id: int) -> str:
     claim, one capability check and one record for all of them instead of a task's worth of work for
     each. Their own tasks then find them sent, or leased and look again when the lease ends, so a
     batch lost with its worker is still sent. Whatever must be tried again is re-enqueued here.
-    Returns "sent", "retry", "leased" (another task holds it) or "nothing"."""
+    Returns "sent", "retry", "leased" (another task holds it), "quiet" (a promotion inside its
+    organization's quiet hours: its task looks again when they end, or in QUIET_HOURS_RECHECK_SECONDS
+    at most) or "nothing". Inside quiet hours, no promotional message goes out with another either."""
+    opens = _single_hold(delivery_id)
+    if opens is not None:
+        _send_later({delivery_id: _single_recheck_seconds(opens)})
+        return "quiet"
     with transaction.atomic():
         own = deliveries_claim(1, delivery_id=delivery_id)
         if own:
             delivery = _singles_loaded([delivery_id])[delivery_id]
             ctx = _single_context(delivery)
             more = _single_batch_size(ctx) - 1
+            promotions_held = quiet_hours_hold(delivery.organization, Classification.PROMOTION) is not None
             others = (
-                deliveries_claim(more, singles_beside=(delivery.official_account_id, delivery_id))
+                deliveries_claim(
+                    more, singles_beside=(delivery.official_account_id, delivery_id), transactional_only=promotions_held
+                )
                 if more > 0 and delivery.official_account_id
                 else []
             )
@@ -197,11 +246,26 @@ def send_single(delivery_id: int) -> str:
     return "retry" if delivery_id in retry else "sent"
 
 
+def _single_hold(delivery_id: int):
+    """When the single message may go (None: now), by its classification — its campaign's, for a
+    campaign's row sent on its own."""
+    delivery = Delivery.objects.select_related("organization", "campaign").filter(pk=delivery_id).first()
+    if delivery is None:
+        return None
+    classification = delivery.campaign.classification if delivery.campaign_id else delivery.classification
+    return quiet_hours_hold(delivery.organization, classification or Classification.TRANSACTION)
+
+
+def _single_recheck_seconds(opens) -> float:
+    left = (opens - timezone.now()).total_seconds()
+    return min(left, settings.QUIET_HOURS_RECHECK_SECONDS)
+
+
 def _singles_loaded(ids: list[int]) -> dict[int, Delivery]:
     if not ids:
         return {}
     return Delivery.objects.select_related(
-        "campaign", "official_account__rcs_gateway", "official_account__sms_gateway"
+        "organization", "campaign", "official_account__rcs_gateway", "official_account__sms_gateway"
     ).in_bulk(ids)
 
 

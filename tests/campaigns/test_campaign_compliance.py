@@ -4,7 +4,13 @@ from datetime import datetime, time
 
 import pytest
 
-from campaigns.compliance import TOKYO, display_rule_problems, in_quiet_hours, quiet_hours_notice
+from campaigns.compliance import (
+    TOKYO,
+    display_rule_problems,
+    in_quiet_hours,
+    quiet_hours_hold,
+    quiet_hours_notice,
+)
 from campaigns.models import Campaign, Classification
 from tests.accounts.factories import OfficialAccountFactory, OrganizationFactory
 
@@ -59,6 +65,16 @@ def test_quiet_hours_window_spans_midnight():
     assert in_quiet_hours(organization, datetime(2026, 1, 1, 8, 59, tzinfo=TOKYO))
     assert not in_quiet_hours(organization, datetime(2026, 1, 1, 9, 0, tzinfo=TOKYO))
     assert not in_quiet_hours(organization, datetime(2026, 1, 1, 12, 0, tzinfo=TOKYO))
+
+
+def test_quiet_hours_running_hold_holds_promotions_until_the_window_opens_to_the_second():
+    organization = OrganizationFactory(quiet_hours_start=time(21, 0), quiet_hours_end=time(9, 0, 30))
+    night = datetime(2026, 1, 1, 23, 0, tzinfo=TOKYO)
+    assert quiet_hours_hold(organization, Classification.PROMOTION, night) == datetime(2026, 1, 2, 9, 0, 30, tzinfo=TOKYO)
+    early = datetime(2026, 1, 2, 9, 0, 10, tzinfo=TOKYO)
+    assert quiet_hours_hold(organization, Classification.PROMOTION, early) == datetime(2026, 1, 2, 9, 0, 30, tzinfo=TOKYO)
+    assert quiet_hours_hold(organization, Classification.PROMOTION, datetime(2026, 1, 2, 9, 0, 30, tzinfo=TOKYO)) is None
+    assert quiet_hours_hold(organization, Classification.TRANSACTION, night) is None
 
 
 def test_quiet_hours_notice_for_times_and_crontabs():
