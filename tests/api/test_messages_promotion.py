@@ -70,6 +70,8 @@ def test_api_promotion_without_consent_is_refused_and_records_nothing(api, tenan
     Contact.objects.create(organization=tenant.organization, phone=PHONE)  # known, but never consented
     response = api.post("/api/v1/messages/", promotion(tenant), format="json")
     assert response.status_code == 400 and response.json()["code"] == "no_consent"
+    japanese = tenant.client(language="ja").post("/api/v1/messages/", promotion(tenant), format="json").json()
+    assert japanese["code"] == "no_consent" and "同意" in japanese["message"]
     assert not Delivery.objects.exists() and _no_enqueue == []
     assert Contact.objects.filter(organization=tenant.organization).count() == 1  # no contact made either
 
