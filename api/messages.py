@@ -4,6 +4,10 @@ A message is one person, one message, through the priority lane (``messaging.ser
 the rich content is checked by the same validator as the console, the SMS fallback text by the
 same SMS validator, and the answer carries the message id (the delivery's UUID) and its URL.
 A status is named as in the outbound webhooks' payloads (``DELIVERY_STATUS_NAMES``).
+
+A promotion (``classification: promotion``) meets the same rules as a campaign, in the service:
+refused with 400 and the code ``opted_out``, ``no_consent`` or ``display_rules`` (nothing recorded),
+and inside quiet hours accepted but held: ``scheduled_for`` says when it will go.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from campaigns.models import Classification
 from core.sms_text import validate_sms_text
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
 from messaging.outbound_webhooks import DELIVERY_STATUS_NAMES
-from messaging.services import message_send
+from messaging.services import MessageRefused, message_send
 
 STATUS_VALUES = {name: value for value, name in DELIVERY_STATUS_NAMES.items()}
 
@@ -37,6 +41,7 @@ MESSAGE_EXAMPLE = {
     "official_account": 1,
     "classification": "transaction",
     "client_reference": "order-1234",
+    "scheduled_for": None,
     "status": "delivered",
     "channel": "sms",
     "fallback_reason": "not_capable",
@@ -85,12 +90,16 @@ class MessageSerializer(serializers.ModelSerializer):
     fallback_reason = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     history = serializers.SerializerMethodField()
+    scheduled_for = serializers.DateTimeField(
+        source="not_before", read_only=True, allow_null=True,
+        help_text="When a promotion accepted during quiet hours will be sent (they end then); null: at once.",
+    )
 
     class Meta:
         model = Delivery
         fields = [
-            "id", "url", "to", "official_account", "classification", "client_reference", "status", "channel",
-            "fallback_reason", "error", "history", "created_at",
+            "id", "url", "to", "official_account", "classification", "client_reference", "scheduled_for", "status",
+            "channel", "fallback_reason", "error", "history", "created_at",
         ]
 
     def get_url(self, delivery) -> str:
@@ -207,7 +216,11 @@ class MessageFilterSerializer(serializers.Serializer):
         description=(
             "Queues one message to one number on the priority lane: +Message when the number can get it, "
             "otherwise (or when not delivered within `ttl_seconds`) the SMS text. Answers 201 with the message id "
-            "and its URL; follow the status there or with webhooks."
+            "and its URL; follow the status there or with webhooks. A promotion must go to a person with an active "
+            "consent who has not opted out, and both texts must name the sender's formal name and say how to opt "
+            "out: otherwise 400 with the code `no_consent`, `opted_out` or `display_rules`, and nothing is sent. "
+            "A promotion sent during the organization's quiet hours is accepted and held until they end: "
+            "`scheduled_for` says when."
         ),
         request=MessageCreateSerializer,
         responses={201: MessageSerializer},
@@ -261,6 +274,8 @@ class MessageViewSet(ApiViewMixin, mixins.CreateModelMixin, mixins.RetrieveModel
                 ttl_seconds=values["ttl_seconds"],
                 client_reference=values.get("client_reference") or "",
             )
+        except MessageRefused:
+            raise
         except DjangoValidationError as error:
             if hasattr(error, "error_dict") and set(error.message_dict) - {"to", "official_account", "sms_text"}:
                 raise DjangoValidationError(rich_content_errors(error)) from None

@@ -2,7 +2,9 @@
 
 ``display_rule_problems`` says what a promotional campaign still lacks: the sender's formal (legal)
 name and a way to opt out, in the +Message content *and* in the SMS fallback text. The composer
-shows the list while the marketer types; launch refuses a campaign while the list is not empty.
+shows the list while the marketer types; launch refuses a campaign while the list is not empty. The
+same rule, ``message_display_problems`` (official account, content, SMS text), refuses a promotional
+single message (``messaging.services.message_send``: the API and every other single-message path).
 
 ``quiet_hours_notice`` says whether a promotion would go out during the organization's quiet hours
 (default 21:00–09:00 Asia/Tokyo). The composer only warns; ``quiet_hours_hold`` is the one decision
@@ -83,37 +85,53 @@ def _content_text(document) -> str:
 def display_rule_problems(campaign) -> list[str]:
     """What a promotional campaign must still say, in plain words; empty when it complies.
 
-    Transactional campaigns are exempt. The sender's formal name is ``official_account.legal_name``;
-    an opt-out is a reply keyword (配信停止, 停止, STOP …), the opt-out link placeholder
-    ``{{opt_out_url}}``, or (in the +Message content) an opt-out reply chip.
-    """
+    Transactional campaigns are exempt. The rule itself is ``message_display_problems``, which the
+    single-message service applies to a promotion sent on its own."""
     if campaign.classification != Classification.PROMOTION:
         return []
-    problems = []
     account = getattr(campaign, "official_account", None) if campaign.official_account_id else None
+    return [problem for _part, problem in message_display_problems(account, campaign.content, campaign.sms_text)]
+
+
+def message_display_problems(account, content, sms_text) -> list[tuple[str, str]]:
+    """What a promotional message from ``account`` with this +Message ``content`` and SMS fallback
+    ``sms_text`` must still say: ``(part, problem)`` pairs, part being ``official_account``,
+    ``content`` or ``sms_text``; empty when it complies.
+
+    The sender's formal name is ``account.legal_name``; an opt-out is a reply keyword (配信停止, 停止,
+    STOP …), the opt-out link placeholder ``{{opt_out_url}}``, or (in the +Message content) an
+    opt-out reply chip. One rule for campaigns and single messages alike.
+    """
+    problems = []
     legal_name = account.legal_name if account else ""
-    document = campaign.content if isinstance(campaign.content, dict) else {}
+    document = content if isinstance(content, dict) else {}
     rich_text = _content_text(document)
-    sms_text = campaign.sms_text or ""
+    sms_text = sms_text or ""
     if not account:
-        problems.append(_("Choose the official account: its formal name must appear in the message."))
+        problems.append(
+            ("official_account", _("Choose the official account: its formal name must appear in the message."))
+        )
     else:
         if not _names_sender(rich_text, legal_name):
             problems.append(
-                _("The +Message content must name the sender’s formal name “%(name)s”.") % {"name": legal_name}
+                ("content", _("The +Message content must name the sender’s formal name “%(name)s”.") % {"name": legal_name})
             )
         if not _names_sender(sms_text, legal_name):
-            problems.append(_("The SMS text must name the sender’s formal name “%(name)s”.") % {"name": legal_name})
+            problems.append(
+                ("sms_text", _("The SMS text must name the sender’s formal name “%(name)s”.") % {"name": legal_name})
+            )
     if not (_says_how_to_opt_out(rich_text) or _has_opt_out_chip(document)):
-        problems.append(
+        problems.append((
+            "content",
             _("The +Message content must say how to opt out (e.g. “配信停止は「停止」と返信” or the link %(link)s).")
-            % {"link": OPT_OUT_PLACEHOLDER}
-        )
+            % {"link": OPT_OUT_PLACEHOLDER},
+        ))
     if not _says_how_to_opt_out(sms_text):
-        problems.append(
+        problems.append((
+            "sms_text",
             _("The SMS text must say how to opt out (e.g. “配信停止は「停止」と返信” or the link %(link)s).")
-            % {"link": OPT_OUT_PLACEHOLDER}
-        )
+            % {"link": OPT_OUT_PLACEHOLDER},
+        ))
     return problems
 
 

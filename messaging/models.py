@@ -71,6 +71,9 @@ class Delivery(models.Model):
     pending_fallback = models.BooleanField(_("SMS fallback pending"), default=False)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # A promotion sent on its own inside quiet hours is held until they end: not sent before this
+    # (its lease runs until then too, which is what the claim checks). Null: as soon as possible.
+    not_before = models.DateTimeField(_("not before"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)

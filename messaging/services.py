@@ -1,4 +1,19 @@
-"""Single messages: one person, one message, through the priority lane (API, test sends, replies)."""
+"""Single messages: one person, one message, through the priority lane (API, test sends, replies).
+
+``message_send`` is the one service every single-message path calls, so a promotion sent on its own
+meets the same rules as a campaign (特定電子メール法; docs in ``campaigns.compliance``):
+
+- the person has not opted out (``opted_out``) and has an active consent (``no_consent``); the
+  delivery keeps the consent it relied on (``Delivery.consent``), as a campaign's frozen audience does;
+- the +Message content and the SMS text name the sender's formal name and say how to opt out
+  (``display_rules``, the campaigns' rule ``message_display_problems``);
+- inside the organization's quiet hours the message is accepted but held until they end: its
+  ``not_before`` is the opening, and its lease runs until then, so no claim of the priority lane
+  (its own task, a batch claimed beside another message, a redelivered task) can send it earlier.
+
+A refusal raises ``MessageRefused`` (a ValidationError whose errors carry those codes) before
+anything is written. Transactional messages are exempt from all three.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +22,20 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from campaigns.audience import latest_active_consent
+from campaigns.compliance import message_display_problems
 from campaigns.models import Classification, Contact
 from core.phone import normalize_mobile
+from core.quiet_hours import in_quiet_hours, quiet_hours_end
 from core.rich_content import validate_rich_content
 from core.sms_text import validate_sms_text
 from messaging.models import Delivery
 from messaging.tasks import send_message
+
+
+class MessageRefused(ValidationError):
+    """A promotion the rules do not let through: the codes are ``opted_out``, ``no_consent`` and
+    ``display_rules``; nothing was recorded."""
 
 
 def message_send(
@@ -38,13 +61,19 @@ def message_send(
     validate_rich_content(content)
     limit = official_account.sms_gateway.sms_char_limit if official_account.sms_gateway else 660
     validate_sms_text(sms_text, limit=limit)
-    contact = (
-        Contact.objects.only("id", "organization_id", "phone", "opted_out_at")
-        .filter(organization=organization, phone=e164)
-        .first()
+    contacts = Contact.objects.only("id", "organization_id", "phone", "opted_out_at").filter(
+        organization=organization, phone=e164
     )
-    if classification == Classification.PROMOTION and contact and contact.opted_out_at:
-        raise ValidationError({"to": [_("This person has opted out of promotional messages.")]})
+    if classification == Classification.PROMOTION:  # the consent the campaigns' freeze would rely on
+        contacts = contacts.annotate(active_consent_id=latest_active_consent())
+    contact = contacts.first()
+    consent_id = None
+    not_before = None
+    if classification == Classification.PROMOTION:
+        consent_id = _promotion_check(official_account, contact, content, sms_text)
+        now = timezone.now()
+        if in_quiet_hours(organization, now):
+            not_before = quiet_hours_end(organization, now)
     # No savepoint: every check is done, and an API request runs this inside its own transaction,
     # where a savepoint would cost two more round trips to the database.
     with transaction.atomic(savepoint=False):
@@ -59,9 +88,38 @@ def message_send(
             classification=classification,
             ttl_seconds=ttl_seconds,
             client_reference=client_reference,
+            consent_id=consent_id,
+            not_before=not_before,
+            # Held for quiet hours: leased until the window opens, so no claim can take it before.
+            lease_until=not_before,
         )
-        transaction.on_commit(lambda: send_message.delay(delivery.pk))
+        if not_before is None:
+            transaction.on_commit(lambda: send_message.delay(delivery.pk))
+        else:
+            wait = max(1.0, (not_before - timezone.now()).total_seconds())
+            transaction.on_commit(lambda: send_message.apply_async((delivery.pk,), countdown=wait, queue="priority"))
     return delivery
+
+
+def _promotion_check(official_account, contact, content, sms_text) -> int:
+    """Refuse a promotion the rules do not let through; the id of the consent it relies on."""
+    if contact is not None and contact.opted_out_at:
+        raise MessageRefused(
+            {"to": [ValidationError(_("This person has opted out of promotional messages."), code="opted_out")]}
+        )
+    consent_id = contact.active_consent_id if contact is not None else None
+    if consent_id is None:
+        raise MessageRefused({"to": [ValidationError(
+            _("This person has no active consent to promotional messages: record their consent first."),
+            code="no_consent",
+        )]})
+    problems = message_display_problems(official_account, content, sms_text)
+    if problems:
+        errors: dict[str, list] = {}
+        for part, problem in problems:
+            errors.setdefault(part, []).append(ValidationError(problem, code="display_rules"))
+        raise MessageRefused(errors)
+    return consent_id
 
 
 def _contact_create(organization, e164: str) -> Contact:
