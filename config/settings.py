@@ -227,6 +227,14 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- Egress guard (core.egress) ----------------------------------------------------------------
+# Every server-side request (outbound webhooks, inbound media) goes through core.egress. Loopback
+# (127.0.0.0/8, ::1) is reachable only with EGRESS_ALLOW_LOOPBACK, for the local sandbox carrier in
+# development and the tests; never set it in production. Private and link-local stay refused anyway.
+EGRESS_ALLOW_LOOPBACK = env.bool("EGRESS_ALLOW_LOOPBACK", default=False)
+EGRESS_CONNECT_TIMEOUT = env.float("EGRESS_CONNECT_TIMEOUT", default=5.0)
+EGRESS_TIMEOUT = env.float("EGRESS_TIMEOUT", default=15.0)
+
 # --- Product settings -------------------------------------------------------------------------
 # The URL the sandbox carrier (and real gateways) post webhooks back to.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
