@@ -375,7 +375,9 @@ def _request(target, method, headers, body, connect_timeout, deadline, max_bytes
         _set_timeout(sock, deadline)
         response = connection.getresponse()
         chunks, size, truncated = [], 0, False
-        while True:
+        # http.client closes the socket once a closing response (HTTP/1.0, "Connection: close") is
+        # read to its end: stop there rather than touch the closed socket again.
+        while not response.isclosed():
             _set_timeout(sock, deadline)
             chunk = response.read(min(_CHUNK, max_bytes + 1 - size))
             if not chunk:

@@ -377,6 +377,28 @@ def test_egress_ssrf_redirect_is_returned_not_followed(loopback_allowed, serve):
     assert target.requests == []
 
 
+@pytest.mark.parametrize("closing", ["Connection: close", "HTTP/1.0", "no length"])
+def test_egress_reads_a_closing_response_to_its_end(loopback_allowed, serve, closing):
+    """Most servers answer a "Connection: close" request with a closing response; http.client then
+    closes the socket when the body is read, and the guard must not touch it again."""
+
+    def respond(handler):
+        if closing == "HTTP/1.0":
+            handler.protocol_version = "HTTP/1.0"
+        handler.send_response(200)
+        if closing != "no length":
+            handler.send_header("Content-Length", "5")
+        if closing != "HTTP/1.0":
+            handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(b"hello")
+        handler.close_connection = True
+
+    server = serve(respond)
+    response = fetch("GET", f"http://127.0.0.1:{server.port}/")
+    assert (response.status, response.body, response.truncated) == (200, b"hello", False)
+
+
 def test_egress_response_body_is_capped(loopback_allowed, serve):
     size = 5 * 1024 * 1024
 
