@@ -49,8 +49,8 @@ test: install-test services browser lint
 	$(BIN)/pytest -p no:cacheprovider --create-db $(PYTEST_ARGS)
 
 messages: install
-	$(BIN)/python manage.py makemessages -l ja -l en --no-obsolete --ignore=.venv --ignore=var
-	$(BIN)/python manage.py compilemessages --ignore=.venv
+	DEBUG=1 $(BIN)/python manage.py makemessages -l ja -l en --no-obsolete --ignore=.venv --ignore=var
+	DEBUG=1 $(BIN)/python manage.py compilemessages --ignore=.venv
 
 clean:
 	rm -rf var/ $(VENV)

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ApiScope, GatewayAccount, GatewayKind, OfficialAccount, Role, WebhookEvent
+from core.egress import EgressProblem, check_url
 from core.rich_content import CARD_TITLE_MAX, LABEL_MAX, POSTBACK_MAX, URL_MAX
 
 
@@ -234,4 +235,10 @@ class WebhookEndpointForm(forms.Form):
         url = self.cleaned_data["url"]
         if not url.lower().startswith(("http://", "https://")):
             raise forms.ValidationError(_("Only http and https URLs."))
+        # The egress guard's check now (a refused address, or a host that does not resolve: a typo is
+        # better caught here), and again at every delivery attempt.
+        try:
+            check_url(url)
+        except EgressProblem as error:
+            raise forms.ValidationError(error.user_message, code="egress") from None
         return url

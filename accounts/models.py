@@ -5,8 +5,10 @@ import hashlib
 import secrets
 import uuid
 from datetime import time
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -62,11 +64,26 @@ class GatewayKind(models.TextChoices):
     CM = "cm", _("SMS (CM.com Business Messaging)")
 
 
+def validate_media_hosts(value) -> None:
+    """A JSON list of bare host names (no scheme, port or path): where inbound files may come from."""
+    if not isinstance(value, list) or not all(isinstance(host, str) and host.strip() for host in value):
+        raise ValidationError(_('Give a list of host names, like ["media.example.com"].'))
+    for host in value:
+        name = host.strip().lower()
+        if any(char in name for char in "/:@?#* ") and not (name.startswith("[") and name.endswith("]")):
+            raise ValidationError(_('Give a list of host names, like ["media.example.com"].'))
+
+
 class GatewayAccount(models.Model):
     """Where an official account's messages go: the adapter kind, its base URL and credentials.
 
     Credentials (bearer token, RBM client token, CM product token, callback secret) stay in
     ``credentials``; they are never shown back in full and never logged.
+
+    Inbound files (a photo a person sends) are downloaded only from ``media_hosts``, exact host
+    names; empty means only the host of ``base_url`` — the sandbox carrier and a provider that
+    serves files from its API host need nothing more. The egress guard's address checks apply to
+    these hosts too (see ``messaging.inbound_media``).
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="gateways")
@@ -80,6 +97,16 @@ class GatewayAccount(models.Model):
         _("provider-side RCS→SMS fallback"),
         default=False,
         help_text=_("CM.com only: send once with allowedChannels RCS+SMS and let the provider fall back."),
+    )
+    media_hosts = models.JSONField(
+        _("media hosts"),
+        default=list,
+        blank=True,
+        validators=[validate_media_hosts],
+        help_text=_(
+            'Host names inbound files may be downloaded from, e.g. ["media.example.com"]. '
+            "Empty: only the host of the base URL."
+        ),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -103,6 +130,14 @@ class GatewayAccount(models.Model):
 
     def masked_credentials(self):
         return {key: mask_secret(value) for key, value in (self.credentials or {}).items()}
+
+    def media_allowed_hosts(self) -> list[str]:
+        """The hosts an inbound file of this gateway account may be fetched from (see the docstring)."""
+        hosts = [str(host).strip().lower() for host in (self.media_hosts or []) if str(host).strip()]
+        if hosts:
+            return hosts
+        base_host = urlsplit(self.base_url or "").hostname
+        return [base_host] if base_host else []
 
 
 def mask_secret(value) -> str:

@@ -22,7 +22,33 @@ env = environ.Env(
 
 DEBUG = env("DEBUG")
 _DEV_ONLY_SECRET = "django-insecure-dev-only-key-set-SECRET_KEY-in-production"
-SECRET_KEY = env.str("SECRET_KEY", default=_DEV_ONLY_SECRET)
+SECRET_KEY = env.str("SECRET_KEY", default="") or _DEV_ONLY_SECRET
+
+
+def _weak_secret_key(key: str) -> str:
+    """Why ``key`` must not sign anything in production ("" when it may): the same rules as Django's
+    security.W009, plus the development default, which is published with the code."""
+    if key == _DEV_ONLY_SECRET:
+        return "SECRET_KEY is missing or is the development default (published with the code)"
+    if key.startswith("django-insecure"):
+        return "SECRET_KEY starts with 'django-insecure'"
+    if len(key) < 50:
+        return f"SECRET_KEY is too short ({len(key)} characters, at least 50 needed)"
+    if len(set(key)) < 5:
+        return "SECRET_KEY has fewer than 5 different characters"
+    return ""
+
+
+# Anyone holding the key can forge opt-out links and tracked-link tokens, so with DEBUG off the
+# product refuses to start on a missing, weak or published key instead of falling back to one.
+if not DEBUG and (_weakness := _weak_secret_key(SECRET_KEY)):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"{_weakness}. With DEBUG off the console refuses to start on a weak or published key: set "
+        "SECRET_KEY in the environment to a long random value, for example the output of "
+        "python -c 'import secrets; print(secrets.token_urlsafe(64))' (or set DEBUG=1 for development)."
+    )
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -229,6 +255,14 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Egress guard (core.egress) ----------------------------------------------------------------
+# Every server-side request (outbound webhooks, inbound media) goes through core.egress. Loopback
+# (127.0.0.0/8, ::1) is reachable only with EGRESS_ALLOW_LOOPBACK, for the local sandbox carrier in
+# development and the tests; never set it in production. Private and link-local stay refused anyway.
+EGRESS_ALLOW_LOOPBACK = env.bool("EGRESS_ALLOW_LOOPBACK", default=False)
+EGRESS_CONNECT_TIMEOUT = env.float("EGRESS_CONNECT_TIMEOUT", default=5.0)
+EGRESS_TIMEOUT = env.float("EGRESS_TIMEOUT", default=15.0)
 
 # --- Product settings -------------------------------------------------------------------------
 # The URL the sandbox carrier (and real gateways) post webhooks back to.

@@ -4,6 +4,12 @@ An inbound file arrives as a carrier URL (``ConversationMessage.file_url``, medi
 the inbox queues ``messaging.tasks.fetch_inbound_media`` for it, which calls ``inbound_media_fetch``
 here. Images are re-encoded with Pillow before they are ever shown inline; anything else is stored
 as an opaque download.
+
+The URL comes from a carrier payload, so it is fetched through the egress guard
+(``core.egress.fetch``: http(s) only, no internal address, no redirect, timeouts, at most the media
+limit read) and only from the hosts the gateway account the message came in through lists
+(``GatewayAccount.media_allowed_hosts``: its ``media_hosts``, or the host of its base URL). A URL
+elsewhere, or refused by the guard, marks the media failed with the reason and sends nothing.
 """
 
 from __future__ import annotations
@@ -13,13 +19,13 @@ import io
 import logging
 import mimetypes
 import os
-import urllib.request
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.utils import translation
 from PIL import Image, UnidentifiedImageError
 
+from core.egress import EgressProblem, EgressRefused, fetch
 from messaging.models import ConversationMessage, MediaStatus
 
 logger = logging.getLogger(__name__)
@@ -32,21 +38,31 @@ class MediaTooLarge(Exception):
     pass
 
 
-def _download(url: str, limit: int) -> tuple[bytes, str]:
-    request = urllib.request.Request(url, headers={"User-Agent": "plusmessage-console/1"})
-    with urllib.request.urlopen(request, timeout=MEDIA_TIMEOUT_SECONDS) as response:  # noqa: S310 - http(s) only
-        length = response.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > limit:
-            raise MediaTooLarge
-        buffer = io.BytesIO()
-        while True:
-            chunk = response.read(64 * 1024)
-            if not chunk:
-                break
-            buffer.write(chunk)
-            if buffer.tell() > limit:
-                raise MediaTooLarge
-        return buffer.getvalue(), response.headers.get_content_type()
+class MediaRefused(Exception):
+    """The download did not give a file: ``str()`` is the reason kept on the message."""
+
+
+def _untranslated(problem: EgressProblem) -> str:
+    """The guard's user message as its msgid: stored so, translated when shown."""
+    with translation.override(None):
+        return str(problem)
+
+
+def _download(url: str, limit: int, allowed_hosts: list[str]) -> tuple[bytes, str]:
+    """(bytes, served type) of one GET through the egress guard, from ``allowed_hosts`` only."""
+    try:
+        response = fetch(
+            "GET", url, headers={"User-Agent": "plusmessage-console/1"}, timeout=MEDIA_TIMEOUT_SECONDS,
+            max_bytes=limit, allowed_hosts=allowed_hosts,
+        )
+    except EgressProblem as error:
+        raise MediaRefused(_untranslated(error)) from error
+    if not 200 <= response.status < 300:
+        raise MediaRefused(f"HTTP {response.status}")
+    if response.truncated:
+        raise MediaTooLarge
+    served_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return response.body, served_type
 
 
 def _safe_image(data: bytes) -> tuple[bytes, str, str] | None:
@@ -66,21 +82,27 @@ def _safe_image(data: bytes) -> tuple[bytes, str, str] | None:
 
 def inbound_media_fetch(message_id: int) -> str:
     """Download an inbound file (size-limited) into the default storage. Returns the media status."""
-    message = ConversationMessage.objects.filter(pk=message_id, media_status=MediaStatus.PENDING).first()
+    message = (
+        ConversationMessage.objects.filter(pk=message_id, media_status=MediaStatus.PENDING)
+        .select_related("gateway")
+        .first()
+    )
     if message is None:
         return "nothing"
-    if urlsplit(message.file_url).scheme not in ("http", "https"):
-        ConversationMessage.objects.filter(pk=message.pk).update(media_status=MediaStatus.FAILED)
-        return MediaStatus.FAILED
     limit = int(getattr(settings, "INBOX_MEDIA_MAX_BYTES", 0) or os.environ.get("INBOX_MEDIA_MAX_BYTES") or MEDIA_MAX_BYTES)
+    allowed_hosts = message.gateway.media_allowed_hosts() if message.gateway else []
     try:
-        data, served_type = _download(message.file_url, limit)
+        if not allowed_hosts:  # no gateway account to vouch for the host: nothing is fetched
+            raise MediaRefused(_untranslated(EgressRefused("no gateway account")))
+        data, served_type = _download(message.file_url, limit, allowed_hosts)
     except MediaTooLarge:
         ConversationMessage.objects.filter(pk=message.pk).update(media_status=MediaStatus.TOO_LARGE)
         return MediaStatus.TOO_LARGE
-    except (OSError, ValueError) as error:
+    except MediaRefused as error:
         logger.warning("inbound file %s: download failed: %s", message.pk, error)
-        ConversationMessage.objects.filter(pk=message.pk).update(media_status=MediaStatus.FAILED)
+        ConversationMessage.objects.filter(pk=message.pk).update(
+            media_status=MediaStatus.FAILED, media_error=str(error)[:200]
+        )
         return MediaStatus.FAILED
     image = _safe_image(data)
     if image is not None:

@@ -176,6 +176,7 @@ def _inbound_one(event, accounts) -> ConversationMessage | None:
         file_url=(event.file_url or "")[:2048],
         file_mime=(event.file_mime or "")[:100],
         media_status=MediaStatus.PENDING if event.file_url else MediaStatus.NONE,
+        gateway_id=event.gateway_id,
         provider=event.provider,
         provider_event_id=event.event_id[:200],
         provider_message_id=str(raw.get("messageId", "") if event.provider == "rbm" else "")[:200],

@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Organization
+from accounts.models import GatewayAccount, Organization
 from campaigns.models import Campaign, Contact
 
 
@@ -280,6 +280,13 @@ class ConversationMessage(models.Model):
     file_mime = models.CharField(_("file type"), max_length=100, blank=True)
     file = models.FileField(_("file"), upload_to="inbox/%Y/%m/", blank=True)
     media_status = models.CharField(_("file status"), max_length=10, choices=MediaStatus.choices, blank=True)
+    # Why a download failed, as an untranslated message (shown translated) or "HTTP <status>".
+    media_error = models.CharField(_("file error"), max_length=200, blank=True)
+    # The gateway account the message came in through: its media hosts bound where the file is fetched.
+    gateway = models.ForeignKey(
+        GatewayAccount, verbose_name=_("gateway account"), on_delete=models.SET_NULL, null=True,
+        blank=True, related_name="+",
+    )
     provider = models.CharField(_("provider"), max_length=16, blank=True)
     provider_event_id = models.CharField(_("provider event id"), max_length=200, blank=True)
     provider_message_id = models.CharField(_("provider message id"), max_length=200, blank=True)

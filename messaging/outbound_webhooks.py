@@ -13,6 +13,13 @@ inbound.received and contact.opted_out.
 - **Retries**: exponential back-off with jitter (10 s doubling up to 1 h, each wait drawn from its
   upper half), until an answer 2xx or ``WEBHOOK_RETRY_WINDOW_SECONDS`` (25 h) after the event.
   Every attempt is logged (``WebhookAttempt``) with the status and the start of the response.
+- **Egress**: every attempt goes through the egress guard (``core.egress.fetch``): http(s) only, no
+  internal address, no redirect followed (a 3xx is a failed attempt like any other non-2xx answer),
+  connect and total timeouts, and only the first ``RESPONSE_KEPT`` bytes of the answer read. A URL
+  the guard refuses and an address it cannot reach fail the attempt with one short message each,
+  without status, excerpt or timing, so the log cannot be used to scan a network. The console
+  checks the URL when the endpoint is saved (``accounts.forms.WebhookEndpointForm``) and
+  ``endpoint_create`` refuses a refused address again.
 - **Disabling**: an endpoint failing without a single success for ``WEBHOOK_DISABLE_AFTER_SECONDS``
   (3 days) and at least ``WEBHOOK_DISABLE_MIN_FAILURES`` attempts is disabled; its organization's
   owners and admins get an e-mail and the console shows the notice until someone re-enables it.
@@ -26,8 +33,6 @@ import json
 import logging
 import random
 import time
-import urllib.error
-import urllib.request
 from datetime import timedelta
 
 from django.conf import settings
@@ -35,7 +40,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.signals import post_save
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import (
@@ -49,6 +54,7 @@ from accounts.models import (
     WebhookEvent,
 )
 from audit.models import AuditEvent
+from core.egress import EgressError, EgressProblem, check_url, fetch
 from messaging import tasks
 from messaging.models import Delivery, DeliveryStatus
 from messaging.signals import delivery_status_changed, inbound_received
@@ -58,7 +64,7 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-PlusMessage-Signature"
 EVENT_HEADER = "X-PlusMessage-Event"
 DELIVERY_HEADER = "X-PlusMessage-Delivery"
-RESPONSE_KEPT = 2000
+RESPONSE_KEPT = 512  # bytes of an answer kept for the delivery log (an excerpt, escaped when shown)
 CLAIM_SECONDS = 60
 
 EVENT_FOR_CHANGE = {
@@ -123,6 +129,12 @@ def encode_body(payload: dict) -> bytes:
 
 
 def endpoint_create(organization, url: str, events: list[str], description: str = "", user=None) -> WebhookEndpoint:
+    """A new endpoint. Raises EgressRefused for a URL the egress guard refuses; a host that does not
+    resolve now is the form's to refuse (its deliveries would fail, retried, until it does)."""
+    try:
+        check_url(url)
+    except EgressError:
+        pass
     return WebhookEndpoint.objects.create(
         organization=organization, url=url, events=sorted(set(events)), description=description,
         secret=WebhookEndpoint.new_secret(), created_by=user,
@@ -322,19 +334,17 @@ def connect_receivers() -> None:
 
 
 def _post(url: str, body: bytes, headers: dict, timeout: float) -> tuple[int | None, str, str]:
-    """(status, start of the response body, error)."""
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    """(status, start of the response body, error) of one POST through the egress guard.
+
+    The error is the guard's message untranslated (the console translates it when showing it):
+    "The address is not allowed." or "Could not connect to the address.", nothing more.
+    """
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only, checked
-            return response.status, response.read(RESPONSE_KEPT).decode("utf-8", "replace"), ""
-    except urllib.error.HTTPError as error:
-        try:
-            text = error.read(RESPONSE_KEPT).decode("utf-8", "replace")
-        except Exception:  # noqa: BLE001
-            text = ""
-        return error.code, text, ""
-    except Exception as error:  # noqa: BLE001 - timeouts, refused connections, TLS, bad URLs …
-        return None, "", f"{type(error).__name__}: {error}"[:300]
+        response = fetch("POST", url, headers=headers, body=body, timeout=timeout, max_bytes=RESPONSE_KEPT)
+    except EgressProblem as error:
+        with translation.override(None):
+            return None, "", str(error)
+    return response.status, response.body.decode("utf-8", "replace"), ""
 
 
 def webhook_attempt(delivery_id: int) -> str:
@@ -363,7 +373,8 @@ def webhook_attempt(delivery_id: int) -> str:
     }
     started = time.monotonic()
     status_code, text, error = _post(endpoint.url, body, headers, _setting("WEBHOOK_TIMEOUT_SECONDS", 10.0))
-    duration = int((time.monotonic() - started) * 1000)
+    # No timing for an attempt that got no answer: how long a refused or silent port takes is a scan.
+    duration = int((time.monotonic() - started) * 1000) if status_code is not None else 0
     now = timezone.now()
     ok = status_code is not None and 200 <= status_code < 300
     with transaction.atomic():

@@ -9,6 +9,7 @@ SANDBOX_PORT=${SANDBOX_PORT:-8025}
 export PORT SANDBOX_PORT
 export PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://127.0.0.1:$PORT}
 export SANDBOX_URL=${SANDBOX_URL:-http://127.0.0.1:$SANDBOX_PORT}
+export EGRESS_ALLOW_LOOPBACK=${EGRESS_ALLOW_LOOPBACK:-1}  # the sandbox carrier listens on 127.0.0.1
 mkdir -p var/log
 
 echo

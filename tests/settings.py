@@ -12,6 +12,9 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
 os.environ.setdefault("TESTING", "1")
+# The sandbox carrier and the tests' own webhook receivers listen on 127.0.0.1.
+os.environ.setdefault("EGRESS_ALLOW_LOOPBACK", "1")
+os.environ.setdefault("SECRET_KEY", "tests-only-key-never-used-in-production-7Qf2xLp9Zr4Wm8Kd3Nv6Bh1Tj5Yc0Sg")
 os.environ.setdefault("VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
 
 from config.settings import *  # noqa: E402,F403
