@@ -96,7 +96,7 @@ class ConsentSerializer(serializers.ModelSerializer):
 class ContactSerializer(serializers.ModelSerializer):
     phone = serializers.CharField(max_length=40, help_text="A Japanese mobile number; stored in E.164 (+81…).")
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    attributes = serializers.JSONField(required=False, help_text="Custom attributes for personalisation.")
+    attributes = serializers.JSONField(required=False, help_text="Custom attributes for personalization.")
     lists = serializers.PrimaryKeyRelatedField(
         many=True, required=False, queryset=ContactList.objects.none(), help_text="Ids of the lists it belongs to."
     )

@@ -27,7 +27,7 @@ UPSERT_BATCH = 2000
 
 @dataclass
 class ContactRow:
-    """One validated row: a normalised mobile number (unique among the rows of one call), a name
+    """One validated row: a normalized mobile number (unique among the rows of one call), a name
     (empty or None: keep the stored one), attributes to merge, and the fields of a consent record."""
 
     phone: str

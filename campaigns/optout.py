@@ -52,16 +52,16 @@ class OptOutMethod:
     ERASURE = "erasure"
 
 
-def _normalise(text: str) -> str:
+def _normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text or "").casefold().strip()
 
 
 def is_opt_out_keyword(text: str) -> bool:
-    return _normalise(text) in OPT_OUT_KEYWORDS
+    return _normalize(text) in OPT_OUT_KEYWORDS
 
 
 def is_opt_out_postback(postback: str) -> bool:
-    value = _normalise(postback)
+    value = _normalize(postback)
     return value in OPT_OUT_POSTBACKS or value in OPT_OUT_KEYWORDS
 
 

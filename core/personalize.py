@@ -1,4 +1,4 @@
-"""Personalisation: {{name}} and {{custom_attribute}} placeholders filled per contact.
+"""Personalization: {{name}} and {{custom_attribute}} placeholders filled per contact.
 
 The one placeholder grammar of the product: the engine fills what it sends with these functions and
 the composer's preview calls them with the same inputs, so the preview shows what is sent. A
@@ -34,7 +34,7 @@ def personalize_text(text: str, name: str, attributes: dict, extras: dict | None
 
 
 def personalize_content(document, name: str, attributes: dict, extras: dict | None = None):
-    """A copy of the rich-content document with every string personalised."""
+    """A copy of the rich-content document with every string personalized."""
     if isinstance(document, str):
         return personalize_text(document, name, attributes, extras)
     if isinstance(document, list):

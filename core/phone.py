@@ -1,4 +1,4 @@
-"""Japanese mobile numbers: normalise what people type and spreadsheets hold into E.164.
+"""Japanese mobile numbers: normalize what people type and spreadsheets hold into E.164.
 
 Only mobile numbers (070/080/090 and 060 + 8 digits) can receive +Message or SMS; 050 (VoIP),
 020 (M2M), landlines and foreign numbers are refused with the reason.

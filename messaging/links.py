@@ -37,8 +37,8 @@ def tracked_link_target(token: str, url: str) -> tuple[Campaign, int, str] | Non
         targets = set(iter_urls(campaign.content or {}))
     except (AttributeError, TypeError, KeyError):
         targets = set()
-    personalised = {personalize_text(target, contact.name, contact.attributes or {}) for target in targets}
-    if url not in targets and url not in personalised:
+    personalized = {personalize_text(target, contact.name, contact.attributes or {}) for target in targets}
+    if url not in targets and url not in personalized:
         return None
     return campaign, contact_id, url
 
@@ -53,7 +53,7 @@ def link_click_record(campaign: Campaign, contact_id: int) -> bool:
 
 
 def rewrite_tracked_links(document: dict, campaign_id: int, contact_id: int) -> dict:
-    """A copy of a (personalised) rich-content document whose http/https button and chip URLs go
+    """A copy of a (personalized) rich-content document whose http/https button and chip URLs go
     through ``tracked_link_url``: what the engine sends so that clicks count in the campaign's stats.
     The redirect only ever leads to a URL that is in the campaign's content."""
     result = copy.deepcopy(document)

@@ -1,5 +1,5 @@
 """The phone preview of a campaign, shared by the composer and the campaign page: the +Message view
-or the SMS view, personalised for a sample contact exactly as the engine personalises what it sends.
+or the SMS view, personalized for a sample contact exactly as the engine personalizes what it sends.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _sms_measure(text: str, limit: int = 660) -> dict:
 
 
 def preview_context(document, sms_text, account, contact, mode) -> dict:
-    """What templates/campaigns/_phone.html draws: the personalised content, its cards and chips, the
+    """What templates/campaigns/_phone.html draws: the personalized content, its cards and chips, the
     SMS text with its segment count (of the text as typed), the account's name and colour."""
     document = document if isinstance(document, dict) else {}
     shown, sms_shown = personalized_for(contact, document, sms_text or "")

@@ -59,7 +59,7 @@ class SendContext:
         return any(True for _ in iter_urls(self.content or {}))
 
     @functools.cached_property
-    def personalised(self) -> bool:
+    def personalized(self) -> bool:
         """Whether the rich content has placeholders (otherwise everyone gets the same document)."""
         return "{{" in json.dumps(self.content or {}, ensure_ascii=False)
 
@@ -108,10 +108,10 @@ def _extras(ctx: SendContext, row: Row) -> dict | None:
 
 
 def content_for(ctx: SendContext, row: Row) -> dict:
-    """The rich content as this person gets it: personalised, and for a campaign with links, each
+    """The rich content as this person gets it: personalized, and for a campaign with links, each
     link going through the console's click tracking."""
     content = ctx.content
-    if ctx.personalised:
+    if ctx.personalized:
         content = personalize_content(content, row.name, row.attributes, _extras(ctx, row))
     if ctx.campaign_id and ctx.has_links:
         content = rewrite_tracked_links(content, ctx.campaign_id, row.contact_id)
@@ -119,5 +119,5 @@ def content_for(ctx: SendContext, row: Row) -> dict:
 
 
 def sms_text_for(ctx: SendContext, row: Row) -> str:
-    """The SMS text as this person gets it: personalised."""
+    """The SMS text as this person gets it: personalized."""
     return personalize_text(ctx.sms_text, row.name, row.attributes, _extras(ctx, row))

@@ -12,7 +12,7 @@ from tests.campaigns.factories import ConsentFactory, ContactFactory, ContactLis
 pytestmark = pytest.mark.django_db
 
 
-def test_create_normalises_the_number_records_consent_and_lists(api, tenant):
+def test_create_normalizes_the_number_records_consent_and_lists(api, tenant):
     contact_list = ContactListFactory(organization=tenant.organization)
     response = api.post("/api/v1/contacts/", {
         "phone": "０９０－１２３４－５６７８", "name": "山田 太郎", "attributes": {"rank": "gold"}, "lists": [contact_list.pk],

@@ -153,7 +153,7 @@ def test_marketer_composes_a_carousel_and_admin_approves(browser, live_server, w
     page.wait_for_function("document.querySelector('#preview-phone').innerText.includes('今すぐ購入')")
     preview = page.locator("#preview-phone")
     assert "店舗に電話" in preview.inner_text()
-    assert "佐藤0様 コート30%オフ" in preview.inner_text()  # personalised for the sample contact
+    assert "佐藤0様 コート30%オフ" in preview.inner_text()  # personalized for the sample contact
     assert preview.locator(".rc-chip").inner_text().strip() == "配信停止"
     assert "ブラウザショップ" in preview.inner_text()
     page.wait_for_selector("#compliance .notice-ok")

@@ -232,7 +232,7 @@ def test_composer_lists_only_approved_accounts_of_this_org(client, org, account,
     assert "審査中アカウント" not in body and "他社アカウント" not in body
 
 
-def test_composer_offers_personalisation_fields_from_contacts(client, org, account, users, audience):
+def test_composer_offers_personalization_fields_from_contacts(client, org, account, users, audience):
     body = login(client, users[Role.MARKETER]).get(reverse("campaigns:create")).content.decode()
     assert 'data-insert="{{name}}"' in body
     assert 'data-insert="{{rank}}"' in body

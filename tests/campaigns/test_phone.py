@@ -1,4 +1,4 @@
-"""Japanese mobile numbers: what people type and spreadsheets hold normalises to E.164; everything
+"""Japanese mobile numbers: what people type and spreadsheets hold normalizes to E.164; everything
 else is refused with a reason code."""
 
 import pytest
@@ -39,7 +39,7 @@ E164 = "+819012345678"
         "819012345678",  # the country code without +
     ],
 )
-def test_normalises_to_e164(raw):
+def test_normalizes_to_e164(raw):
     assert normalize_mobile(raw) == E164
 
 

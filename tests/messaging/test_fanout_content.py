@@ -1,4 +1,4 @@
-"""What each person's message looks like when it leaves: personalised, with the signed opt-out link,
+"""What each person's message looks like when it leaves: personalized, with the signed opt-out link,
 and with campaign links going through click tracking."""
 
 import pytest
@@ -56,7 +56,7 @@ def test_opt_out_link_names_the_contact_and_single_messages_keep_their_links():
 def test_content_without_placeholders_goes_out_as_written():
     plain = {"text": "本日のご案内です。", "chips": [{"type": "reply", "label": "はい", "postback": "yes"}]}
     ctx = context(None, plain)
-    assert not ctx.personalised and not ctx.uses_opt_out_link
+    assert not ctx.personalized and not ctx.uses_opt_out_link
     assert content_for(ctx, row()) == plain
 
 
@@ -65,7 +65,7 @@ def test_the_opt_out_link_is_made_when_the_sms_text_asks_for_it():
         campaign_id=None, organization_id=7, content={"text": "こんにちは"}, sms_text="停止 {{opt_out_url}}",
         sms_sender="SHOP", classification="promotion", ttl_seconds=600, rcs_gateway=None, sms_gateway=None,
     )
-    assert ctx.uses_opt_out_link and not ctx.personalised
+    assert ctx.uses_opt_out_link and not ctx.personalized
 
 
 @pytest.mark.django_db
