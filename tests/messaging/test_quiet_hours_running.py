@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from accounts.models import GatewayAccount, Role
 from campaigns.compliance import TOKYO
-from campaigns.models import Campaign, CampaignStatus, Classification
+from campaigns.models import Campaign, CampaignStatus, Classification, Contact
+from campaigns.optout import consent_grant
 from campaigns.status import campaign_transition
 from core import throttle
 from messaging.engine.dispatch import dispatch_batch, dispatch_chains_start, send_single
@@ -156,11 +157,14 @@ def test_quiet_hours_running_single_promotion_waits_and_transactional_goes(engin
     quiet_now(engine.organization)
 
     def single(phone, classification):
-        text = "【株式会社テスト】セールのお知らせ。配信停止は「停止」と返信"
+        text = f"【{engine.account.legal_name}】セールのお知らせ。配信停止は「停止」と返信"
         return message_send(organization=engine.organization, official_account=engine.account, phone=phone,
                             content={"text": text}, sms_text=text, classification=classification)
 
-    promotion = single("+819071000001", P)
+    consent_grant(Contact.objects.create(organization=engine.organization, phone="+819071000001"),
+                  method="web_form", source="https://example.jp/form", wording_version="v1")
+    promotion = single("+819071000001", P)  # accepted and held until the window opens
+    assert promotion.not_before is not None
     transactional = single("+819071000002", T)
     assert send_single(promotion.pk) == "quiet"
     # The transactional message goes, and the waiting promotion does not ride along with it.
@@ -170,7 +174,10 @@ def test_quiet_hours_running_single_promotion_waits_and_transactional_goes(engin
     assert (promotion.status, promotion.attempts) == (DeliveryStatus.QUEUED, 0)
     assert engine.sandbox.inbox("+819071000001") == []
 
+    # The window ends: the organization's window no longer covers now, and the hold taken when the
+    # message was accepted (its lease until the opening) has run out.
     not_quiet_now(engine.organization)
+    Delivery.objects.filter(pk=promotion.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
     assert send_single(promotion.pk) == "sent"
     engine.sandbox.wait_for(lambda: engine.sandbox.inbox("+819071000001"), timeout=10)
 
