@@ -23,10 +23,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.audience import latest_active_consent
-from campaigns.compliance import message_display_problems
+from campaigns.compliance import message_display_problems, quiet_hours_hold
 from campaigns.models import Classification, Contact
 from core.phone import normalize_mobile
-from core.quiet_hours import in_quiet_hours, quiet_hours_end
 from core.rich_content import validate_rich_content
 from core.sms_text import validate_sms_text
 from messaging.models import Delivery
@@ -68,12 +67,9 @@ def message_send(
         contacts = contacts.annotate(active_consent_id=latest_active_consent())
     contact = contacts.first()
     consent_id = None
-    not_before = None
     if classification == Classification.PROMOTION:
         consent_id = _promotion_check(official_account, contact, content, sms_text)
-        now = timezone.now()
-        if in_quiet_hours(organization, now):
-            not_before = quiet_hours_end(organization, now)
+    not_before = quiet_hours_hold(organization, classification)  # the same decision as every claim
     # No savepoint: every check is done, and an API request runs this inside its own transaction,
     # where a savepoint would cost two more round trips to the database.
     with transaction.atomic(savepoint=False):
