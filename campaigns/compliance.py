@@ -23,8 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.models import Classification
-from core.quiet_hours import in_quiet_hours as _in_window
-from core.quiet_hours import quiet_hours_end
+from core.quiet_hours import in_quiet_hours, quiet_hours_end, time_in_window
 from core.rich_content import iter_texts
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -141,7 +140,7 @@ def quiet_hours_hold(organization, classification: str, now: datetime | None = N
     if classification != Classification.PROMOTION:
         return None
     now = now or timezone.now()
-    if not _in_window(organization, now):
+    if not in_quiet_hours(organization, now):
         return None
     return quiet_hours_end(organization, now)
 
@@ -151,20 +150,6 @@ def quiet_hours_held_reason(opens: datetime) -> str:
     return _("Held for quiet hours until %(time)s (Japan time).") % {
         "time": timezone.localtime(opens, TOKYO).strftime("%H:%M")
     }
-
-
-def in_quiet_hours(organization, moment: datetime) -> bool:
-    """Whether ``moment`` falls in the organization's quiet hours (Asia/Tokyo wall clock)."""
-    local = moment.astimezone(TOKYO).time() if timezone.is_aware(moment) else moment.time()
-    return _time_in_window(local, organization.quiet_hours_start, organization.quiet_hours_end)
-
-
-def _time_in_window(value: time, start: time, end: time) -> bool:
-    if start == end:
-        return False
-    if start < end:
-        return start <= value < end
-    return value >= start or value < end  # the window spans midnight
 
 
 def _cron_hours(recurrence: str) -> list[int] | None:
@@ -212,7 +197,7 @@ def quiet_hours_notice(organization, classification, *, scheduled_at=None, recur
     window = {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M")}
     if recurrence:
         minutes = _cron_hours(recurrence)
-        if minutes and any(_time_in_window(time(m // 60, m % 60), start, end) for m in minutes):
+        if minutes and any(time_in_window(time(m // 60, m % 60), start, end) for m in minutes):
             return (
                 _(
                     "This schedule sends during quiet hours (%(start)s–%(end)s, Japan time). "

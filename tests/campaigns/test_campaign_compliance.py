@@ -7,11 +7,11 @@ import pytest
 from campaigns.compliance import (
     TOKYO,
     display_rule_problems,
-    in_quiet_hours,
     quiet_hours_hold,
     quiet_hours_notice,
 )
 from campaigns.models import Campaign, Classification
+from core.quiet_hours import in_quiet_hours
 from tests.accounts.factories import OfficialAccountFactory, OrganizationFactory
 
 pytestmark = pytest.mark.django_db
