@@ -11,7 +11,7 @@ from accounts.models import ApiKey, WebhookDelivery
 from messaging import outbound_webhooks as ow
 from messaging.models import Delivery, DeliveryStatus
 from tests.messaging.conftest import sandbox, sandbox_server, webhook_sink  # noqa: F401
-from tests.messaging.engine import engine, wait_until, worker  # noqa: F401
+from tests.messaging.engine import engine, receiver, wait_until, worker  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engine]
 

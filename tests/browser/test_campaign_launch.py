@@ -10,7 +10,7 @@ from campaigns.models import CampaignStatus
 from tests.accounts.factories import PASSWORD, MembershipFactory, UserFactory
 from tests.browser.conftest import NEEDS_CHROMIUM, screenshot_path
 from tests.messaging.conftest import sandbox, sandbox_server  # noqa: F401
-from tests.messaging.engine import engine, worker  # noqa: F401
+from tests.messaging.engine import engine, receiver, worker  # noqa: F401
 
 pytest.importorskip("playwright.sync_api")
 

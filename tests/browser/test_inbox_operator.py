@@ -13,7 +13,7 @@ from messaging.runs import campaign_start
 from tests.accounts.factories import PASSWORD, MembershipFactory, UserFactory
 from tests.browser.conftest import NEEDS_CHROMIUM, screenshot_path
 from tests.messaging.conftest import sandbox, sandbox_server  # noqa: F401
-from tests.messaging.engine import engine, wait_until, worker  # noqa: F401
+from tests.messaging.engine import engine, receiver, wait_until, worker  # noqa: F401
 
 pytest.importorskip("playwright.sync_api")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ from tests.accounts.factories import OrganizationFactory, UserFactory, approved_
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
-__all__ = ["beat", "engine", "worker", "Engine", "WorkerProcess"]
+__all__ = ["beat", "engine", "receiver", "worker", "Engine", "WorkerProcess"]
 
 
 def _test_database_url() -> str:
@@ -142,10 +143,52 @@ def beat(transactional_db):
         process.wait()
 
 
-class Engine:
-    """An organization wired to the sandbox: gateways registered there with webhooks to the live server."""
+class Receiver:
+    """The production webhook receiver, ``uvicorn config.asgi:application``, as its own process on
+    the test database. It listens on a socket bound here first (port 0, so no port is guessed and
+    no connection is refused while it starts): the carrier's receipts then go through the same
+    batching receiver as in production, not through a thread of the test process that competes
+    with the test for the interpreter."""
 
-    def __init__(self, sandbox, live_server, rate=2000):
+    def __init__(self):
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(1024)
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        self.log_path = BASE_DIR / "var" / "test" / "receiver.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = self.socket.fileno()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "config.asgi:application", "--fd", str(fd),
+                 "--log-level", "warning", "--no-access-log"],
+                cwd=BASE_DIR, env=worker_env(), stdout=log, stderr=subprocess.STDOUT,
+                pass_fds=(fd,), start_new_session=True,
+            )
+
+    def stop(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.socket.close()
+
+
+@pytest.fixture
+def receiver(transactional_db):
+    process = Receiver()
+    yield process
+    process.stop()
+
+
+class Engine:
+    """An organization wired to the sandbox: gateways registered there with webhooks to the receiver."""
+
+    def __init__(self, sandbox, receiver, rate=2000):
         self.sandbox = sandbox
         self.organization = OrganizationFactory(quiet_hours_start=dtime(0, 0), quiet_hours_end=dtime(0, 0))
         self.user = UserFactory()
@@ -164,11 +207,11 @@ class Engine:
         sandbox.register_rbm(
             agent_id=rbm.credentials["agent_id"], bearer_token=rbm.credentials["bearer_token"],
             client_token=rbm.credentials["client_token"], gateway_id=rbm.pk,
-            webhook_url=f"{live_server.url}/messaging/webhooks/rbm/{rbm.pk}/",
+            webhook_url=f"{receiver.url}/messaging/webhooks/rbm/{rbm.pk}/",
         )
         sandbox.register_cm(
             product_token=cm.credentials["product_token"], callback_secret=cm.credentials["callback_secret"],
-            gateway_id=cm.pk, webhook_url=f"{live_server.url}/messaging/webhooks/cm/{cm.pk}/{cm.credentials['callback_secret']}/",
+            gateway_id=cm.pk, webhook_url=f"{receiver.url}/messaging/webhooks/cm/{cm.pk}/{cm.credentials['callback_secret']}/",
         )
         throttle.reset(rbm.pk)
         throttle.reset(cm.pk)
@@ -204,9 +247,9 @@ class Engine:
 
 
 @pytest.fixture
-def engine(sandbox, live_server, transactional_db):
+def engine(sandbox, receiver, transactional_db):
     sandbox.configure(latencies_ms={"delivered": [5, 20], "read": [10, 40], "sms_delivered": [5, 30]})
-    return Engine(sandbox, live_server)
+    return Engine(sandbox, receiver)
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.5, on_tick=None):

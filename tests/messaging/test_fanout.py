@@ -16,7 +16,7 @@ from messaging.models import Delivery, DeliveryStatus
 from messaging.runs import campaign_start
 from messaging.stats import campaign_stats
 from messaging.tasks import sweep
-from tests.messaging.engine import engine, wait_until, worker  # noqa: F401
+from tests.messaging.engine import engine, receiver, wait_until, worker  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engine]
 
@@ -64,12 +64,13 @@ def first_arrival(box) -> float:
     return datetime.fromisoformat(box["messages"][0]["first_at"].replace("Z", "+00:00")).timestamp()
 
 
-def wait_settled(campaign, expected, timeout):
+def wait_settled(campaign, expected, timeout, sandbox=None):
     try:
         wait_until(lambda: settled(campaign, expected), timeout=timeout, interval=1, on_tick=run_sweeper)
     except AssertionError:
         campaign.refresh_from_db()
-        raise AssertionError(f"not settled: {campaign.status} {breakdown(campaign)}") from None
+        webhooks = sandbox.get("webhooks") if sandbox else {}
+        raise AssertionError(f"not settled: {campaign.status} {breakdown(campaign)} webhooks={webhooks}") from None
 
 
 def run_sweeper():
@@ -184,7 +185,7 @@ def test_fanout_sigkill_worker_five_times_no_duplicate_no_gap(engine, worker):
     assert sent_before_end.get("rbm_accepted", 0) + sent_before_end.get("cm_accepted", 0) < 20_000, (
         "the kills must land while the campaign is still sending"
     )
-    wait_settled(campaign, 20_000, timeout=300)
+    wait_settled(campaign, 20_000, timeout=300, sandbox=engine.sandbox)
     all_reached_once(engine.sandbox, phones)
     assert Delivery.objects.filter(campaign=campaign, status__gte=DeliveryStatus.SENT).count() == 20_000
 

@@ -18,7 +18,7 @@ from messaging.engine.freeze import audience_freeze_chunk
 from messaging.engine.sweep import campaigns_needing_dispatch
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
 from messaging.stats import campaign_stats
-from tests.messaging.engine import engine  # noqa: F401
+from tests.messaging.engine import engine, receiver  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engine]
 

@@ -13,7 +13,7 @@ from core import throttle
 from messaging.engine.dispatch import dispatch_batch
 from messaging.engine.freeze import audience_freeze_chunk
 from messaging.models import Delivery, DeliveryStatus
-from tests.messaging.engine import engine  # noqa: F401
+from tests.messaging.engine import engine, receiver  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engine]
 

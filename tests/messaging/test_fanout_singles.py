@@ -15,7 +15,7 @@ from messaging.engine.dispatch import send_single
 from messaging.models import Channel, Delivery, DeliveryStatus
 from messaging.services import message_send
 from tests.accounts.factories import approved_account
-from tests.messaging.engine import engine, wait_until, worker  # noqa: F401
+from tests.messaging.engine import engine, receiver, wait_until, worker  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engine]
 

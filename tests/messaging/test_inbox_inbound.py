@@ -23,7 +23,7 @@ from messaging.models import (
 )
 from messaging.runs import campaign_start
 from tests.accounts.factories import MembershipFactory
-from tests.messaging.engine import engine, wait_until, worker  # noqa: F401
+from tests.messaging.engine import engine, receiver, wait_until, worker  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engine]
 

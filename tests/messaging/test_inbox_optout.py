@@ -8,7 +8,7 @@ from campaigns.models import Classification, Contact
 from messaging.engine.freeze import audience_freeze
 from messaging.models import Delivery, DeliveryStatus
 from messaging.runs import campaign_start
-from tests.messaging.engine import engine, wait_until, worker  # noqa: F401
+from tests.messaging.engine import engine, receiver, wait_until, worker  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engine]
 

@@ -26,7 +26,7 @@ from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
 from messaging.runs import campaign_pause, campaign_resume
 from messaging.services import message_send
 from tests.accounts.factories import member
-from tests.messaging.engine import engine, wait_until, worker  # noqa: F401
+from tests.messaging.engine import engine, receiver, wait_until, worker  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engine]
 

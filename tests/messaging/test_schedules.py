@@ -11,7 +11,7 @@ from django_celery_beat.models import ClockedSchedule, PeriodicTask
 
 from campaigns.models import Campaign, CampaignStatus, Classification
 from messaging.runs import campaign_launch, campaign_start
-from tests.messaging.engine import beat, engine, wait_until, worker  # noqa: F401
+from tests.messaging.engine import beat, engine, receiver, wait_until, worker  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engine]
 
