@@ -209,7 +209,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's database scheduler, which also records the beat heartbeat (config/beat.py).
+CELERY_BEAT_SCHEDULER = "config.beat:Scheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fixup would close the database connection around every task; with this set it
@@ -307,4 +308,13 @@ CELERY_BEAT_SCHEDULE = {
     "messaging-sweep": {"task": "messaging.tasks.sweep", "schedule": env.float("SWEEP_SECONDS", default=15.0)},
     "messaging-fold-counters": {"task": "messaging.tasks.fold_counters", "schedule": 5.0},
     "messaging-sweep-webhooks": {"task": "messaging.tasks.sweep_webhooks", "schedule": 60.0},
+    # A worker of each queue shows it is alive (read by /readyz); a heartbeat older than its expiry
+    # is dropped, so a fresh one also proves the beat scheduler sent it recently.
+    "heartbeat-celery": {"task": "messaging.tasks.heartbeat", "schedule": 15.0, "args": ["celery"],
+                         "options": {"queue": "celery", "expires": 30}},
+    "heartbeat-priority": {"task": "messaging.tasks.heartbeat", "schedule": 15.0, "args": ["priority"],
+                           "options": {"queue": "priority", "expires": 30}},
 }
+# /readyz: the beat and worker heartbeats must be this recent, the receipts waiting at most this many.
+READY_HEARTBEAT_SECONDS = env.int("READY_HEARTBEAT_SECONDS", default=60)
+READY_RECEIPT_BACKLOG_MAX = env.int("READY_RECEIPT_BACKLOG_MAX", default=50_000)

@@ -5,10 +5,12 @@ from django.urls import include, path
 from django.views.static import serve
 
 from campaigns.views import optout as views_optout
-from console import views, views_audit
+from console import health, views, views_audit
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),

@@ -206,7 +206,7 @@ class Processes:
     def celery_beat(self) -> subprocess.Popen:
         return self.start("beat", [
             sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "warning", "--pidfile=",
-            "-S", "django_celery_beat.schedulers:DatabaseScheduler",
+            "-S", "config.beat:Scheduler",
         ])
 
 

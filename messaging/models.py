@@ -355,3 +355,15 @@ class CampaignEngagement(models.Model):
 
     def __str__(self):
         return f"{self.campaign_id}:{self.contact_id}:{self.kind}"
+
+
+class Heartbeat(models.Model):
+    """The last time a background process showed it was alive: the beat scheduler ("beat") and a
+    worker of each queue ("worker:celery", "worker:priority"). Read by /readyz."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    seen_at = models.DateTimeField()
+    detail = models.CharField(max_length=200, blank=True)
+
+    def __str__(self):
+        return f"{self.name} {self.seen_at:%H:%M:%S}"

@@ -80,6 +80,14 @@ def sweep() -> dict:
     return {**sweep_once(), "events": stray_events_apply()}
 
 
+@shared_task(name="messaging.tasks.heartbeat")
+def heartbeat(queue: str) -> None:
+    """Periodic, on each queue: a worker of ``queue`` is alive (read by /readyz)."""
+    from messaging.health import heartbeat_record, worker_heartbeat_name
+
+    heartbeat_record(worker_heartbeat_name(queue), detail=heartbeat.request.hostname or "")
+
+
 @shared_task(name="messaging.tasks.fold_counters")
 def fold_counters() -> int:
     from messaging.counters import counters_fold

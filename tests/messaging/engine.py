@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import time as dtime
 from pathlib import Path
 
@@ -131,7 +132,7 @@ def beat(transactional_db):
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "info", "--max-interval", "1",
-             "-S", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile="],
+             "-S", "config.beat:Scheduler", "--pidfile="],
             cwd=BASE_DIR, env=worker_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     yield process
@@ -166,6 +167,24 @@ class Receiver:
                 cwd=BASE_DIR, env=worker_env(), stdout=log, stderr=subprocess.STDOUT,
                 pass_fds=(fd,), start_new_session=True,
             )
+        self.wait_answering()
+
+    def wait_answering(self, timeout=90.0):
+        """Return once /healthz answers: a carrier gives up on a callback after a few timeouts, so
+        none may be posted while the process is still importing Django."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the receiver exited: see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the receiver did not answer in {timeout:.0f} s: see {self.log_path}")
+            time.sleep(0.2)
 
     def stop(self):
         if self.process.poll() is None:

@@ -23,6 +23,7 @@ PINNED_TASK_NAMES = {
     "messaging.tasks.deliver_webhook",
     "messaging.tasks.dispatch_campaign",
     "messaging.tasks.fold_counters",
+    "messaging.tasks.heartbeat",
     "messaging.tasks.launch_campaign",
     "messaging.tasks.send_message",
     "messaging.tasks.start_recurring_run",
