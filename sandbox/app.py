@@ -23,7 +23,14 @@ from urllib.parse import parse_qs, unquote
 from sandbox.carrier import RBM_FEATURES, Carrier, Registration
 from sandbox.profiles import PROFILES
 from sandbox.webhooks import WebhookPoster
-from sandbox.wire import CM_BATCH_MAX, E164, cm_message_problems, rbm_agent_message_problems, rbm_ttl_seconds
+from sandbox.wire import (
+    CM_BATCH_MAX,
+    E164,
+    cm_canonical,
+    cm_message_problems,
+    rbm_agent_message_problems,
+    rbm_ttl_seconds,
+)
 
 LOOPBACK = {"127.0.0.1", "::1"}
 JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
@@ -252,7 +259,7 @@ class SandboxApp:
     # -- CM.com ----------------------------------------------------------------------------------
     async def cm_message(self, scope, body: bytes):
         try:
-            document = json.loads(body)
+            document = cm_canonical(json.loads(body))
             messages = document["messages"]
             token = _header(scope, b"x-cm-producttoken") or (messages.get("authentication") or {}).get("producttoken", "")
             msgs = messages["msg"]

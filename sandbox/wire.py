@@ -37,6 +37,28 @@ CM_SMS_MAX = 670
 CM_BATCH_MAX = 100
 CM_CHANNELS = {"SMS", "RCS", "WhatsApp", "Viber", "Apple Messages for Business"}
 
+# CM's gateway matches property names without regard to case: its documentation writes
+# `producttoken`, its own clients (@cmdotcom/text-sdk) `productToken`. The sandbox reads every name
+# in one spelling, the documented one, so both are routed as the real gateway routes them.
+CM_PROPERTY_NAMES = (
+    "messages", "authentication", "producttoken", "msg", "from", "to", "number", "body", "type", "content",
+    "reference", "allowedChannels", "richContent", "conversation", "suggestions", "text", "media",
+    "mediaName", "mediaUri", "mimeType", "carousel", "cards", "cardWidth", "action", "label", "url",
+    "postbackdata", "dial", "phoneNumber", "viewLocation", "searchQuery", "latitude", "longitude",
+    "calendar", "startTime", "endTime", "title", "description", "customGrouping3",
+    "minimumNumberOfMessageParts", "maximumNumberOfMessageParts", "validity",
+)
+_CM_SPELLING = {name.lower(): name for name in CM_PROPERTY_NAMES}
+
+
+def cm_canonical(value):
+    """A CM request with every known property name in its documented spelling (others as sent)."""
+    if isinstance(value, dict):
+        return {_CM_SPELLING.get(str(key).lower(), key): cm_canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [cm_canonical(item) for item in value]
+    return value
+
 
 def _url(problems, field, value):
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
