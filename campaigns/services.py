@@ -71,9 +71,7 @@ def campaign_approve(campaign: Campaign, user) -> Campaign:
     with transaction.atomic():
         # The row lock holds off a concurrent resubmission, so the submitter read is the one approved.
         locked = Campaign.objects.select_for_update().values("submitted_by_id", "created_by_id").get(pk=campaign.pk)
-        # Submitted before the submitter was recorded: its author counts as the submitter.
-        submitter_id = locked["submitted_by_id"] or locked["created_by_id"]
-        if submitter_id == getattr(user, "pk", None) and second_approver_required(campaign.organization):
+        if campaign_needs_another_approver(campaign, user, locked["submitted_by_id"], locked["created_by_id"]):
             raise SecondApproverRequired(
                 _("A second person must approve this campaign: you submitted it. Ask another owner or admin "
                   "to approve it."),
@@ -82,6 +80,16 @@ def campaign_approve(campaign: Campaign, user) -> Campaign:
         campaign = campaign_transition(campaign, S.APPROVED, approved_by=user, approved_at=timezone.now())
         campaign_audit_record("campaign.approved", campaign, user)
     return campaign
+
+
+def campaign_needs_another_approver(campaign: Campaign, user, submitted_by_id=None, created_by_id=None) -> bool:
+    """The second-approver rule: ``user`` submitted the campaign and the organization wants a second
+    person to approve. Without ids it reads them from ``campaign`` (the campaign page asks this)."""
+    if submitted_by_id is None and created_by_id is None:
+        submitted_by_id, created_by_id = campaign.submitted_by_id, campaign.created_by_id
+    # Submitted before the submitter was recorded: its author counts as the submitter.
+    submitter_id = submitted_by_id or created_by_id
+    return submitter_id == getattr(user, "pk", None) and second_approver_required(campaign.organization)
 
 
 def campaign_send_back(campaign: Campaign, user, reason: str = "") -> Campaign:

@@ -151,11 +151,17 @@ def test_keys_and_approvals_console_submitter_cannot_approve(client, tenant, aud
     campaign = submitted_campaign(tenant, audience, tenant.client(user=admin))
     client.force_login(admin)
     client.cookies[django_settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert 'id="second-approver-note"' in page
+    assert reverse("campaigns:approve", args=[campaign.pk]) not in page
     response = client.post(reverse("campaigns:approve", args=[campaign.pk]), follow=True)
     assert "A second person must approve this campaign" in response.content.decode()
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.PENDING_APPROVAL
     client.force_login(tenant.owner)
+    page = client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert 'id="second-approver-note"' not in page and reverse("campaigns:approve", args=[campaign.pk]) in page
+    assert "Submitted by" in page
     client.post(reverse("campaigns:approve", args=[campaign.pk]))
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.APPROVED and campaign.approved_by == tenant.owner
