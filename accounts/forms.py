@@ -9,7 +9,15 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import ApiScope, GatewayAccount, GatewayKind, OfficialAccount, Role, WebhookEvent
+from accounts.models import (
+    ApiScope,
+    GatewayAccount,
+    GatewayKind,
+    OfficialAccount,
+    Role,
+    SecondApprover,
+    WebhookEvent,
+)
 from core.egress import EgressProblem, check_url
 from core.rich_content import CARD_TITLE_MAX, LABEL_MAX, POSTBACK_MAX, URL_MAX
 
@@ -213,6 +221,13 @@ class MemberRoleForm(forms.Form):
 class QuietHoursForm(forms.Form):
     start = forms.TimeField(label=_("Quiet hours start"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
     end = forms.TimeField(label=_("Quiet hours end"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+
+
+class SecondApproverForm(forms.Form):
+    second_approver = forms.ChoiceField(
+        label=_("A second person approves"), choices=SecondApprover.choices, widget=forms.RadioSelect,
+        help_text=_("Under this rule nobody approves a campaign they submitted, in the console or through an API key."),
+    )
 
 
 class ApiKeyForm(forms.Form):

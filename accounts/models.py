@@ -10,11 +10,19 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.fixed_menu import empty_menu, validate_fixed_menu_field
+
+
+class SecondApprover(models.TextChoices):
+    """Whether a campaign needs a second person to approve it (see ``campaigns.services.campaign_approve``)."""
+
+    AUTO = "auto", _("When two or more members can approve (default)")
+    ALWAYS = "always", _("Always")
+    NEVER = "never", _("No: the submitter may approve too")
 
 
 class Organization(models.Model):
@@ -22,6 +30,9 @@ class Organization(models.Model):
     slug = models.SlugField(_("slug"), max_length=60, unique=True)
     quiet_hours_start = models.TimeField(_("quiet hours start"), default=time(21, 0))
     quiet_hours_end = models.TimeField(_("quiet hours end"), default=time(9, 0))
+    second_approver = models.CharField(
+        _("a second person approves"), max_length=8, choices=SecondApprover.choices, default=SecondApprover.AUTO
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -242,8 +253,24 @@ class ApiScope(models.TextChoices):
     READ_ONLY = "read_only", _("Read only")
 
 
+class ApiKeyQuerySet(models.QuerySet):
+    def with_creator_membership(self):
+        """Keys with their organization and creator, and whether the creator is still a member of the
+        key's organization (``creator_is_member``): one query, so every request can check it."""
+        return self.select_related("organization", "created_by").annotate(
+            creator_is_member=Exists(
+                Membership.objects.filter(user=OuterRef("created_by"), organization=OuterRef("organization"))
+            )
+        )
+
+
 class ApiKey(models.Model):
-    """An API key of one organization. Only a SHA-256 hash of the secret is stored."""
+    """An API key of one organization. Only a SHA-256 hash of the secret is stored.
+
+    A key acts for the member who created it: it works only while that member is an active user and
+    still a member of the organization (an active superuser also counts). A creator who leaves or is
+    deactivated stops the key at once; it works again only if they come back.
+    """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(_("name"), max_length=100)
@@ -254,6 +281,8 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("API key")
@@ -285,6 +314,24 @@ class ApiKey(models.Model):
     @property
     def is_active(self):
         return self.revoked_at is None
+
+    @property
+    def creator_is_active_member(self) -> bool:
+        """The creator is an active user and a member of the key's organization (or an active superuser)."""
+        creator = self.created_by
+        if creator is None or not creator.is_active:
+            return False
+        if creator.is_superuser:
+            return True
+        is_member = getattr(self, "creator_is_member", None)
+        if is_member is None:
+            is_member = Membership.objects.filter(user=creator, organization_id=self.organization_id).exists()
+        return is_member
+
+    @property
+    def works(self) -> bool:
+        """Not revoked and its creator still an active member: the API accepts it."""
+        return self.is_active and self.creator_is_active_member
 
     def revoke(self):
         self.revoked_at = timezone.now()

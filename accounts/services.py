@@ -19,7 +19,8 @@ from django.utils.translation import gettext_lazy as _
 from PIL import Image, UnidentifiedImageError
 
 from accounts.fixed_menu import validate_fixed_menu
-from accounts.models import Membership, OfficialAccount, Role
+from accounts.models import Membership, OfficialAccount, Organization, Role, SecondApprover
+from audit.services import audit_record
 
 security_log = logging.getLogger("console.security")
 
@@ -80,6 +81,18 @@ def membership_remove(membership: Membership, *, acting_role: str) -> None:
         raise ValidationError(_("The last owner cannot be removed. Make someone else an owner first."))
     security_log.info("member removed: org=%s user=%s", membership.organization_id, membership.user_id)
     membership.delete()
+
+
+def organization_second_approver_set(organization: Organization, value: str, *, request=None) -> Organization:
+    """Set whether a second person must approve campaigns (``SecondApprover``), recorded in the audit log."""
+    if value not in SecondApprover.values:
+        raise ValidationError({"second_approver": [_("Choose one of the options.")]})
+    before = organization.second_approver
+    Organization.objects.filter(pk=organization.pk).update(second_approver=value)
+    organization.second_approver = value
+    audit_record("settings.second_approver", request=request, organization=organization.pk, target=organization,
+                 details={"before": before, "after": value})
+    return organization
 
 
 # --- official account: logo ---------------------------------------------------------------------

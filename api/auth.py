@@ -1,17 +1,20 @@
 """API authentication, scopes and per-key throttling for /api/v1/, and the base every API view uses.
 
 - **Keys**: ``Authorization: Bearer pm_…``. Only the SHA-256 of the secret is stored
-  (``ApiKey.key_hash``); a revoked or unknown key answers 401. ``last_used_at`` is written at most once
+  (``ApiKey.key_hash``); a revoked or unknown key answers 401, and so does a key whose creator has
+  left the organization or was deactivated (``key_creator_inactive``), checked in the key's own
+  query on every request, so it takes effect at once in every process. ``last_used_at`` is written at most once
   a minute per key (a conditional UPDATE), not on every request.
 - **Scopes**: ``send`` (messages, inbound), ``contacts`` (contacts, lists, memberships, consent),
   ``campaigns`` (campaigns and their actions, stats). ``read_only`` grants every GET and nothing else.
   A view names its scope in ``required_scope``; safe methods also pass with ``read_only``.
 - **Role of a key**: a key acts with the role its creator holds in the organization *now* (see
   ``key_role``), and never beyond its scopes. Approving a campaign needs the ``campaigns`` scope and a
-  creator who may approve (owner or admin); a key whose creator has left the organization cannot
-  create or approve campaigns.
-- **Throttling**: a fixed one-second (or minute…) window per key, counted in Redis so every web
-  process shares it (in-process on the embedded default). Over the limit: 429 with Retry-After.
+  creator who may approve (owner or admin), and the organization's second-approver rule applies to
+  the creator as to any member.
+- **Throttling**: a fixed one-second (or minute…) window per key, counted in Redis when REDIS_URL
+  is set, so every web process on every machine shares one budget per key (in-process only on the
+  embedded default). No key is cached in a process: the key lookup above is one indexed query. Over the limit: 429 with Retry-After.
 - **Language**: English unless the request's Accept-Language prefers Japanese.
 """
 
@@ -73,12 +76,20 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(_("Send the API key as “Authorization: Bearer <key>”."))
         secret = parts[1]
         key = (
-            ApiKey.objects.select_related("organization", "created_by")
+            ApiKey.objects.with_creator_membership()
             .filter(key_hash=ApiKey.hash_secret(secret), revoked_at__isnull=True)
             .first()
         )
         if key is None:
             raise exceptions.AuthenticationFailed(_("Unknown or revoked API key."))
+        # Checked on every request in the same query, not cached: a creator removed or deactivated in
+        # one process stops the key in every process at once.
+        if not key.creator_is_active_member:
+            raise exceptions.AuthenticationFailed(
+                _("This API key no longer works: the member who created it has left the organization or "
+                  "was deactivated. Ask an admin to create a new key."),
+                code="key_creator_inactive",
+            )
         now = timezone.now()
         if key.last_used_at is None or key.last_used_at < now - LAST_USED_RESOLUTION:
             # Skip the row when a concurrent request is writing it: that request's transaction (its

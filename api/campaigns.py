@@ -226,6 +226,8 @@ class CampaignViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelM
             service(campaign, self.api_key.created_by, *args)
         except TransitionError as error:
             raise conflict(getattr(error, "code", None) or "invalid_transition", " ".join(error.messages)) from None
+        except services.SecondApproverRequired as error:
+            raise exceptions.PermissionDenied(" ".join(error.messages), code=error.code) from None
         campaign = self.get_queryset().get(pk=campaign.pk)
         return Response(CampaignSerializer(campaign, context=self.get_serializer_context()).data)
 
@@ -237,7 +239,9 @@ class CampaignViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelM
 
     @_action_schema(
         "Approve", "Approves a campaign pending approval. The key's creator must be an owner or admin "
-        "(a key acts with its creator's current role).", "approved")
+        "(a key acts with its creator's current role). When the organization wants a second approver "
+        "(on by default with two or more owners and admins), a key whose creator submitted the campaign "
+        "gets 403 `second_approver_required`.", "approved")
     @action(detail=True, methods=["post"], filter_backends=[])
     def approve(self, request, pk=None):
         return self._run(services.campaign_approve, {"approve"})

@@ -7,9 +7,11 @@ Running an approved campaign (launch, start, pause, resume, cancel, schedules) i
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.selectors import second_approver_required
 from audit.services import audit_record
 from campaigns.compliance import display_rule_problems
 from campaigns.models import Campaign, CampaignStatus, Classification
@@ -49,18 +51,45 @@ def campaign_validate_for_send(campaign: Campaign) -> None:
         raise ValidationError(errors)
 
 
+class SecondApproverRequired(ValidationError):
+    """The organization wants a second person to approve, and this user submitted the campaign."""
+
+
 def campaign_submit(campaign: Campaign, user) -> Campaign:
     campaign_validate_for_send(campaign)
-    campaign = campaign_transition(campaign, S.PENDING_APPROVAL)
+    submitter = user if user is not None and getattr(user, "is_authenticated", False) else None
+    campaign = campaign_transition(campaign, S.PENDING_APPROVAL, submitted_by=submitter)
     campaign_audit_record("campaign.submitted", campaign, user)
     return campaign
 
 
 def campaign_approve(campaign: Campaign, user) -> Campaign:
+    """Approve a campaign pending approval. Under the organization's second-approver rule (see
+    ``accounts.selectors.second_approver_required``) nobody approves a campaign they submitted; the
+    console and the API (a key acts for its creator) both come through here."""
     campaign_validate_for_send(campaign)
-    campaign = campaign_transition(campaign, S.APPROVED, approved_by=user, approved_at=timezone.now())
-    campaign_audit_record("campaign.approved", campaign, user)
+    with transaction.atomic():
+        # The row lock holds off a concurrent resubmission, so the submitter read is the one approved.
+        locked = Campaign.objects.select_for_update().values("submitted_by_id", "created_by_id").get(pk=campaign.pk)
+        if campaign_needs_another_approver(campaign, user, locked["submitted_by_id"], locked["created_by_id"]):
+            raise SecondApproverRequired(
+                _("A second person must approve this campaign: you submitted it. Ask another owner or admin "
+                  "to approve it."),
+                code="second_approver_required",
+            )
+        campaign = campaign_transition(campaign, S.APPROVED, approved_by=user, approved_at=timezone.now())
+        campaign_audit_record("campaign.approved", campaign, user)
     return campaign
+
+
+def campaign_needs_another_approver(campaign: Campaign, user, submitted_by_id=None, created_by_id=None) -> bool:
+    """The second-approver rule: ``user`` submitted the campaign and the organization wants a second
+    person to approve. Without ids it reads them from ``campaign`` (the campaign page asks this)."""
+    if submitted_by_id is None and created_by_id is None:
+        submitted_by_id, created_by_id = campaign.submitted_by_id, campaign.created_by_id
+    # Submitted before the submitter was recorded: its author counts as the submitter.
+    submitter_id = submitted_by_id or created_by_id
+    return submitter_id == getattr(user, "pk", None) and second_approver_required(campaign.organization)
 
 
 def campaign_send_back(campaign: Campaign, user, reason: str = "") -> Campaign:

@@ -31,7 +31,7 @@ def api_keys(request):
         _audit("api_key.created", request, key)
         messages.success(request, _("The API key was created. Copy it now: it will not be shown again."))
         form = ApiKeyForm()
-    keys = ApiKey.objects.filter(organization=request.organization).select_related("created_by")
+    keys = ApiKey.objects.filter(organization=request.organization).with_creator_membership()
     return render(request, "accounts/api_keys.html", {
         "form": form, "keys": keys, "new_secret": new_secret, "scope_labels": dict(ApiScope.choices),
     })

@@ -1,5 +1,5 @@
-"""Members of the organization: adding a person, changing a role, removing a member (the rules on who
-may do what to whom are in accounts.services)."""
+"""Members of the organization: adding a person, changing a role, removing a member, and whether a
+second person approves campaigns (the rules on who may do what to whom are in accounts.services)."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -8,12 +8,18 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
-from accounts.forms import MemberAddForm, MemberRoleForm
+from accounts.forms import MemberAddForm, MemberRoleForm, SecondApproverForm
 from accounts.models import Membership, Role
-from accounts.services import membership_add, membership_change_role, membership_remove
+from accounts.selectors import second_approver_required
+from accounts.services import (
+    membership_add,
+    membership_change_role,
+    membership_remove,
+    organization_second_approver_set,
+)
 
 
-def _members_context(request, add_form=None, errors=None):
+def _members_context(request, add_form=None, errors=None, approver_form=None):
     memberships = Membership.objects.filter(organization=request.organization).select_related("user").order_by(
         "user__username"
     )
@@ -23,6 +29,8 @@ def _members_context(request, add_form=None, errors=None):
         "role_choices": Role.choices,
         "row_errors": errors or {},
         "is_owner": request.role == Role.OWNER,
+        "approver_form": approver_form or SecondApproverForm(initial={"second_approver": request.organization.second_approver}),
+        "second_approver_now": second_approver_required(request.organization),
     }
 
 
@@ -75,3 +83,15 @@ def member_remove(request, pk):
     else:
         messages.success(request, _("%(user)s was removed.") % {"user": membership.user.get_username()})
     return redirect("accounts:members")
+
+
+@member_required("manage")
+@require_POST
+def second_approver(request):
+    """Whether a second person approves campaigns (the rule itself is in campaigns.services.campaign_approve)."""
+    form = SecondApproverForm(request.POST)
+    if form.is_valid():
+        organization_second_approver_set(request.organization, form.cleaned_data["second_approver"], request=request)
+        messages.success(request, _("The approval setting was saved."))
+        return redirect("accounts:members")
+    return render(request, "accounts/members.html", _members_context(request, approver_form=form), status=400)

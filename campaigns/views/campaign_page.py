@@ -49,6 +49,8 @@ def campaign_detail(request, pk):
         "campaign": campaign,
         "can_compose": "compose" in permissions,
         "can_approve": "approve" in permissions,
+        "needs_another_approver": (campaign.status == CampaignStatus.PENDING_APPROVAL and "approve" in permissions
+                                   and services.campaign_needs_another_approver(campaign, request.user)),
         "can_monitor": bool(permissions & MONITOR_PERMISSIONS),
         "rcs_preview": preview_context(campaign.content, campaign.sms_text, account, contact, "rcs"),
         "sms_preview": preview_context(campaign.content, campaign.sms_text, account, contact, "sms"),

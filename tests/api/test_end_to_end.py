@@ -7,7 +7,7 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.models import ApiKey, WebhookDelivery
+from accounts.models import ApiKey, Membership, Role, WebhookDelivery
 from messaging import outbound_webhooks as ow
 from messaging.models import Delivery, DeliveryStatus
 from tests.messaging.conftest import sandbox, sandbox_server, webhook_sink  # noqa: F401
@@ -27,6 +27,8 @@ def test_api_message_to_signed_webhooks(engine, worker, webhook_sink):
                                   ["message.sent", "message.delivered", "message.read", "message.fell_back"])
     engine.sandbox.profile("+819077770001", "android_plus_message")
     worker(queues="celery,priority")
+    # A key works only while its creator is a member of the organization.
+    Membership.objects.create(organization=engine.organization, user=engine.user, role=Role.OWNER)
     _key, secret = ApiKey.generate(engine.organization, "e2e", ["send"], created_by=engine.user)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
