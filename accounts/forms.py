@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ApiScope, GatewayAccount, GatewayKind, OfficialAccount, Role, WebhookEvent
+from accounts.services import retention_problems
 from core.egress import EgressProblem, check_url
 from core.rich_content import CARD_TITLE_MAX, LABEL_MAX, POSTBACK_MAX, URL_MAX
 
@@ -213,6 +214,23 @@ class MemberRoleForm(forms.Form):
 class QuietHoursForm(forms.Form):
     start = forms.TimeField(label=_("Quiet hours start"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
     end = forms.TimeField(label=_("Quiet hours end"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+
+
+class RetentionForm(forms.Form):
+    """Bounds are checked by accounts.services.retention_problems, the rule every path calls."""
+
+    message_days = forms.IntegerField(label=_("Keep message bodies and conversations (days)"),
+                                      widget=forms.NumberInput(attrs={"min": 1}))
+    consent_years = forms.IntegerField(label=_("Keep an erased person's consent and opt-out history (years)"),
+                                       widget=forms.NumberInput(attrs={"min": 1}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if "message_days" in cleaned and "consent_years" in cleaned:
+            for field, messages in retention_problems(cleaned["message_days"], cleaned["consent_years"]).items():
+                for message in messages:
+                    self.add_error(field, message)
+        return cleaned
 
 
 class ApiKeyForm(forms.Form):

@@ -19,6 +19,7 @@ urlpatterns = [
     path("members/<int:pk>/role/", members.member_role, name="member_role"),
     path("members/<int:pk>/remove/", members.member_remove, name="member_remove"),
     path("quiet-hours/", organization.quiet_hours, name="quiet_hours"),
+    path("retention/", organization.retention, name="retention"),
     path("api-keys/", api_keys.api_keys, name="api_keys"),
     path("api-keys/<int:pk>/revoke/", api_keys.api_key_revoke, name="api_key_revoke"),
     path("webhooks/", webhooks.webhooks, name="webhooks"),

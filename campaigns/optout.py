@@ -174,8 +174,9 @@ def contact_erase(contact: Contact, *, actor=None, request=None) -> Contact:
     with transaction.atomic():
         contact_opt_out(contact, OptOutMethod.ERASURE, "erasure", actor=actor, request=request, confirm=False)
         ContactListMembership.objects.filter(contact_id=contact.pk).delete()
-        Contact.objects.filter(pk=contact.pk).update(name="", attributes={}, updated_at=timezone.now())
-        contact.name, contact.attributes = "", {}
+        now = timezone.now()
+        Contact.objects.filter(pk=contact.pk).update(name="", attributes={}, erased_at=now, updated_at=now)
+        contact.name, contact.attributes, contact.erased_at = "", {}, now
         removed = {}
         for _receiver, response in contact_erased.send(sender=Contact, contact=contact):
             removed.update(response or {})

@@ -8,6 +8,7 @@ on PostgreSQL and Redis (production and the test suite).
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -307,4 +308,7 @@ CELERY_BEAT_SCHEDULE = {
     "messaging-sweep": {"task": "messaging.tasks.sweep", "schedule": env.float("SWEEP_SECONDS", default=15.0)},
     "messaging-fold-counters": {"task": "messaging.tasks.fold_counters", "schedule": 5.0},
     "messaging-sweep-webhooks": {"task": "messaging.tasks.sweep_webhooks", "schedule": 60.0},
+    # Data retention (messaging.retention), once a day at 03:30 Japan time (CELERY_TIMEZONE).
+    "messaging-retention": {"task": "messaging.tasks.apply_retention",
+                            "schedule": crontab(hour=env.int("RETENTION_HOUR", default=3), minute=30)},
 }
