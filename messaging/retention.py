@@ -30,6 +30,7 @@ For everyone, after its useful life (``USEFUL_LIFE``):
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.db import transaction
@@ -47,6 +48,8 @@ from campaigns.models import Consent, Contact
 from messaging.counters import counters_fold
 from messaging.models import ConversationMessage, Delivery, ProviderEvent
 from messaging.privacy import FINISHED_STATUSES, stored_files_delete
+
+logger = logging.getLogger(__name__)
 
 BATCH = 5_000
 USEFUL_LIFE = {
@@ -102,8 +105,15 @@ def erased_contacts_expire(organization: Organization, now) -> int:
     expired = Contact.objects.filter(
         organization_id=organization.pk, erased_at__lt=cutoff, opted_out_at__lt=cutoff
     ).exclude(Exists(recent_consent))
-    # Contact.delete() (not a raw delete): the retention guard of campaigns.optout checks each one again.
-    return _in_batches(expired, lambda ids: Contact.objects.filter(pk__in=ids).delete())
+
+    def delete(ids):
+        # Deliveries first: a delivery protects the consent it relied on (Delivery.consent), and
+        # Django's collector refuses the contact's cascade to its consents while one is left.
+        Delivery.objects.filter(contact_id__in=ids).delete()
+        # Contact.delete() (not a raw delete): the retention guard of campaigns.optout checks each again.
+        Contact.objects.filter(pk__in=ids).delete()
+
+    return _in_batches(expired, delete)
 
 
 def provider_events_expire(now) -> int:
@@ -144,9 +154,13 @@ def retention_apply(now=None) -> dict:
     for organization in Organization.objects.order_by("pk").only(
         "pk", "retention_message_days", "retention_consent_years"
     ):
-        counts["message_bodies"] += message_bodies_expire(organization, now)
-        counts["conversation_messages"] += conversation_content_expire(organization, now)
-        counts["erased_contacts"] += erased_contacts_expire(organization, now)
+        try:  # one organization's failure must not hold back the others' retention (batches done stay done)
+            counts["message_bodies"] += message_bodies_expire(organization, now)
+            counts["conversation_messages"] += conversation_content_expire(organization, now)
+            counts["erased_contacts"] += erased_contacts_expire(organization, now)
+        except Exception:
+            logger.exception("retention of organization %s stopped", organization.pk)
+            counts["failed_organizations"] = counts.get("failed_organizations", 0) + 1
     counts["provider_events"] = provider_events_expire(now)
     counts["idempotency_records"] = idempotency_records_expire(now)
     counts["webhook_deliveries"] = webhook_attempts_expire(now)

@@ -22,10 +22,11 @@ from audit.models import AuditEvent
 from campaigns.models import Consent, Contact
 from campaigns.optout import contact_erase
 from messaging import retention, tasks
-from messaging.models import ConversationMessage, Delivery, ProviderEvent
+from messaging.models import ConversationMessage, Delivery, DeliveryStatus, ProviderEvent
 from tests.accounts.factories import member
 from tests.campaigns.factories import ConsentFactory, ContactFactory
 from tests.compliance.conftest import Person
+from tests.messaging.factories import DeliveryFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -82,6 +83,10 @@ def test_retention_deletes_an_erased_person_only_after_the_consent_period():
     old_erased, old_kept_contact, recent_erased = ContactFactory(), ContactFactory(), ContactFactory()
     for contact in (old_erased, old_kept_contact):
         ConsentFactory(contact=contact, granted_at=long_ago)
+    # a promotion relied on the old consent (Delivery.consent is PROTECT): deleted together with it
+    relied = DeliveryFactory(organization=old_erased.organization, contact=old_erased,
+                             campaign__organization=old_erased.organization,
+                             consent=Consent.objects.get(contact=old_erased), channel="sms", status=DeliveryStatus.READ)
     contact_erase(old_erased)
     contact_erase(recent_erased)
     Consent.objects.update(revoked_at=long_ago + DAY, revoke_method="keyword")
@@ -97,6 +102,7 @@ def test_retention_deletes_an_erased_person_only_after_the_consent_period():
     Organization.objects.filter(pk=old_erased.organization_id).update(retention_consent_years=3)
     assert retention.retention_apply()["erased_contacts"] == 1
     assert not Contact.objects.filter(pk=old_erased.pk).exists()
+    assert not Delivery.objects.filter(pk=relied.pk).exists() and not Consent.objects.filter(contact_id=old_erased.pk).exists()
     assert Contact.objects.filter(pk=old_kept_contact.pk).exists()  # not erased: a contact keeps its history
     assert Contact.objects.filter(pk=recent_erased.pk).exists()  # its history ended today
     assert Consent.objects.filter(contact=recent_erased).exists()
