@@ -132,6 +132,7 @@ def contact_disclosure(contact: Contact) -> dict:
         "organization": contact.organization.name,
         "contact": {"mobile_number": contact.phone, "name": contact.name, "attributes": contact.attributes,
                     "opted_out_at": _when(contact.opted_out_at), "opt_out_method": contact.opt_out_method,
+                    "erased_at": _when(contact.erased_at),
                     "created_at": _when(contact.created_at), "updated_at": _when(contact.updated_at)},
         "lists": lists,
         "consents": consents,
