@@ -18,6 +18,7 @@ from accounts.models import (
     SecondApprover,
     WebhookEvent,
 )
+from accounts.services import retention_problems
 from core.egress import EgressProblem, check_url
 from core.rich_content import CARD_TITLE_MAX, LABEL_MAX, POSTBACK_MAX, URL_MAX
 
@@ -228,6 +229,21 @@ class SecondApproverForm(forms.Form):
         label=_("A second person approves"), choices=SecondApprover.choices, widget=forms.RadioSelect,
         help_text=_("Under this rule nobody approves a campaign they submitted, in the console or through an API key."),
     )
+class RetentionForm(forms.Form):
+    """Bounds are checked by accounts.services.retention_problems, the rule every path calls."""
+
+    message_days = forms.IntegerField(label=_("Keep message bodies and conversations (days)"),
+                                      widget=forms.NumberInput(attrs={"min": 1}))
+    consent_years = forms.IntegerField(label=_("Keep an erased person's consent and opt-out history (years)"),
+                                       widget=forms.NumberInput(attrs={"min": 1}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if "message_days" in cleaned and "consent_years" in cleaned:
+            for field, messages in retention_problems(cleaned["message_days"], cleaned["consent_years"]).items():
+                for message in messages:
+                    self.add_error(field, message)
+        return cleaned
 
 
 class ApiKeyForm(forms.Form):

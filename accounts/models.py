@@ -16,6 +16,12 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.fixed_menu import empty_menu, validate_fixed_menu_field
 
+RETENTION_MESSAGE_DAYS_DEFAULT = 365
+RETENTION_MESSAGE_DAYS_MIN = 7  # a reply is credited to a campaign for a week (messaging.inbox)
+RETENTION_MESSAGE_DAYS_MAX = 3650
+RETENTION_CONSENT_YEARS_MIN = 3  # the consent ledger is kept at least 3 years (campaigns.optout.RETENTION)
+RETENTION_CONSENT_YEARS_MAX = 10
+
 
 class SecondApprover(models.TextChoices):
     """Whether a campaign needs a second person to approve it (see ``campaigns.services.campaign_approve``)."""
@@ -33,12 +39,33 @@ class Organization(models.Model):
     second_approver = models.CharField(
         _("a second person approves"), max_length=8, choices=SecondApprover.choices, default=SecondApprover.AUTO
     )
+    # Data retention (messaging.retention applies it daily): message bodies and conversation content
+    # go after this many days; an erased person's number and consent / opt-out history after this
+    # many years — never fewer than 3 (特定電子メール法: we keep the consent ledger 3 years).
+    retention_message_days = models.PositiveIntegerField(
+        _("keep message bodies and conversations (days)"), default=RETENTION_MESSAGE_DAYS_DEFAULT
+    )
+    retention_consent_years = models.PositiveSmallIntegerField(
+        _("keep an erased person's consent and opt-out history (years)"), default=RETENTION_CONSENT_YEARS_MIN
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("organization")
         verbose_name_plural = _("organizations")
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(retention_message_days__gte=RETENTION_MESSAGE_DAYS_MIN,
+                            retention_message_days__lte=RETENTION_MESSAGE_DAYS_MAX),
+                name="organization_retention_message_days_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(retention_consent_years__gte=RETENTION_CONSENT_YEARS_MIN,
+                            retention_consent_years__lte=RETENTION_CONSENT_YEARS_MAX),
+                name="organization_retention_consent_years_range",
+            ),
+        ]
 
     def __str__(self):
         return self.name

@@ -19,7 +19,17 @@ from django.utils.translation import gettext_lazy as _
 from PIL import Image, UnidentifiedImageError
 
 from accounts.fixed_menu import validate_fixed_menu
-from accounts.models import Membership, OfficialAccount, Organization, Role, SecondApprover
+from accounts.models import (
+    RETENTION_CONSENT_YEARS_MAX,
+    RETENTION_CONSENT_YEARS_MIN,
+    RETENTION_MESSAGE_DAYS_MAX,
+    RETENTION_MESSAGE_DAYS_MIN,
+    Membership,
+    OfficialAccount,
+    Organization,
+    Role,
+    SecondApprover,
+)
 from audit.services import audit_record
 
 security_log = logging.getLogger("console.security")
@@ -28,6 +38,41 @@ LOGO_MAX_BYTES = 2 * 1024 * 1024
 LOGO_MAX_PIXELS = 2048  # per side
 LOGO_MIN_PIXELS = 64
 LOGO_FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
+
+
+# --- data retention -----------------------------------------------------------------------------
+
+
+def retention_problems(message_days, consent_years) -> dict[str, list]:
+    """Why these retention settings cannot be saved ({field: [message]}); empty when they can."""
+    problems = {}
+    if not isinstance(message_days, int) or not RETENTION_MESSAGE_DAYS_MIN <= message_days <= RETENTION_MESSAGE_DAYS_MAX:
+        problems["message_days"] = [_("Keep message bodies and conversations between %(min)d and %(max)d days.")
+                                    % {"min": RETENTION_MESSAGE_DAYS_MIN, "max": RETENTION_MESSAGE_DAYS_MAX}]
+    if not isinstance(consent_years, int) or consent_years < RETENTION_CONSENT_YEARS_MIN:
+        problems["consent_years"] = [_("Consent and opt-out history must be kept at least %(min)d years.")
+                                     % {"min": RETENTION_CONSENT_YEARS_MIN}]
+    elif consent_years > RETENTION_CONSENT_YEARS_MAX:
+        problems["consent_years"] = [_("Keep consent and opt-out history at most %(max)d years.")
+                                     % {"max": RETENTION_CONSENT_YEARS_MAX}]
+    return problems
+
+
+def organization_retention_update(organization: Organization, *, message_days: int, consent_years: int,
+                                  request=None, actor=None) -> Organization:
+    """Save the organization's retention settings (messaging.retention applies them daily); audited."""
+    problems = retention_problems(message_days, consent_years)
+    if problems:
+        raise ValidationError(problems)
+    before = {"message_days": organization.retention_message_days, "consent_years": organization.retention_consent_years}
+    with transaction.atomic():
+        Organization.objects.filter(pk=organization.pk).update(
+            retention_message_days=message_days, retention_consent_years=consent_years
+        )
+        organization.retention_message_days, organization.retention_consent_years = message_days, consent_years
+        audit_record("settings.retention", request=request, actor=actor, organization=organization, target=organization,
+                     details={"before": before, "after": {"message_days": message_days, "consent_years": consent_years}})
+    return organization
 
 
 # --- members ------------------------------------------------------------------------------------

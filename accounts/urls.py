@@ -20,6 +20,7 @@ urlpatterns = [
     path("members/<int:pk>/remove/", members.member_remove, name="member_remove"),
     path("members/second-approver/", members.second_approver, name="second_approver"),
     path("quiet-hours/", organization.quiet_hours, name="quiet_hours"),
+    path("retention/", organization.retention, name="retention"),
     path("api-keys/", api_keys.api_keys, name="api_keys"),
     path("api-keys/<int:pk>/revoke/", api_keys.api_key_revoke, name="api_key_revoke"),
     path("webhooks/", webhooks.webhooks, name="webhooks"),

@@ -9,8 +9,8 @@ Actions in use (keep the names stable, the audit page filters on them):
   auth.login, auth.login_failed, auth.locked_out, auth.logout, permission.refused,
   consent.granted, consent.imported, consent.revoked, contact.opted_out, contact.erased, campaign.submitted,
   campaign.approved, campaign.sent_back, campaign.launched, campaign.paused, campaign.resumed,
-  campaign.cancelled, export.contacts, export.recipients, export.consent, export.audit,
-  api_key.created, api_key.revoked, api_key.used, settings.quiet_hours, inbox.replied
+  campaign.cancelled, export.contacts, export.recipients, export.consent, export.disclosure, export.audit,
+  api_key.created, api_key.revoked, api_key.used, settings.quiet_hours, settings.retention, inbox.replied
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ ACTIONS = (
     "consent.granted", "consent.imported", "consent.revoked", "contact.opted_out", "contact.erased",
     "campaign.submitted", "campaign.approved", "campaign.sent_back", "campaign.launched", "campaign.paused",
     "campaign.resumed", "campaign.cancelled", "export.contacts", "export.recipients", "export.consent",
-    "export.audit", "api_key.created", "api_key.revoked", "api_key.used", "settings.quiet_hours", "inbox.replied",
+    "export.disclosure", "export.audit", "api_key.created", "api_key.revoked", "api_key.used",
+    "settings.quiet_hours", "settings.retention", "inbox.replied",
 )
 
 

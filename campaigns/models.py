@@ -18,6 +18,9 @@ class Contact(models.Model):
     attributes = models.JSONField(_("custom attributes"), default=dict, blank=True)
     opted_out_at = models.DateTimeField(_("opted out at"), null=True, blank=True)
     opt_out_method = models.CharField(_("opt-out method"), max_length=32, blank=True)
+    # Set by campaigns.optout.contact_erase: only the number and the consent / opt-out history are
+    # left, until the organization's retention deletes them (messaging.retention).
+    erased_at = models.DateTimeField(_("erased at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

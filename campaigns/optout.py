@@ -12,9 +12,11 @@ contact pages and the API call.
   (re-subscribing needs new consent given after the opt-out).
 - ``contact_erase``: what replaces deletion while the consent history must be kept (3 years):
   name, attributes and list memberships go, the number and the consent / opt-out history stay,
-  and the person is opted out. Deleting a contact (or a consent) whose history is younger than the
+  and the person is opted out; ``signals.contact_erased`` lets messaging remove the person's inbox
+  (texts, files and their stored bytes, locations) in the same transaction. Deleting a contact (or a consent) whose history is younger than the
   retention period is refused (see ``refuse_early_deletion``, connected in CampaignsConfig.ready).
-- ``consent_ledger_lines``: the per-contact ledger as CSV lines.
+- ``consent_ledger_lines``: the per-contact ledger as CSV lines (``consent_history_events``: its
+  audit events, which the disclosure export reads too).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from accounts.models import Organization
 from audit.models import AuditEvent
 from audit.services import audit_record
 from campaigns.models import Consent, ConsentMethod, Contact, ContactListMembership
-from campaigns.signals import contact_opted_out
+from campaigns.signals import contact_erased, contact_opted_out
 from core.csv import csv_safe
 
 OPT_OUT_KEYWORDS = ("配信停止", "停止", "ストップ", "stop", "解除", "unsubscribe")
@@ -172,10 +174,14 @@ def contact_erase(contact: Contact, *, actor=None, request=None) -> Contact:
     with transaction.atomic():
         contact_opt_out(contact, OptOutMethod.ERASURE, "erasure", actor=actor, request=request, confirm=False)
         ContactListMembership.objects.filter(contact_id=contact.pk).delete()
-        Contact.objects.filter(pk=contact.pk).update(name="", attributes={}, updated_at=timezone.now())
-        contact.name, contact.attributes = "", {}
+        now = timezone.now()
+        Contact.objects.filter(pk=contact.pk).update(name="", attributes={}, erased_at=now, updated_at=now)
+        contact.name, contact.attributes, contact.erased_at = "", {}, now
+        removed = {}
+        for _receiver, response in contact_erased.send(sender=Contact, contact=contact):
+            removed.update(response or {})
         audit_record("contact.erased", request=request, organization=contact.organization_id, actor=actor,
-                     target=contact, target_label=contact.phone)
+                     target=contact, target_label=contact.phone, details=removed)
     return contact
 
 
@@ -214,6 +220,14 @@ def refuse_consent_deletion(sender, instance, origin=None, **kwargs):
         raise ProtectedError(_("A consent record must be kept for 3 years after it ends."), {instance})
 
 
+def consent_history_events(contact: Contact):
+    """The audit events of the person's consent and opt-out history, oldest first."""
+    return AuditEvent.objects.filter(
+        organization_id=contact.organization_id, target_type=Contact._meta.label_lower, target_id=str(contact.pk),
+        action__in=["contact.opted_out", "consent.granted", "consent.revoked", "contact.erased"],
+    ).order_by("occurred_at", "id")
+
+
 def consent_ledger_lines(contact: Contact):
     """The person's consent and opt-out history as CSV lines (UTF-8 with BOM), formula cells neutralised."""
     buffer = io.StringIO()
@@ -237,11 +251,7 @@ def consent_ledger_lines(contact: Contact):
                          csv_safe(consent.source), csv_safe(consent.wording_version), csv_safe(consent.evidence),
                          when(consent.revoked_at), csv_safe(consent.revoke_method), when(consent.created_at)])
         yield flush()
-    events = AuditEvent.objects.filter(
-        organization_id=contact.organization_id, target_type=Contact._meta.label_lower, target_id=str(contact.pk),
-        action__in=["contact.opted_out", "consent.granted", "consent.revoked", "contact.erased"],
-    ).order_by("occurred_at", "id")
-    for event in events:
+    for event in consent_history_events(contact):
         details = event.details or {}
         writer.writerow([csv_safe(contact.phone), event.action, when(event.occurred_at),
                          csv_safe(str(details.get("method", ""))), csv_safe(str(details.get("source", ""))),

@@ -11,3 +11,8 @@ from django.dispatch import Signal
 # person answered, if any> and confirm=<bool: whether the person should get the confirmation>.
 # messaging.inbox sends the confirmation.
 contact_opted_out = Signal()
+
+# Sent by campaigns.optout.contact_erase with contact=<Contact>, inside its transaction: each app
+# erases the person's data it holds (messaging: the inbox texts, files and locations) and returns a
+# dict of what it removed, which goes into the "contact.erased" audit event.
+contact_erased = Signal()

@@ -8,6 +8,7 @@ on PostgreSQL and Redis (production and the test suite).
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -314,6 +315,9 @@ CELERY_BEAT_SCHEDULE = {
                          "options": {"queue": "celery", "expires": 30}},
     "heartbeat-priority": {"task": "messaging.tasks.heartbeat", "schedule": 15.0, "args": ["priority"],
                            "options": {"queue": "priority", "expires": 30}},
+    # Data retention (messaging.retention), once a day at 03:30 Japan time (CELERY_TIMEZONE).
+    "messaging-retention": {"task": "messaging.tasks.apply_retention",
+                            "schedule": crontab(hour=env.int("RETENTION_HOUR", default=3), minute=30)},
 }
 # /readyz: the beat and worker heartbeats must be this recent, the receipts waiting at most this many.
 READY_HEARTBEAT_SECONDS = env.int("READY_HEARTBEAT_SECONDS", default=60)

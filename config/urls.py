@@ -26,6 +26,7 @@ urlpatterns = [
     path("consent/<int:pk>/ledger.csv", views_optout.consent_ledger_export, name="consent_ledger"),
     path("consent/<int:pk>/opt-out/", views_optout.contact_opt_out_view, name="consent_opt_out"),
     path("consent/<int:pk>/erase/", views_optout.contact_erase_view, name="consent_erase"),
+    path("consent/<int:pk>/disclosure.json", views_optout.contact_disclosure_export, name="contact_disclosure"),
     path("api/v1/", include("api.urls")),
 ]
 

@@ -102,6 +102,14 @@ def apply_provider_events(event_ids: list[int]) -> int:
     return events_apply(event_ids)
 
 
+@shared_task(name="messaging.tasks.apply_retention")
+def apply_retention() -> dict:
+    """Daily: delete or blank what the organizations' retention settings no longer keep."""
+    from messaging.retention import retention_apply
+
+    return retention_apply()
+
+
 # --- outbound webhooks (the REST API's event deliveries) ----------------------------------------
 # Their signal receivers are connected in MessagingConfig.ready(), which runs in workers too.
 

@@ -1,18 +1,22 @@
-"""The organization itself: switching the organization one works in, and its quiet hours."""
+"""The organization itself: switching the organization one works in, its quiet hours and its data
+retention (what is kept and for how long)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
-from accounts.forms import QuietHoursForm
+from accounts.forms import QuietHoursForm, RetentionForm
 from accounts.models import Organization
 from accounts.selectors import SESSION_KEY
+from accounts.services import organization_retention_update
 from accounts.tenancy import user_org_ids
 from audit.services import audit_record
+from messaging.retention import USEFUL_LIFE
 
 
 @login_required
@@ -46,3 +50,26 @@ def quiet_hours(request):
         messages.success(request, _("Quiet hours were saved."))
         return redirect("accounts:quiet_hours")
     return render(request, "accounts/quiet_hours.html", {"form": form, "organization": organization})
+
+
+@member_required("manage")
+def retention(request):
+    """Owners and admins set how long message bodies, conversations and an erased person's consent
+    history are kept; the page says what is kept and for how long (messaging.retention)."""
+    organization = request.organization
+    initial = {"message_days": organization.retention_message_days,
+               "consent_years": organization.retention_consent_years}
+    form = RetentionForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            organization_retention_update(organization, request=request, **form.cleaned_data)
+        except ValidationError as error:
+            for field, problems in error.message_dict.items():
+                for problem in problems:
+                    form.add_error(field if field in form.fields else None, problem)
+        else:
+            messages.success(request, _("Retention settings were saved."))
+            return redirect("accounts:retention")
+    useful_life = {name: life.days for name, life in USEFUL_LIFE.items()}
+    return render(request, "accounts/retention.html",
+                  {"form": form, "organization": organization, "useful_life": useful_life})

@@ -2,11 +2,14 @@
 
 The signed opt-out link's page: {PUBLIC_BASE_URL}/o/<token>/ — GET shows a confirmation, POST
 confirms (CSRF-protected, no sign-in needed). A token that is not ours answers 404. For members: one
-person's consent ledger as CSV, opting a person out from the console, erasing instead of deleting.
+person's consent ledger as CSV, opting a person out from the console, erasing instead of deleting,
+and the disclosure export (everything held about one person, one JSON file: messaging.privacy).
 """
 
+import json
+
 from django.contrib import messages
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -18,6 +21,7 @@ from audit.services import audit_record
 from campaigns.models import Contact
 from campaigns.optout import OptOutMethod, consent_ledger_lines, contact_erase, contact_opt_out
 from core.signed_links import parse_opt_out_token
+from messaging.privacy import contact_disclosure
 
 
 @csrf_protect
@@ -79,3 +83,17 @@ def contact_erase_view(request, pk):
     contact_erase(contact, request=request)
     messages.success(request, _("The contact's personal data was erased; the consent history is kept for 3 years."))
     return redirect("contacts:detail", pk=contact.pk)
+
+
+@member_required("manage")
+def contact_disclosure_export(request, pk):
+    """Everything held about one person as one JSON file, for a disclosure request (開示請求);
+    owners and admins only, audited."""
+    contact = get_object_or_404(Contact, pk=pk, organization=request.organization)
+    body = json.dumps(contact_disclosure(contact), ensure_ascii=False, indent=2)
+    audit_record("export.disclosure", request=request, target=contact, target_label=contact.phone,
+                 details={"bytes": len(body.encode())})
+    response = HttpResponse(body, content_type="application/json; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="disclosure-{contact.pk}-{stamp}.json"'
+    return response

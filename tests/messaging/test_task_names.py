@@ -20,6 +20,7 @@ PINNED_TASK_NAMES = {
     "messaging.inbox.fetch_inbound_media",
     "messaging.inbox.send_read_receipts",
     "messaging.tasks.apply_provider_events",
+    "messaging.tasks.apply_retention",
     "messaging.tasks.deliver_webhook",
     "messaging.tasks.dispatch_campaign",
     "messaging.tasks.fold_counters",
