@@ -127,7 +127,9 @@ class Supervisor:
     def stop_all(self) -> None:
         running = [p for p in self.processes if p.popen is not None and p.popen.poll() is None]
         for process in running:
-            _signal_group(process.popen, signal.SIGTERM)
+            # The leader only: a Celery worker then finishes the batch in hand and hands back what it
+            # had not started (a warm shutdown); signalled too, its pool children would die mid-batch.
+            _signal_leader(process.popen, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
         for process in running:
             try:
@@ -157,6 +159,13 @@ class Supervisor:
                 time.sleep(POLL)
         finally:
             self.stop_all()
+
+
+def _signal_leader(popen: subprocess.Popen, signum: int) -> None:
+    try:
+        os.kill(popen.pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def _signal_group(popen: subprocess.Popen, signum: int) -> None:

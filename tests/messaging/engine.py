@@ -76,13 +76,20 @@ class WorkerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
-    def stop(self):
+    def terminate(self, timeout: float = 15.0) -> float:
+        """SIGTERM to the main process, as a supervisor stops it (a warm shutdown: the batch in hand
+        is finished, the rest handed back); SIGKILL after ``timeout``. Returns the seconds it took."""
+        started = time.monotonic()
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.kill(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+        return time.monotonic() - started
+
+    def stop(self):
+        self.terminate()
 
 
 def worker_env(**overrides) -> dict:
