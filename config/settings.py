@@ -165,8 +165,20 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# Contact import files and files people send us: never below MEDIA_ROOT, never under a URL; served
+# only by views that check the member (core.private_files).
+PRIVATE_MEDIA_ROOT = Path(env.str("PRIVATE_MEDIA_ROOT", default=str(VAR_DIR / "private")))
+if PRIVATE_MEDIA_ROOT.resolve().is_relative_to(MEDIA_ROOT.resolve()) or MEDIA_ROOT.resolve().is_relative_to(
+    PRIVATE_MEDIA_ROOT.resolve()
+):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("PRIVATE_MEDIA_ROOT and MEDIA_ROOT must not contain one another: MEDIA_ROOT is public.")
+# An import file whose job never ran (or a file no job owns) is deleted after this many hours.
+IMPORT_FILE_MAX_AGE_HOURS = env.float("IMPORT_FILE_MAX_AGE_HOURS", default=24.0)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "private": {"BACKEND": "core.private_files.PrivateStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG and not env.bool("TESTING", default=False)
@@ -307,4 +319,5 @@ CELERY_BEAT_SCHEDULE = {
     "messaging-sweep": {"task": "messaging.tasks.sweep", "schedule": env.float("SWEEP_SECONDS", default=15.0)},
     "messaging-fold-counters": {"task": "messaging.tasks.fold_counters", "schedule": 5.0},
     "messaging-sweep-webhooks": {"task": "messaging.tasks.sweep_webhooks", "schedule": 60.0},
+    "campaigns-sweep-import-files": {"task": "campaigns.sweep_import_files", "schedule": 3600.0},
 }

@@ -2,10 +2,9 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.static import serve
 
 from campaigns.views import optout as views_optout
-from console import views, views_audit
+from console import views, views_audit, views_media
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -25,7 +24,6 @@ urlpatterns = [
     path("consent/<int:pk>/opt-out/", views_optout.contact_opt_out_view, name="consent_opt_out"),
     path("consent/<int:pk>/erase/", views_optout.contact_erase_view, name="consent_erase"),
     path("api/v1/", include("api.urls")),
+    # Campaign media and logos only (carriers fetch the media); private files have views of their own.
+    path(settings.MEDIA_URL.strip("/") + "/<path:path>", views_media.public_media, name="public_media"),
 ]
-
-if settings.DEBUG:
-    urlpatterns += [path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT})]
