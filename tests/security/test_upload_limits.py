@@ -21,6 +21,7 @@ from django.urls import reverse
 from PIL import Image
 
 from accounts.models import Role
+from accounts.services import logo_to_png
 from campaigns import imports
 from campaigns.imports import import_job_create, import_job_run, import_job_set_mapping
 from campaigns.media import store_media
@@ -173,6 +174,15 @@ def test_upload_limits_decompression_bomb_image_is_refused_with_a_clear_message(
 
     assert refused.value.messages == ["The image is too large (more than 40 megapixels)."]
     assert not list((roots / "media").rglob("*.*"))
+
+
+def test_upload_limits_decompression_bomb_logo_is_refused_with_a_clear_message():
+    with pytest.raises(ValidationError) as refused:
+        logo_to_png(SimpleUploadedFile("bomb.png", png_header(100_000, 100_000)))
+
+    assert refused.value.messages == [
+        "The image declares far more pixels than a logo may have; the limit is 2048×2048."
+    ]
 
 
 def test_upload_limits_media_above_its_kinds_limit_is_refused_with_the_limit_named(roots, organization):
