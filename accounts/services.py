@@ -185,7 +185,13 @@ def logo_to_png(uploaded) -> ContentFile:
             converted = image.convert("RGBA")
     except ValidationError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # Pillow's pixel limit, met before anything is decoded
+        raise ValidationError(
+            _("The image declares far more pixels than a logo may have; the limit is %(max)d×%(max)d.")
+            % {"max": LOGO_MAX_PIXELS},
+            code="dimensions",
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ValidationError(_("This file is not an image we can read. Upload a PNG or JPEG."), code="not_image") from None
     out = io.BytesIO()
     converted.save(out, format="PNG", optimize=True)

@@ -8,6 +8,18 @@ core.phone.normalize_mobile, duplicates within the file, consent for promotional
 writes them in chunks through the one contact upsert, ``campaigns.contacts.contacts_upsert`` (an
 empty name cell keeps the stored name). Memory stays constant: the file is streamed and only one
 chunk is held at a time (plus the set of numbers already seen, for duplicate detection).
+
+The file holds every number and name it lists, so it is kept in private storage under a random
+name (``ImportJob.file``) and deleted as soon as the job ends, done or failed; ``import_files_sweep``
+(hourly) deletes the files of jobs left waiting for their mapping and files no job owns.
+
+Limits, so an upload cannot exhaust the server: at most ``IMPORT_MAX_BYTES`` as uploaded (the view
+stops reading past it); an XLSX file is a zip, so its uncompressed size is checked from the zip's
+directory before anything is parsed (``XLSX_MAX_UNCOMPRESSED`` in all, ``XLSX_MAX_PART`` for each
+part that openpyxl reads whole, such as the shared strings) and the sheet's declared row count
+too; it is then read with openpyxl in read-only mode, streamed row by row. No file may have more
+than ``IMPORT_MAX_ROWS`` data rows: counted before anything is imported (the CSV file is read once
+for it, an XLSX sheet's dimension is trusted) and enforced again while reading.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ import csv
 import io
 import logging
 import unicodedata
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -39,7 +52,10 @@ logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = UPSERT_BATCH  # rows held and written at a time: one INSERT statement per chunk
 STALE_AFTER = timedelta(minutes=30)
-IMPORT_MAX_BYTES = 100 * 1024 * 1024
+IMPORT_MAX_BYTES = 100 * 1024 * 1024  # the file as uploaded, CSV or XLSX
+IMPORT_MAX_ROWS = 1_000_000  # data rows per file
+XLSX_MAX_UNCOMPRESSED = 1024 * 1024 * 1024  # all parts of the zip together, uncompressed
+XLSX_MAX_PART = 64 * 1024 * 1024  # any part but a worksheet (those openpyxl holds in memory whole)
 SAMPLE_ROWS = 3
 ATTRIBUTE_MAX = 50  # custom attribute columns per file
 XLSX_MAGIC = b"PK\x03\x04"
@@ -163,10 +179,46 @@ class _Rows:
 
     def __iter__(self):
         for number, row in enumerate(self.rows, start=2):
+            if number - 1 > IMPORT_MAX_ROWS:
+                raise ValidationError(too_many_rows_message())
             cells = [_cell(value) for value in row]
             if not any(cells):
                 continue  # blank lines (and Excel's trailing empty rows) are not rows
             yield number, cells
+
+
+def too_many_rows_message(rows: int | None = None) -> str:
+    if rows is None:
+        return _("The file has more than %(max)s rows. Split it into smaller files.") % {"max": f"{IMPORT_MAX_ROWS:,}"}
+    return _("The file has %(rows)s rows; the limit is %(max)s. Split it into smaller files.") % {
+        "rows": f"{rows:,}", "max": f"{IMPORT_MAX_ROWS:,}"}
+
+
+def check_xlsx_size(stream) -> None:
+    """Refuse an XLSX file whose parts would unpack to too much, from the zip's directory alone.
+
+    The sizes are the ones the zip declares; Python's zipfile never unpacks more than a part
+    declares, so they bound what parsing can read.
+    """
+    stream.seek(0)
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise ValidationError(_("The file could not be read as CSV or XLSX.")) from None
+    finally:
+        stream.seek(0)
+    limit_mb = {"max": XLSX_MAX_UNCOMPRESSED // (1024 * 1024)}
+    if sum(part.file_size for part in parts) > XLSX_MAX_UNCOMPRESSED:
+        raise ValidationError(
+            _("The Excel file unpacks to more than %(max)d MB. Split it into smaller files or save it as CSV.") % limit_mb
+        )
+    for part in parts:
+        if not part.filename.startswith("xl/worksheets/") and part.file_size > XLSX_MAX_PART:
+            raise ValidationError(
+                _("The Excel file has a part of more than %(max)d MB (%(part)s). Save it as CSV.")
+                % {"max": XLSX_MAX_PART // (1024 * 1024), "part": part.filename}
+            )
 
 
 def guess_target(header: str) -> str:
@@ -187,6 +239,7 @@ def import_job_create(organization, user, uploaded, contact_list: ContactList) -
     head = uploaded.read(8)
     uploaded.seek(0)
     if head.startswith(XLSX_MAGIC):
+        check_xlsx_size(uploaded)
         file_format, encoding = "xlsx", ""
     elif head.startswith(b"\xd0\xcf\x11\xe0"):
         raise ValidationError(_("Old Excel files (.xls) are not supported. Save the file as .xlsx or CSV."))
@@ -200,10 +253,11 @@ def import_job_create(organization, user, uploaded, contact_list: ContactList) -
         file_format=file_format,
         encoding=encoding,
     )
-    suffix = ".xlsx" if file_format == "xlsx" else ".csv"
-    job.file.save(f"contacts{suffix}", File(uploaded), save=False)
+    job.file.save("import", File(uploaded), save=False)  # private storage, a random name (import_file_name)
     try:
         with _Rows(job) as rows:
+            if file_format == "xlsx" and (declared := _declared_rows(rows)) > IMPORT_MAX_ROWS:
+                raise ValidationError(too_many_rows_message(declared))
             header = rows.header()
             samples = []
             for _number, cells in rows:
@@ -324,22 +378,79 @@ def import_job_run(job: ImportJob) -> ImportJob:
     try:
         with translation.override(language):  # the row report reads in the importer's language
             _run(job)
+    except ValidationError as error:  # a limit of the file: said as is, no traceback needed
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportStatus.FAILED, failure=" ".join(error.messages)[:2000], finished_at=timezone.now()
+        )
     except Exception as error:  # the job must end, and say why, whatever went wrong
         logger.exception("contact import %s failed", job.pk)
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportStatus.FAILED, failure=str(error)[:2000], finished_at=timezone.now()
         )
+    import_job_discard_file(job)
     job.refresh_from_db()
     return job
 
 
+def import_job_discard_file(job: ImportJob) -> None:
+    """Delete the job's file (private storage) and forget its name; the counts and report stay."""
+    name = job.file.name
+    if not name:
+        return
+    ImportJob.objects.filter(pk=job.pk).update(file="")
+    job.file.storage.delete(name)
+
+
+def import_files_sweep(now=None) -> int:
+    """Delete import files that outlived their job: files of jobs that never got a mapping (they
+    can no longer run, and say so), of jobs that ended without deleting theirs, and files no job
+    owns (an upload that failed half-way), all older than ``IMPORT_FILE_MAX_AGE_HOURS``.
+    Returns how many files were deleted."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=settings.IMPORT_FILE_MAX_AGE_HOURS)
+    deleted = 0
+    with translation.override(settings.LANGUAGE_CODE):
+        expired = gettext_lazy("The file was deleted before the columns were mapped. Upload it again.")
+        for job in ImportJob.objects.filter(status=ImportStatus.MAPPING, created_at__lt=cutoff).exclude(file=""):
+            claimed = ImportJob.objects.filter(pk=job.pk, status=ImportStatus.MAPPING).update(
+                status=ImportStatus.FAILED, failure=str(expired), finished_at=now
+            )
+            if claimed:
+                import_job_discard_file(job)
+                deleted += 1
+    for job in ImportJob.objects.filter(status__in=(ImportStatus.DONE, ImportStatus.FAILED)).exclude(file=""):
+        import_job_discard_file(job)
+        deleted += 1
+    storage = ImportJob._meta.get_field("file").storage
+    try:
+        _folders, names = storage.listdir("imports")
+    except FileNotFoundError:
+        names = []
+    owned = set(ImportJob.objects.filter(file__startswith="imports/").values_list("file", flat=True))
+    for name in names:
+        path = f"imports/{name}"
+        if path not in owned and storage.get_modified_time(path) < cutoff:
+            storage.delete(path)
+            deleted += 1
+    return deleted
+
+
+def _declared_rows(rows: _Rows) -> int:
+    """Data rows an XLSX sheet declares (its dimension), 0 when it declares none."""
+    max_row = rows.workbook.worksheets[0].max_row
+    return max(max_row - 1, 0) if max_row else 0
+
+
 def _count_rows(job: ImportJob) -> int:
-    """Rows for the progress bar: counted for CSV (cheap), read from the sheet's dimension for XLSX
-    (parsing a large workbook twice would double the import time)."""
+    """Rows for the progress bar, and the row limit checked before anything is imported: counted
+    for CSV (cheap; past the limit the count raises), read from the sheet's dimension for XLSX
+    (parsing a large workbook twice would double the import time; reading enforces the limit)."""
     with _Rows(job) as rows:
         if job.file_format == "xlsx":
-            max_row = rows.workbook.worksheets[0].max_row
-            return max(max_row - 1, 0) if max_row else 0
+            total = _declared_rows(rows)
+            if total > IMPORT_MAX_ROWS:
+                raise ValidationError(too_many_rows_message(total))
+            return total
         rows.header()
         return sum(1 for _ in rows)
 

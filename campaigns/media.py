@@ -24,6 +24,9 @@ from PIL import Image, UnidentifiedImageError
 
 MAX_BYTES = 100 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000  # well above any phone screen; refuses decompression bombs
+# What one message may carry on +Message, per kind: an upload above its kind's limit is refused
+# with the limit named (the upload itself stops at MAX_BYTES, the largest of them).
+KIND_MAX_BYTES = {"image": 10 * 1024 * 1024, "video": 100 * 1024 * 1024, "file": 100 * 1024 * 1024}
 IMAGE_FORMATS = {"JPEG": ("jpg", "image/jpeg"), "PNG": ("png", "image/png"), "GIF": ("gif", "image/gif"),
                  "WEBP": ("webp", "image/webp")}
 
@@ -95,7 +98,13 @@ def _read_head(upload, size=64) -> bytes:
     return head
 
 
+def _too_many_pixels() -> ValidationError:
+    return ValidationError(_("The image is too large (more than 40 megapixels)."))
+
+
 def _reencode_image(upload) -> tuple[ContentFile, str, str]:
+    # Pillow refuses to open an image of more than twice this many pixels (DecompressionBombError)
+    # before it decodes anything; between once and twice, the check below refuses it.
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
         upload.seek(0)
@@ -107,7 +116,7 @@ def _reencode_image(upload) -> tuple[ContentFile, str, str]:
         upload.seek(0)
         with Image.open(upload) as image:
             if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise ValidationError(_("The image is too large (more than 40 megapixels)."))
+                raise _too_many_pixels()
             buffer = io.BytesIO()
             if image_format == "JPEG":
                 image.convert("RGB").save(buffer, "JPEG", quality=90, optimize=True)
@@ -115,10 +124,23 @@ def _reencode_image(upload) -> tuple[ContentFile, str, str]:
                 image.save(buffer, "GIF", save_all=True)
             else:
                 image.save(buffer, image_format)
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError, ValueError):
+    except Image.DecompressionBombError:
+        raise _too_many_pixels() from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ValidationError(_("The file is not a readable image.")) from None
     extension, content_type = IMAGE_FORMATS[image_format]
     return ContentFile(buffer.getvalue()), extension, content_type
+
+
+def _check_kind_size(upload, kind: str) -> None:
+    """Refuse a file above what +Message carries for its kind, naming the limit."""
+    limit = KIND_MAX_BYTES[kind]
+    if upload.size is not None and upload.size > limit:
+        labels = {"image": _("An image"), "video": _("A video"), "file": _("A file")}
+        raise ValidationError(
+            _("%(kind)s can be at most %(limit)d MB on +Message; this one is %(size).1f MB.")
+            % {"kind": labels[kind], "limit": limit // (1024 * 1024), "size": upload.size / (1024 * 1024)}
+        )
 
 
 def public_url(name: str) -> str:
@@ -145,6 +167,7 @@ def store_media(upload, organization, expected_kind: str | None = None) -> Store
     if head.lstrip().startswith((b"<svg", b"<?xml")):
         raise ValidationError(_("SVG images are not accepted; use PNG or JPEG."))
     if _looks_like_image(head):
+        _check_kind_size(upload, "image")
         content, extension, content_type = _reencode_image(upload)
         kind, source = "image", content
     else:
@@ -154,6 +177,7 @@ def store_media(upload, organization, expected_kind: str | None = None) -> Store
                 _("This file type is not supported. Use an image (JPEG, PNG, GIF, WebP), a video (MP4, WebM) or a PDF.")
             )
         kind, extension, content_type = sniffed
+        _check_kind_size(upload, kind)
         upload.seek(0)
         source = File(upload)  # storage.save copies it in chunks
     if expected_kind and kind != expected_kind:

@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import OfficialAccount, Organization
 from core.phone import E164_JP_MOBILE
+from core.private_files import private_storage, random_name
 from core.rich_content import validate_rich_content_field
 
 
@@ -248,11 +249,18 @@ class ImportStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+def import_file_name(instance, filename):
+    """Where an import file is stored: a random name in private storage (every number and name of
+    the file is in it), nothing taken from the uploaded file's name."""
+    return random_name("imports")
+
+
 class ImportJob(models.Model):
     """One contact import: the uploaded file, its column mapping, progress, counts and row report.
 
     The file is read twice at most (a row count for the progress bar, then the import) and never
-    held whole in memory; bad rows are kept in ``row_errors`` as {"row", "value", "reason"}.
+    held whole in memory; bad rows are kept in ``row_errors`` as {"row", "value", "reason"}. It lives
+    in private storage and is deleted when the job ends (``file`` is empty then).
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="import_jobs")
@@ -262,7 +270,7 @@ class ImportJob(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.SET_NULL, null=True, related_name="+"
     )
-    file = models.FileField(_("file"), upload_to="imports/%Y/%m/")
+    file = models.FileField(_("file"), upload_to=import_file_name, storage=private_storage, blank=True)
     original_name = models.CharField(_("file name"), max_length=255)
     file_format = models.CharField(_("format"), max_length=8)  # csv or xlsx
     encoding = models.CharField(_("encoding"), max_length=16, blank=True)

@@ -12,3 +12,11 @@ def import_contacts(job_id: int) -> None:
     job = ImportJob.objects.filter(pk=job_id).first()
     if job is not None:
         import_job_run(job)
+
+
+@shared_task(name="campaigns.sweep_import_files")
+def sweep_import_files() -> int:
+    """Delete import files that outlived their job (campaigns.imports.import_files_sweep), hourly."""
+    from campaigns.imports import import_files_sweep
+
+    return import_files_sweep()

@@ -166,8 +166,20 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# Contact import files and files people send us: never below MEDIA_ROOT, never under a URL; served
+# only by views that check the member (core.private_files).
+PRIVATE_MEDIA_ROOT = Path(env.str("PRIVATE_MEDIA_ROOT", default=str(VAR_DIR / "private")))
+if PRIVATE_MEDIA_ROOT.resolve().is_relative_to(MEDIA_ROOT.resolve()) or MEDIA_ROOT.resolve().is_relative_to(
+    PRIVATE_MEDIA_ROOT.resolve()
+):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("PRIVATE_MEDIA_ROOT and MEDIA_ROOT must not contain one another: MEDIA_ROOT is public.")
+# An import file whose job never ran (or a file no job owns) is deleted after this many hours.
+IMPORT_FILE_MAX_AGE_HOURS = env.float("IMPORT_FILE_MAX_AGE_HOURS", default=24.0)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "private": {"BACKEND": "core.private_files.PrivateStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG and not env.bool("TESTING", default=False)
@@ -318,6 +330,7 @@ CELERY_BEAT_SCHEDULE = {
     # Data retention (messaging.retention), once a day at 03:30 Japan time (CELERY_TIMEZONE).
     "messaging-retention": {"task": "messaging.tasks.apply_retention",
                             "schedule": crontab(hour=env.int("RETENTION_HOUR", default=3), minute=30)},
+    "campaigns-sweep-import-files": {"task": "campaigns.sweep_import_files", "schedule": 3600.0},
 }
 # /readyz: the beat and worker heartbeats must be this recent, the receipts waiting at most this many.
 READY_HEARTBEAT_SECONDS = env.int("READY_HEARTBEAT_SECONDS", default=60)

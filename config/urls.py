@@ -2,10 +2,9 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.static import serve
 
 from campaigns.views import optout as views_optout
-from console import health, views, views_audit
+from console import health, views, views_audit, views_media
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -28,7 +27,6 @@ urlpatterns = [
     path("consent/<int:pk>/erase/", views_optout.contact_erase_view, name="consent_erase"),
     path("consent/<int:pk>/disclosure.json", views_optout.contact_disclosure_export, name="contact_disclosure"),
     path("api/v1/", include("api.urls")),
+    # Campaign media and logos only (carriers fetch the media); private files have views of their own.
+    path(settings.MEDIA_URL.strip("/") + "/<path:path>", views_media.public_media, name="public_media"),
 ]
-
-if settings.DEBUG:
-    urlpatterns += [path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT})]

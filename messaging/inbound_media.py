@@ -1,9 +1,11 @@
-"""Files people send us (photos, PDFs …): downloaded once, size-limited, into the default storage.
+"""Files people send us (photos, PDFs …): downloaded once, size-limited, into private storage.
 
 An inbound file arrives as a carrier URL (``ConversationMessage.file_url``, media status PENDING);
 the inbox queues ``messaging.tasks.fetch_inbound_media`` for it, which calls ``inbound_media_fetch``
 here. Images are re-encoded with Pillow before they are ever shown inline; anything else is stored
-as an opaque download.
+as opaque bytes (the declared type only in ``file_mime``) and offered as a download. Every file is
+kept in private storage (``core.private_files``) under a random name and leaves only through the
+inbox's ``message_media`` view.
 
 The URL comes from a carrier payload, so it is fetched through the egress guard
 (``core.egress.fetch``: http(s) only, no internal address, no redirect, timeouts, at most the media
@@ -14,10 +16,8 @@ elsewhere, or refused by the guard, marks the media failed with the reason and s
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-import mimetypes
 import os
 
 from django.conf import settings
@@ -81,7 +81,7 @@ def _safe_image(data: bytes) -> tuple[bytes, str, str] | None:
 
 
 def inbound_media_fetch(message_id: int) -> str:
-    """Download an inbound file (size-limited) into the default storage. Returns the media status."""
+    """Download an inbound file (size-limited) into private storage. Returns the media status."""
     message = (
         ConversationMessage.objects.filter(pk=message_id, media_status=MediaStatus.PENDING)
         .select_related("gateway")
@@ -106,13 +106,12 @@ def inbound_media_fetch(message_id: int) -> str:
         return MediaStatus.FAILED
     image = _safe_image(data)
     if image is not None:
-        data, mime, extension = image
+        data, mime, _extension = image
     else:
-        mime = "application/octet-stream"  # shown as a download, never inline
-        extension = (mimetypes.guess_extension(message.file_mime or served_type or "") or ".bin").lstrip(".")
-    name = f"{hashlib.sha256(data).hexdigest()[:24]}.{extension}"
-    message.file.save(name, ContentFile(data), save=False)
+        # Opaque bytes: the type the sender declared is kept here only, never in the file's name.
+        mime = (message.file_mime or served_type or "application/octet-stream")[:100]
+    message.file.save("inbound", ContentFile(data), save=False)  # a random name (inbound_file_name)
     ConversationMessage.objects.filter(pk=message.pk).update(
-        file=message.file.name, media_status=MediaStatus.STORED, file_mime=mime
+        file=message.file.name, media_status=MediaStatus.STORED, file_mime=mime, file_is_image=image is not None
     )
     return MediaStatus.STORED

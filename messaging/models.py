@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import GatewayAccount, Organization
 from campaigns.models import Campaign, Contact
+from core.private_files import private_storage, random_name
 
 
 class Channel(models.TextChoices):
@@ -263,6 +264,12 @@ class MediaStatus(models.TextChoices):
     FAILED = "failed", _("Download failed")
 
 
+def inbound_file_name(instance, filename):
+    """A random name in private storage: nothing the sender chose (name, extension) and nothing
+    the sender can compute (such as a hash of the bytes)."""
+    return random_name("inbox")
+
+
 class ConversationMessage(models.Model):
     """One message of a conversation. Inbound rows come from provider events (unique per provider
     event, so a repeated webhook adds nothing); outbound rows point at the Delivery that carries
@@ -278,7 +285,10 @@ class ConversationMessage(models.Model):
     longitude = models.FloatField(_("longitude"), null=True, blank=True)
     file_url = models.URLField(_("file URL"), max_length=2048, blank=True)
     file_mime = models.CharField(_("file type"), max_length=100, blank=True)
-    file = models.FileField(_("file"), upload_to="inbox/%Y/%m/", blank=True)
+    # The stored bytes, in private storage under a random name: a re-encoded image (file_is_image),
+    # or else the opaque bytes as received, whose declared type stays in file_mime only.
+    file = models.FileField(_("file"), upload_to=inbound_file_name, storage=private_storage, blank=True)
+    file_is_image = models.BooleanField(_("re-encoded image"), default=False)
     media_status = models.CharField(_("file status"), max_length=10, choices=MediaStatus.choices, blank=True)
     # Why a download failed, as an untranslated message (shown translated) or "HTTP <status>".
     media_error = models.CharField(_("file error"), max_length=200, blank=True)

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -19,6 +19,7 @@ from accounts.decorators import member_required
 from accounts.models import Membership, Role
 from campaigns.models import Campaign
 from core.phone import national_format
+from core.private_files import private_file_response
 from messaging import inbox, links
 from messaging.models import (
     Conversation,
@@ -224,25 +225,32 @@ def quick_replies(request):
     )
 
 
+# Extensions a download may carry (from the type the sender declared); anything else is ".bin", so
+# a file declared as HTML or SVG is never saved as one.
+DOWNLOAD_EXTENSIONS = {
+    "application/pdf": ".pdf", "video/mp4": ".mp4", "video/3gpp": ".3gp", "video/quicktime": ".mov",
+    "video/webm": ".webm", "audio/mp4": ".m4a", "audio/aac": ".aac", "audio/amr": ".amr", "audio/mpeg": ".mp3",
+    "text/vcard": ".vcf", "text/x-vcard": ".vcf", "image/jpeg": ".jpg", "image/png": ".png",
+    "image/gif": ".gif", "image/webp": ".webp", "image/heic": ".heic",
+}
+
+
 @member_required("operate")
 @require_GET
 def message_media(request, pk):
-    """A stored inbound file: images (re-encoded when stored) inline, anything else as a download."""
+    """A stored inbound file from private storage, as an attachment: an image re-encoded when it was
+    stored (``<img>`` still shows it), anything else as opaque bytes named by its declared type."""
     message = get_object_or_404(
         ConversationMessage, pk=pk, conversation__organization=request.organization
     )
     if message.media_status != MediaStatus.STORED or not message.file:
         return HttpResponse(status=204)  # nothing stored (yet, or refused): no content to show
-    inline = message.file_mime in ("image/jpeg", "image/png")
-    response = FileResponse(
-        message.file.open("rb"),
-        content_type=message.file_mime if inline else "application/octet-stream",
-        as_attachment=not inline,
-        filename=message.file.name.rsplit("/", 1)[-1],
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'"
-    return response
+    if message.file_is_image:
+        content_type = message.file_mime
+    else:
+        content_type = "application/octet-stream"
+    extension = DOWNLOAD_EXTENSIONS.get(message.file_mime, ".bin")
+    return private_file_response(message.file, filename=f"received-{message.pk}{extension}", content_type=content_type)
 
 
 def tracked_link(request, token):

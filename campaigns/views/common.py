@@ -14,14 +14,18 @@ Who may do what (checked on the server):
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils.translation import ngettext
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from accounts.audit_hooks import permission_refused
 from accounts.tenancy import ROLE_PERMISSIONS
 from campaigns.audience import audience_count
+from campaigns.media import SizeLimitUploadHandler
 from campaigns.models import Campaign, ContactList
 
 MONITOR_PERMISSIONS = {"operate", "compose", "approve"}
@@ -76,3 +80,26 @@ def ttl_label(seconds: int) -> str:
     if minutes % 60 == 0:
         return ngettext("%(n)d hour", "%(n)d hours", minutes // 60) % {"n": minutes // 60}
     return ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes}
+
+
+def limited_uploads(view=None, *, limit=None):
+    """Stop reading uploads past ``limit`` bytes (100 MB by default) before anything touches
+    ``request.POST``; the view finds ``request.upload_limit.too_large`` set and says why.
+
+    Upload handlers can only be changed before the body is read, and the CSRF middleware reads it,
+    so the check runs first and CSRF is enforced right after (Django's documented pattern).
+    Use as ``@limited_uploads`` or ``@limited_uploads(limit=…)``; ``limit`` may be a function, read
+    at each request.
+    """
+    if view is None:
+        return lambda inner: limited_uploads(inner, limit=limit)
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        handler = SizeLimitUploadHandler(request, limit=limit() if callable(limit) else limit)
+        request.upload_handlers.insert(0, handler)
+        request.upload_limit = handler
+        return csrf_protect(view)(request, *args, **kwargs)
+
+    return wrapper

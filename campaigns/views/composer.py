@@ -7,8 +7,6 @@ is campaigns.views.preview. Saving and submitting go through ``campaigns.service
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -16,7 +14,6 @@ from django.db.models import Count
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
@@ -25,32 +22,14 @@ from campaigns.compliance import OPT_OUT_PLACEHOLDER, display_rule_problems, qui
 from campaigns.forms import content_builder as builder
 from campaigns.forms.campaign import CampaignForm, ScheduleMode, approved_accounts
 from campaigns.forms.recurrence import crontab_problem, crontab_summary
-from campaigns.media import SizeLimitUploadHandler, display_url, store_media
+from campaigns.media import display_url, store_media
 from campaigns.models import Campaign, CampaignStatus, Classification, Contact, ContactList
-from campaigns.views.common import audience_context, campaign_or_404, ttl_label
+from campaigns.views.common import audience_context, campaign_or_404, limited_uploads, ttl_label
 from campaigns.views.preview import attribute_keys, preview_context, sample_contacts
 from core.signed_links import PLACEHOLDER_KEY as OPT_OUT_KEY
 
 COMPOSER_FIELDS = ["name", "official_account", "classification", "sms_text", "ttl_seconds", "scheduled_at",
                    "recurrence"]
-
-
-def limited_uploads(view):
-    """Stop reading uploads past 100 MB before anything touches ``request.POST``.
-
-    Upload handlers can only be changed before the body is read, and the CSRF middleware reads it,
-    so the check runs first and CSRF is enforced right after (Django's documented pattern).
-    """
-
-    @csrf_exempt
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        handler = SizeLimitUploadHandler(request)
-        request.upload_handlers.insert(0, handler)
-        request.upload_limit = handler
-        return csrf_protect(view)(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _upload_too_large(request) -> bool:

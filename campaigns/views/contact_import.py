@@ -9,14 +9,17 @@ from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseStopPolling
 
 from accounts.decorators import member_required
 from audit.services import audit_record
+from campaigns import imports
 from campaigns.forms.contacts import ImportMappingForm, ImportUploadForm
 from campaigns.imports import import_job_create, import_job_set_mapping, row_report_lines
 from campaigns.models import ContactList, ImportJob, ImportStatus
 from campaigns.tasks import import_contacts
+from campaigns.views.common import limited_uploads
 from core.csv import BOM
 
 REPORT_PREVIEW = 200
@@ -26,6 +29,7 @@ def _job_or_404(request, pk):
     return get_object_or_404(ImportJob.objects.select_related("contact_list"), pk=pk, organization=request.organization)
 
 
+@limited_uploads(limit=lambda: imports.IMPORT_MAX_BYTES)
 @member_required("compose")
 def import_upload(request):
     lists = ContactList.objects.filter(organization=request.organization)
@@ -38,7 +42,10 @@ def import_upload(request):
     form = ImportUploadForm(
         request.POST or None, request.FILES or None, organization=request.organization, initial=initial
     )
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and request.upload_limit.too_large:
+        form.errors.clear()
+        form.add_error("file", _("The file is larger than 100 MB. Split it into smaller files."))
+    elif request.method == "POST" and form.is_valid():
         try:
             job = import_job_create(
                 request.organization, request.user, form.cleaned_data["file"], form.cleaned_data["contact_list"]

@@ -385,8 +385,9 @@ PK_MODELS = {
     "accounts/webhooks/deliveries/": "accounts.webhookdelivery",
 }
 # Not member views: carriers call these, authenticated by signature or secret, not by session.
-# The opt-out link page and tracked links answer anyone holding a signed token.
-PUBLIC_PREFIXES = ("messaging/webhooks/", "o/", "messaging/r/")
+# The opt-out link page and tracked links answer anyone holding a signed token. Public media
+# (campaign media that carriers fetch, logos) is public by design; private files have member views.
+PUBLIC_PREFIXES = ("messaging/webhooks/", "o/", "messaging/r/", "media/")
 
 
 def _console_routes_with_ids():
