@@ -14,7 +14,8 @@ contact pages and the API call.
   name, attributes and list memberships go, the number and the consent / opt-out history stay,
   and the person is opted out. Deleting a contact (or a consent) whose history is younger than the
   retention period is refused (see ``refuse_early_deletion``, connected in CampaignsConfig.ready).
-- ``consent_ledger_lines``: the per-contact ledger as CSV lines.
+- ``consent_ledger_lines``: the per-contact ledger as CSV lines; ``consent_ledger_export_record`` audits
+  each time it is handed out.
 """
 
 from __future__ import annotations
@@ -212,6 +213,14 @@ def refuse_consent_deletion(sender, instance, origin=None, **kwargs):
     cutoff = timezone.now() - RETENTION
     if instance.revoked_at is None or instance.revoked_at > cutoff or instance.granted_at > cutoff:
         raise ProtectedError(_("A consent record must be kept for 3 years after it ends."), {instance})
+
+
+def consent_ledger_export_record(contact: Contact, *, actor=None, request=None, api_key=None) -> None:
+    """Record that one person's consent and opt-out history was handed out (``export.consent``).
+    Every path that hands it out calls this: the console's CSV and the API's list of consents."""
+    details = {"api_key_id": api_key.pk, "api_key_prefix": api_key.prefix} if api_key is not None else {}
+    audit_record("export.consent", request=request, organization=contact.organization_id, actor=actor,
+                 target=contact, target_label=contact.phone, details=details)
 
 
 def consent_ledger_lines(contact: Contact):
