@@ -13,7 +13,7 @@ Actions in use (keep the names stable, the audit page filters on them):
   api_key.created, api_key.revoked, api_key.used, settings.quiet_hours, inbox.replied,
   member.added, member.role_changed, member.removed, webhook.created, webhook.secret_rotated,
   webhook.enabled, webhook.paused, webhook.disabled, webhook.deleted, media.uploaded,
-  export.import_errors, admin.added, admin.changed, admin.deleted
+  export.import_errors, admin.added, admin.changed, admin.deleted, admin.action
 
 Changes made in the Django admin (platform superusers only; gateway accounts are edited there) are
 ``admin.*`` events recorded by config/admin_site.py; a campaign approved or launched through the
@@ -36,7 +36,7 @@ ACTIONS = (
     "export.audit", "api_key.created", "api_key.revoked", "api_key.used", "settings.quiet_hours", "inbox.replied",
     "member.added", "member.role_changed", "member.removed", "webhook.created", "webhook.secret_rotated",
     "webhook.enabled", "webhook.paused", "webhook.disabled", "webhook.deleted", "media.uploaded",
-    "export.import_errors", "admin.added", "admin.changed", "admin.deleted",
+    "export.import_errors", "admin.added", "admin.changed", "admin.deleted", "admin.action",
 )
 
 

@@ -4,12 +4,14 @@ Tenant staff (``is_staff`` members of an organization) are refused by the whole 
 their model permissions, so nothing the console forbids (another organization's rows, a gateway
 account's base URL, one's own role, the ledgers, approved campaigns) can be done here instead.
 Every change made through the admin is written to the audit log (``admin.added``,
-``admin.changed``, ``admin.deleted``) by a mixin given to every registered ModelAdmin, ours and the
+``admin.changed``, ``admin.deleted``, and ``admin.action`` for any other bulk action, e.g.
+enabling periodic tasks) by a mixin given to every registered ModelAdmin, ours and the
 libraries' alike, so a model registered later is audited too.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 
 from django.contrib import admin
@@ -63,6 +65,23 @@ class AuditedModelAdmin:
         for obj in queryset:
             self._audit("admin.deleted", request, obj)
         return super().log_deletions(request, queryset)
+
+    def get_actions(self, request):
+        """Bulk actions other than deleting (audited row by row above) are audited when run."""
+        return {
+            name: (func if name == "delete_selected" else self._audited_action(func, name), name, description)
+            for name, (func, name, description) in super().get_actions(request).items()
+        }
+
+    def _audited_action(self, func, name):
+        @functools.wraps(func)
+        def run(modeladmin, request, queryset):
+            ids = [str(pk) for pk in queryset.values_list("pk", flat=True)[:1000]]
+            audit_record("admin.action", request=request, target_type=self.model._meta.label_lower,
+                         details={"action": name, "ids": ids})
+            return func(modeladmin, request, queryset)
+
+        return run
 
 
 class PlatformAdminSite(admin.AdminSite):

@@ -206,6 +206,20 @@ def test_admin_bypass_superuser_additions_and_deletions_are_audited(client, worl
     assert AuditEvent.objects.filter(action="admin.added", target_type="auth.group", target_label="operators").exists()
 
 
+def test_admin_bypass_superuser_bulk_actions_are_audited(client, world):
+    from django_celery_beat.models import PeriodicTask
+
+    task = world["b"]["django_celery_beat.periodictask"]
+    client.force_login(superuser())
+    response = client.post(url(PeriodicTask, "changelist"), {"action": "disable_tasks", "_selected_action": [task.pk]})
+    assert response.status_code == 302
+    task.refresh_from_db()
+    assert not task.enabled
+    event = AuditEvent.objects.get(action="admin.action")
+    assert event.target_type == "django_celery_beat.periodictask"
+    assert event.details == {"action": "disable_tasks", "ids": [str(task.pk)]}
+
+
 def test_admin_bypass_ledgers_and_campaigns_are_read_only_for_superusers(client, world):
     consent, contact, campaign = (world["a"][k] for k in ("campaigns.consent", "campaigns.contact", "campaigns.campaign"))
     type(campaign).objects.filter(pk=campaign.pk).update(
