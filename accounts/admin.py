@@ -25,6 +25,7 @@ class MembershipAdmin(OrgScopedAdmin):
     list_filter = ["role", "organization"]
     search_fields = ["user__username", "user__email", "organization__name"]
     autocomplete_fields = []
+    audit_values = ("organization", "user", "role")
 
 
 class CarrierReviewInline(admin.TabularInline):
@@ -81,7 +82,8 @@ class GatewayAccountAdmin(OrgScopedAdmin):
     list_display = ["name", "organization", "kind", "base_url", "rate_per_second", "provider_fallback", "credentials_masked"]
     list_filter = ["kind", "organization"]
     search_fields = ["name", "base_url"]
-    exclude = ["credentials"]
+    exclude = ["credentials"]  # never shown back or edited here, only masked below
+    audit_values = ("organization", "kind", "base_url", "media_hosts", "rate_per_second", "provider_fallback")
 
     @admin.display(description=_("credentials"))
     def credentials_masked(self, obj):

@@ -1,4 +1,8 @@
-"""A ModelAdmin base that confines staff users to the organizations they belong to."""
+"""A ModelAdmin base that confines staff users to the organizations they belong to.
+
+The admin site admits platform superusers only (config/admin_site.py), so for them this scoping is
+a no-op; it stays as a second line should a non-superuser ever be let in.
+"""
 
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path, unquote

@@ -82,7 +82,12 @@ def _owner_count(organization) -> int:
     return Membership.objects.filter(organization=organization, role=Role.OWNER).count()
 
 
-def membership_add(organization, identifier: str, role: str, *, acting_role: str) -> Membership:
+def _membership_audit(action: str, membership: Membership, actor, request, **details) -> None:
+    audit_record(action, request=request, organization=membership.organization_id, actor=actor,
+                 target=membership, target_label=membership.user.get_username(), details=details)
+
+
+def membership_add(organization, identifier: str, role: str, *, acting_role: str, actor=None, request=None) -> Membership:
     """Add an existing user (found by username or e-mail) to ``organization`` with ``role``."""
     identifier = (identifier or "").strip()
     if role == Role.OWNER and acting_role != Role.OWNER:
@@ -97,12 +102,13 @@ def membership_add(organization, identifier: str, role: str, *, acting_role: str
     if Membership.objects.filter(organization=organization, user=user).exists():
         raise ValidationError({"identifier": [_("This user is already a member.")]})
     membership = Membership.objects.create(organization=organization, user=user, role=role)
+    _membership_audit("member.added", membership, actor, request, role=role)
     security_log.info("member added: org=%s user=%s role=%s", organization.pk, user.pk, role)
     return membership
 
 
 @transaction.atomic
-def membership_change_role(membership: Membership, role: str, *, acting_role: str) -> Membership:
+def membership_change_role(membership: Membership, role: str, *, acting_role: str, actor=None, request=None) -> Membership:
     if role not in Role.values:
         raise ValidationError({"role": [_("Unknown role.")]})
     if Role.OWNER in (role, membership.role) and acting_role != Role.OWNER:
@@ -111,20 +117,23 @@ def membership_change_role(membership: Membership, role: str, *, acting_role: st
     list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id, role=Role.OWNER))
     if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(membership.organization) <= 1:
         raise ValidationError({"role": [_("The last owner cannot be demoted. Make someone else an owner first.")]})
+    before = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
+    _membership_audit("member.role_changed", membership, actor, request, before=before, after=role)
     security_log.info("member role changed: org=%s user=%s role=%s", membership.organization_id, membership.user_id, role)
     return membership
 
 
 @transaction.atomic
-def membership_remove(membership: Membership, *, acting_role: str) -> None:
+def membership_remove(membership: Membership, *, acting_role: str, actor=None, request=None) -> None:
     if membership.role == Role.OWNER and acting_role != Role.OWNER:
         raise ValidationError(_("Only an owner can remove an owner."))
     list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id, role=Role.OWNER))
     if membership.role == Role.OWNER and _owner_count(membership.organization) <= 1:
         raise ValidationError(_("The last owner cannot be removed. Make someone else an owner first."))
     security_log.info("member removed: org=%s user=%s", membership.organization_id, membership.user_id)
+    _membership_audit("member.removed", membership, actor, request, role=membership.role)
     membership.delete()
 
 
@@ -198,11 +207,14 @@ def logo_to_png(uploaded) -> ContentFile:
     return ContentFile(out.getvalue(), name=f"{uuid.uuid4().hex}.png")
 
 
-def official_account_set_logo(account: OfficialAccount, uploaded) -> OfficialAccount:
+def official_account_set_logo(account: OfficialAccount, uploaded, *, actor=None, request=None) -> OfficialAccount:
     png = logo_to_png(uploaded)
     old_name = account.logo.name if account.logo else ""
     account.logo.save(png.name, png, save=False)
     account.save(update_fields=["logo"])
+    audit_record("media.uploaded", request=request, organization=account.organization_id, actor=actor, target=account,
+                 details={"purpose": "logo", "name": account.logo.name, "size": png.size,
+                          "original_name": str(getattr(uploaded, "name", ""))[:200]})
     if old_name and old_name != account.logo.name:
         account.logo.storage.delete(old_name)
     return account

@@ -216,14 +216,14 @@ class CampaignViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelM
         role_required(self, {"compose"})
         serializer.save()
 
-    def _run(self, service, permissions: set[str], *args):
+    def _run(self, service, permissions: set[str], *args, **kwargs):
         role_required(self, permissions)
         campaign = get_object_or_404(
             Campaign.objects.select_related("official_account__sms_gateway", "organization"),
             organization=self.organization, pk=self.kwargs["pk"],
         )
         try:
-            service(campaign, self.api_key.created_by, *args)
+            service(campaign, self.api_key.created_by, *args, **kwargs)
         except TransitionError as error:
             raise conflict(getattr(error, "code", None) or "invalid_transition", " ".join(error.messages)) from None
         except services.SecondApproverRequired as error:
@@ -244,19 +244,19 @@ class CampaignViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelM
         "gets 403 `second_approver_required`.", "approved")
     @action(detail=True, methods=["post"], filter_backends=[])
     def approve(self, request, pk=None):
-        return self._run(services.campaign_approve, {"approve"})
+        return self._run(services.campaign_approve, {"approve"}, api_key=self.api_key)
 
     @_action_schema("Launch", "Launches an approved campaign now, at `scheduled_at`, or on its `recurrence`. "
                     "Promotions wait for the end of quiet hours.", "running")
     @action(detail=True, methods=["post"], filter_backends=[])
     def launch(self, request, pk=None):
-        return self._run(self._launch, {"compose", "approve"})
+        return self._run(self._launch, {"compose", "approve"}, api_key=self.api_key)
 
     @staticmethod
-    def _launch(campaign, user):
+    def _launch(campaign, user, *, api_key):
         if campaign.status != CampaignStatus.APPROVED:
             raise conflict("invalid_transition", _("Only an approved campaign can be launched."))
-        return runs.campaign_launch(campaign, user)
+        return runs.campaign_launch(campaign, user, api_key=api_key)
 
     @_action_schema("Pause", "Pauses a running campaign at claim time.", "paused", request=PauseSerializer)
     @action(detail=True, methods=["post"], filter_backends=[])

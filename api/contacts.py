@@ -434,6 +434,8 @@ class ContactViewSet(ApiViewMixin, viewsets.ModelViewSet):
     def consents(self, request, pk=None):
         contact = self._contact()
         if request.method == "GET":
+            optout.consent_ledger_export_record(contact, actor=self.api_key.created_by, request=request,
+                                                api_key=self.api_key)
             return Response(ConsentSerializer(contact.consents.all(), many=True).data)
         data = ConsentSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -10,7 +10,14 @@ Actions in use (keep the names stable, the audit page filters on them):
   consent.granted, consent.imported, consent.revoked, contact.opted_out, contact.erased, campaign.submitted,
   campaign.approved, campaign.sent_back, campaign.launched, campaign.paused, campaign.resumed,
   campaign.cancelled, export.contacts, export.recipients, export.consent, export.disclosure, export.audit,
-  api_key.created, api_key.revoked, api_key.used, settings.quiet_hours, settings.retention, inbox.replied
+  api_key.created, api_key.revoked, api_key.used, settings.quiet_hours, settings.retention, inbox.replied,
+  member.added, member.role_changed, member.removed, webhook.created, webhook.secret_rotated,
+  webhook.enabled, webhook.paused, webhook.disabled, webhook.deleted, media.uploaded,
+  export.import_errors, admin.added, admin.changed, admin.deleted, admin.action
+
+Changes made in the Django admin (platform superusers only; gateway accounts are edited there) are
+``admin.*`` events recorded by config/admin_site.py; a campaign approved or launched through the
+API names the key in its details.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ ACTIONS = (
     "campaign.resumed", "campaign.cancelled", "export.contacts", "export.recipients", "export.consent",
     "export.disclosure", "export.audit", "api_key.created", "api_key.revoked", "api_key.used",
     "settings.quiet_hours", "settings.retention", "inbox.replied",
+    "member.added", "member.role_changed", "member.removed", "webhook.created", "webhook.secret_rotated",
+    "webhook.enabled", "webhook.paused", "webhook.disabled", "webhook.deleted", "media.uploaded",
+    "export.import_errors", "admin.added", "admin.changed", "admin.deleted", "admin.action",
 )
 
 

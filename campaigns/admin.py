@@ -11,6 +11,11 @@ class ContactAdmin(OrgScopedAdmin):
     search_fields = ["phone", "name"]
     list_per_page = 50
     show_full_result_count = False
+    # The opt-out is a ledger entry: given by the person (campaigns.optout), never cleared here.
+    readonly_fields = ["opted_out_at", "opt_out_method"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # erasure goes through campaigns.optout.contact_erase (console), which audits it
 
 
 class MembershipInline(admin.TabularInline):
@@ -45,6 +50,17 @@ class ConsentAdmin(OrgScopedAdmin):
     date_hierarchy = "granted_at"
     show_full_result_count = False
 
+    # The consent ledger is evidence (特定電子メール法): recorded and revoked through campaigns.optout
+    # only, never written here, not even by a superuser.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(Campaign)
 class CampaignAdmin(OrgScopedAdmin):
@@ -54,3 +70,14 @@ class CampaignAdmin(OrgScopedAdmin):
     filter_horizontal = ["audience_lists", "exclusion_lists"]
     readonly_fields = ["status", "status_reason", "approved_by", "approved_at", "started_at", "finished_at", "parent"]
     raw_id_fields = ["created_by"]
+
+    # Campaigns are composed, approved and run in the console, through the services that check the
+    # content, the display rules and the approval: read-only here.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -22,6 +22,8 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.utils.translation import gettext as _
 from PIL import Image, UnidentifiedImageError
 
+from audit.services import audit_record
+
 MAX_BYTES = 100 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000  # well above any phone screen; refuses decompression bombs
 # What one message may carry on +Message, per kind: an upload above its kind's limit is refused
@@ -151,11 +153,11 @@ def public_url(name: str) -> str:
     return settings.PUBLIC_BASE_URL.rstrip("/") + "/" + url.lstrip("/")
 
 
-def store_media(upload, organization, expected_kind: str | None = None) -> StoredMedia:
+def store_media(upload, organization, expected_kind: str | None = None, *, actor=None, request=None) -> StoredMedia:
     """Check ``upload`` by its bytes and store it; raise ValidationError with the reason otherwise.
 
     ``expected_kind`` (image, video or file) refuses a file of another kind, e.g. a PDF in a card
-    image slot.
+    image slot. A stored file is recorded in the audit log (``media.uploaded``) as the ``actor``'s.
     """
     if upload is None:
         raise ValidationError(_("Choose a file to upload."))
@@ -184,8 +186,13 @@ def store_media(upload, organization, expected_kind: str | None = None) -> Store
         labels = {"image": _("an image"), "video": _("a video"), "file": _("a PDF file")}
         raise ValidationError(_("This slot needs %(kind)s.") % {"kind": labels.get(expected_kind, expected_kind)})
     name = default_storage.save(f"media/{organization.id}/{secrets.token_hex(12)}.{extension}", source)
-    return StoredMedia(url=public_url(name), kind=kind, content_type=content_type, size=default_storage.size(name),
-                       name=name)
+    stored = StoredMedia(url=public_url(name), kind=kind, content_type=content_type, size=default_storage.size(name),
+                         name=name)
+    audit_record("media.uploaded", request=request, organization=organization, actor=actor, target_type="media",
+                 target_id=name.rsplit("/", 1)[-1], target_label=name,
+                 details={"purpose": "campaign", "kind": kind, "content_type": content_type, "size": stored.size,
+                          "original_name": str(getattr(upload, "name", ""))[:200]})
+    return stored
 
 
 def display_url(url):

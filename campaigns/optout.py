@@ -16,7 +16,8 @@ contact pages and the API call.
   (texts, files and their stored bytes, locations) in the same transaction. Deleting a contact (or a consent) whose history is younger than the
   retention period is refused (see ``refuse_early_deletion``, connected in CampaignsConfig.ready).
 - ``consent_ledger_lines``: the per-contact ledger as CSV lines (``consent_history_events``: its
-  audit events, which the disclosure export reads too).
+  audit events, which the disclosure export reads too); ``consent_ledger_export_record`` audits each
+  time it is handed out.
 """
 
 from __future__ import annotations
@@ -226,6 +227,14 @@ def consent_history_events(contact: Contact):
         organization_id=contact.organization_id, target_type=Contact._meta.label_lower, target_id=str(contact.pk),
         action__in=["contact.opted_out", "consent.granted", "consent.revoked", "contact.erased"],
     ).order_by("occurred_at", "id")
+
+
+def consent_ledger_export_record(contact: Contact, *, actor=None, request=None, api_key=None) -> None:
+    """Record that one person's consent and opt-out history was handed out (``export.consent``).
+    Every path that hands it out calls this: the console's CSV and the API's list of consents."""
+    details = {"api_key_id": api_key.pk, "api_key_prefix": api_key.prefix} if api_key is not None else {}
+    audit_record("export.consent", request=request, organization=contact.organization_id, actor=actor,
+                 target=contact, target_label=contact.phone, details=details)
 
 
 def consent_ledger_lines(contact: Contact):

@@ -63,10 +63,11 @@ def campaign_submit(campaign: Campaign, user) -> Campaign:
     return campaign
 
 
-def campaign_approve(campaign: Campaign, user) -> Campaign:
+def campaign_approve(campaign: Campaign, user, *, api_key=None) -> Campaign:
     """Approve a campaign pending approval. Under the organization's second-approver rule (see
     ``accounts.selectors.second_approver_required``) nobody approves a campaign they submitted; the
-    console and the API (a key acts for its creator) both come through here."""
+    console and the API (a key acts for its creator) both come through here. ``api_key``: the key an
+    API call approved with (``user`` is its creator), kept in the audit log."""
     campaign_validate_for_send(campaign)
     with transaction.atomic():
         # The row lock holds off a concurrent resubmission, so the submitter read is the one approved.
@@ -78,7 +79,7 @@ def campaign_approve(campaign: Campaign, user) -> Campaign:
                 code="second_approver_required",
             )
         campaign = campaign_transition(campaign, S.APPROVED, approved_by=user, approved_at=timezone.now())
-        campaign_audit_record("campaign.approved", campaign, user)
+        campaign_audit_record("campaign.approved", campaign, user, api_key=api_key)
     return campaign
 
 
@@ -98,9 +99,14 @@ def campaign_send_back(campaign: Campaign, user, reason: str = "") -> Campaign:
     return campaign
 
 
-def campaign_audit_record(action: str, campaign: Campaign, user, **details) -> None:
+def campaign_audit_record(action: str, campaign: Campaign, user, *, api_key=None, **details) -> None:
     """Record a lifecycle step of the campaign in the audit log; an anonymous or missing user (a
-    scheduled start, the engine) is recorded as the system."""
+    scheduled start, the engine) is recorded as the system. A step taken through the API names the
+    key (``api_key``) beside its creator."""
     actor = user if user is not None and getattr(user, "is_authenticated", False) else None
+    label = "" if actor else "system"
+    if api_key is not None:
+        details = {**details, "api_key_id": api_key.pk, "api_key_prefix": api_key.prefix, "api_key_name": api_key.name}
+        label = f"{actor.get_username() if actor else 'system'} (API key {api_key.prefix})"
     audit_record(action, organization=campaign.organization_id, actor=actor,
-                 actor_label="" if actor else "system", target=campaign, details=details)
+                 actor_label=label, target=campaign, details=details)

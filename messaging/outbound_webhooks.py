@@ -54,6 +54,7 @@ from accounts.models import (
     WebhookEvent,
 )
 from audit.models import AuditEvent
+from audit.services import audit_record
 from core.egress import EgressError, EgressProblem, check_url, fetch
 from messaging import tasks
 from messaging.models import Delivery, DeliveryStatus
@@ -128,37 +129,64 @@ def encode_body(payload: dict) -> bytes:
 # --- endpoints ----------------------------------------------------------------------------------
 
 
-def endpoint_create(organization, url: str, events: list[str], description: str = "", user=None) -> WebhookEndpoint:
+def _endpoint_audit(action: str, endpoint: WebhookEndpoint, actor, request, **details) -> None:
+    """Every change of an endpoint (where the organization's data goes, and how it is signed) is audited;
+    a change made by the system (disabled after failing) has no actor."""
+    audit_record(action, request=request, organization=endpoint.organization_id, actor=actor,
+                 actor_label="" if actor is not None else "system", target=endpoint, target_label=endpoint.url,
+                 details=details)
+
+
+def endpoint_create(organization, url: str, events: list[str], description: str = "", user=None,
+                    request=None) -> WebhookEndpoint:
     """A new endpoint. Raises EgressRefused for a URL the egress guard refuses; a host that does not
     resolve now is the form's to refuse (its deliveries would fail, retried, until it does)."""
     try:
         check_url(url)
     except EgressError:
         pass
-    return WebhookEndpoint.objects.create(
+    endpoint = WebhookEndpoint.objects.create(
         organization=organization, url=url, events=sorted(set(events)), description=description,
         secret=WebhookEndpoint.new_secret(), created_by=user,
     )
+    _endpoint_audit("webhook.created", endpoint, user, request, url=url, events=endpoint.events)
+    return endpoint
 
 
-def endpoint_rotate_secret(endpoint: WebhookEndpoint, grace: timedelta | None = None) -> WebhookEndpoint:
+def endpoint_rotate_secret(endpoint: WebhookEndpoint, grace: timedelta | None = None, *, actor=None,
+                           request=None) -> WebhookEndpoint:
     """A new secret; the old one keeps signing beside it for ``grace`` (24 h by default)."""
     grace = grace if grace is not None else timedelta(seconds=_setting("WEBHOOK_ROTATION_GRACE_SECONDS", 24 * 3600))
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = timezone.now() + grace
     endpoint.secret = WebhookEndpoint.new_secret()
     endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
+    _endpoint_audit("webhook.secret_rotated", endpoint, actor, request,
+                    previous_valid_until=endpoint.previous_secret_expires_at.isoformat())
     return endpoint
 
 
-def endpoint_enable(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+def endpoint_enable(endpoint: WebhookEndpoint, *, actor=None, request=None) -> WebhookEndpoint:
     endpoint.is_active = True
     endpoint.disabled_at = None
     endpoint.disabled_reason = ""
     endpoint.failing_since = None
     endpoint.consecutive_failures = 0
     endpoint.save(update_fields=["is_active", "disabled_at", "disabled_reason", "failing_since", "consecutive_failures"])
+    _endpoint_audit("webhook.enabled", endpoint, actor, request)
     return endpoint
+
+
+def endpoint_pause(endpoint: WebhookEndpoint, *, actor=None, request=None) -> None:
+    """A member stops deliveries to the endpoint until it is enabled again."""
+    if WebhookEndpoint.objects.filter(pk=endpoint.pk, is_active=True).update(is_active=False):
+        endpoint.is_active = False
+        _endpoint_audit("webhook.paused", endpoint, actor, request)
+
+
+def endpoint_delete(endpoint: WebhookEndpoint, *, actor=None, request=None) -> None:
+    _endpoint_audit("webhook.deleted", endpoint, actor, request, url=endpoint.url, events=endpoint.events)
+    endpoint.delete()
 
 
 def endpoint_disable(endpoint: WebhookEndpoint, reason: str) -> None:
@@ -168,6 +196,7 @@ def endpoint_disable(endpoint: WebhookEndpoint, reason: str) -> None:
     )
     if not updated:
         return
+    _endpoint_audit("webhook.disabled", endpoint, None, None, reason=reason[:300])
     logger.warning("webhook endpoint %s of organization %s disabled: %s", endpoint.pk, endpoint.organization_id, reason)
     _tell_organization(endpoint, reason)
 

@@ -29,8 +29,9 @@ from messaging.engine.sweep import cancel_remaining
 S = CampaignStatus
 
 
-def campaign_launch(campaign: Campaign, user) -> Campaign:
-    """Launch an approved campaign now, at ``scheduled_at``, or on its ``recurrence``."""
+def campaign_launch(campaign: Campaign, user, *, api_key=None) -> Campaign:
+    """Launch an approved campaign now, at ``scheduled_at``, or on its ``recurrence``. ``api_key``:
+    the key an API call launched with (``user`` is its creator), kept in the audit log."""
     if campaign.status != S.APPROVED:
         raise ValidationError(_("Only an approved campaign can be launched."))
     campaign_validate_for_send(campaign)
@@ -38,16 +39,17 @@ def campaign_launch(campaign: Campaign, user) -> Campaign:
         with transaction.atomic():
             _schedule_recurring(campaign)
             campaign = campaign_transition(campaign, S.SCHEDULED)
-            campaign_audit_record("campaign.launched", campaign, user, recurrence=campaign.recurrence)
+            campaign_audit_record("campaign.launched", campaign, user, api_key=api_key, recurrence=campaign.recurrence)
             return campaign
     if campaign.scheduled_at and campaign.scheduled_at > timezone.now():
         with transaction.atomic():
             _schedule_once(campaign, campaign.scheduled_at)
             campaign = campaign_transition(campaign, S.SCHEDULED)
-            campaign_audit_record("campaign.launched", campaign, user, scheduled_at=campaign.scheduled_at.isoformat())
+            campaign_audit_record("campaign.launched", campaign, user, api_key=api_key,
+                                  scheduled_at=campaign.scheduled_at.isoformat())
             return campaign
     campaign = campaign_start(campaign)
-    campaign_audit_record("campaign.launched", campaign, user, status=campaign.status)
+    campaign_audit_record("campaign.launched", campaign, user, api_key=api_key, status=campaign.status)
     return campaign
 
 

@@ -44,6 +44,8 @@ def members(request):
                 add_form.cleaned_data["identifier"],
                 add_form.cleaned_data["role"],
                 acting_role=request.role,
+                actor=request.user,
+                request=request,
             )
         except ValidationError as error:
             for field, field_errors in error.message_dict.items():
@@ -62,7 +64,9 @@ def member_role(request, pk):
     form = MemberRoleForm(request.POST)
     if form.is_valid():
         try:
-            membership_change_role(membership, form.cleaned_data["role"], acting_role=request.role)
+            membership_change_role(
+                membership, form.cleaned_data["role"], acting_role=request.role, actor=request.user, request=request
+            )
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
         else:
@@ -77,7 +81,7 @@ def member_role(request, pk):
 def member_remove(request, pk):
     membership = get_object_or_404(Membership, pk=pk, organization=request.organization)
     try:
-        membership_remove(membership, acting_role=request.role)
+        membership_remove(membership, acting_role=request.role, actor=request.user, request=request)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:

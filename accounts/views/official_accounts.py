@@ -102,7 +102,7 @@ def official_account_logo(request, pk):
     form = LogoForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            official_account_set_logo(account, form.cleaned_data["logo"])
+            official_account_set_logo(account, form.cleaned_data["logo"], actor=request.user, request=request)
         except ValidationError as error:
             form.add_error("logo", error)
         else:

@@ -19,7 +19,9 @@ from accounts.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from messaging.outbound_webhooks import (
     delivery_resend,
     endpoint_create,
+    endpoint_delete,
     endpoint_enable,
+    endpoint_pause,
     endpoint_rotate_secret,
 )
 
@@ -31,7 +33,7 @@ def webhooks(request):
     if request.method == "POST" and form.is_valid():
         endpoint = endpoint_create(
             request.organization, form.cleaned_data["url"], form.cleaned_data["events"],
-            form.cleaned_data["description"], user=request.user,
+            form.cleaned_data["description"], user=request.user, request=request,
         )
         new_secret = endpoint.secret
         messages.success(request, _("The endpoint was added. Copy its signing secret now: it will not be shown again."))
@@ -69,7 +71,7 @@ def webhook_detail(request, pk):
 @member_required("manage")
 @require_POST
 def webhook_rotate(request, pk):
-    endpoint = endpoint_rotate_secret(_endpoint(request, pk))
+    endpoint = endpoint_rotate_secret(_endpoint(request, pk), actor=request.user, request=request)
     messages.success(request, _(
         "A new signing secret was made. Both secrets are accepted until %(until)s; copy the new one now."
     ) % {"until": timezone.localtime(endpoint.previous_secret_expires_at).strftime("%Y-%m-%d %H:%M")})
@@ -84,10 +86,10 @@ def webhook_rotate(request, pk):
 def webhook_toggle(request, pk):
     endpoint = _endpoint(request, pk)
     if endpoint.is_active:
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(is_active=False)
+        endpoint_pause(endpoint, actor=request.user, request=request)
         messages.success(request, _("The endpoint was paused."))
     else:
-        endpoint_enable(endpoint)
+        endpoint_enable(endpoint, actor=request.user, request=request)
         messages.success(request, _("The endpoint was enabled."))
     return redirect("accounts:webhook_detail", pk=endpoint.pk)
 
@@ -96,7 +98,7 @@ def webhook_toggle(request, pk):
 @require_POST
 def webhook_delete(request, pk):
     endpoint = _endpoint(request, pk)
-    endpoint.delete()
+    endpoint_delete(endpoint, actor=request.user, request=request)
     messages.success(request, _("The endpoint was deleted."))
     return redirect("accounts:webhooks")
 

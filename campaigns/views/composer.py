@@ -55,7 +55,7 @@ def _process_uploads(request, state: dict, errors: dict) -> None:
             continue
         slot = field_name[: -len(".upload")]
         try:
-            stored = store_media(upload, request.organization)
+            stored = store_media(upload, request.organization, actor=request.user, request=request)
         except ValidationError as error:
             errors.setdefault(f"{slot}.url", []).extend(error.messages)
             continue
@@ -328,7 +328,9 @@ def media_upload(request):
         errors.append(_("The file is larger than 100 MB."))
     else:
         try:
-            stored = store_media(request.FILES.get(field_name), request.organization)
+            stored = store_media(
+                request.FILES.get(field_name), request.organization, actor=request.user, request=request
+            )
             if slot != "media" and stored.kind == "file":
                 errors.append(_("A card shows an image or a video, not a file."))
             else:

@@ -16,7 +16,7 @@ from accounts.decorators import member_required
 from audit.services import audit_record
 from campaigns import imports
 from campaigns.forms.contacts import ImportMappingForm, ImportUploadForm
-from campaigns.imports import import_job_create, import_job_set_mapping, row_report_lines
+from campaigns.imports import import_job_create, import_job_set_mapping, import_report_export
 from campaigns.models import ContactList, ImportJob, ImportStatus
 from campaigns.tasks import import_contacts
 from campaigns.views.common import limited_uploads
@@ -108,7 +108,7 @@ def import_progress(request, pk):
 @member_required("compose")
 def import_report(request, pk):
     job = _job_or_404(request, pk)
-    lines = [BOM, *row_report_lines(job)]
+    lines = [BOM, *import_report_export(job, actor=request.user, request=request)]
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
     return response

@@ -17,9 +17,14 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.decorators import member_required
-from audit.services import audit_record
 from campaigns.models import Contact
-from campaigns.optout import OptOutMethod, consent_ledger_lines, contact_erase, contact_opt_out
+from campaigns.optout import (
+    OptOutMethod,
+    consent_ledger_export_record,
+    consent_ledger_lines,
+    contact_erase,
+    contact_opt_out,
+)
 from core.signed_links import parse_opt_out_token
 from messaging.privacy import contact_disclosure
 
@@ -58,7 +63,7 @@ def opt_out_page(request, token):
 def consent_ledger_export(request, pk):
     """One person's consent and opt-out history as CSV (what a regulator or the person may ask for)."""
     contact = get_object_or_404(Contact, pk=pk, organization=request.organization)
-    audit_record("export.consent", request=request, target=contact, target_label=contact.phone)
+    consent_ledger_export_record(contact, actor=request.user, request=request)
     response = StreamingHttpResponse(consent_ledger_lines(contact), content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="consent-{contact.pk}-{stamp}.csv"'
