@@ -215,6 +215,25 @@ class QuietHoursForm(forms.Form):
     end = forms.TimeField(label=_("Quiet hours end"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
 
 
+class OptInKeywordForm(forms.Form):
+    keyword = forms.CharField(
+        label=_("Opt-in keyword"), max_length=20, required=False,
+        help_text=_("A person who texts this word (e.g. 登録) to one of your official accounts gets a consent "
+                    "record (method: reply keyword, evidence: their message) and a confirmation. Empty: off."),
+    )
+
+
+class TestNumberForm(forms.Form):
+    phone = forms.CharField(label=_("Mobile number"), max_length=32,
+                            widget=forms.TextInput(attrs={"placeholder": "090-1234-5678", "inputmode": "tel"}))
+    label = forms.CharField(label=_("Whose phone"), max_length=100, required=False)
+
+
+class TestNumberConfirmForm(forms.Form):
+    code = forms.RegexField(label=_("Code"), regex=r"^\s*\d{6}\s*$",
+                            widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}))
+
+
 class ApiKeyForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=100,
                            help_text=_("Which system uses it, e.g. “order system (production)”."))

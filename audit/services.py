@@ -10,7 +10,9 @@ Actions in use (keep the names stable, the audit page filters on them):
   consent.granted, consent.imported, consent.revoked, contact.opted_out, contact.erased, campaign.submitted,
   campaign.approved, campaign.sent_back, campaign.launched, campaign.paused, campaign.resumed,
   campaign.cancelled, export.contacts, export.recipients, export.consent, export.audit,
-  api_key.created, api_key.revoked, api_key.used, settings.quiet_hours, inbox.replied
+  api_key.created, api_key.revoked, api_key.used, settings.quiet_hours, settings.opt_in_keyword, inbox.replied, campaign.test_sent,
+  campaign.test_refused, test_number.registered, test_number.code_sent, test_number.confirmed,
+  test_number.removed
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ ACTIONS = (
     "campaign.submitted", "campaign.approved", "campaign.sent_back", "campaign.launched", "campaign.paused",
     "campaign.resumed", "campaign.cancelled", "export.contacts", "export.recipients", "export.consent",
     "export.audit", "api_key.created", "api_key.revoked", "api_key.used", "settings.quiet_hours", "inbox.replied",
+    "settings.opt_in_keyword", "campaign.test_sent", "campaign.test_refused", "test_number.registered",
+    "test_number.code_sent", "test_number.confirmed", "test_number.removed",
 )
 
 

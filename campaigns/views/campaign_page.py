@@ -29,7 +29,7 @@ from campaigns.views.common import (
 from campaigns.views.preview import preview_context, sample_contacts
 from core.phone import national_format
 from messaging import runs
-from messaging.services import send_test_message
+from messaging.testsends import campaign_test_send as test_send_service
 
 
 @member_required("view")
@@ -125,7 +125,7 @@ def campaign_test_send(request, pk):
     result = {"ok": False}
     if form.is_valid():
         try:
-            delivery = send_test_message(campaign, form.cleaned_data["phone"], request.user)
+            delivery = test_send_service(campaign, form.cleaned_data["phone"], request.user, request=request)
         except ValidationError as error:
             result["error"] = " ".join(error.messages)
         else:
