@@ -22,6 +22,8 @@ class Organization(models.Model):
     slug = models.SlugField(_("slug"), max_length=60, unique=True)
     quiet_hours_start = models.TimeField(_("quiet hours start"), default=time(21, 0))
     quiet_hours_end = models.TimeField(_("quiet hours end"), default=time(9, 0))
+    # A person who texts this word (e.g. 登録) gets a consent record and a confirmation (campaigns.optout).
+    opt_in_keyword = models.CharField(_("opt-in keyword"), max_length=20, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

@@ -1,18 +1,20 @@
-"""The organization itself: switching the organization one works in, and its quiet hours."""
+"""The organization itself: switching the organization one works in, its quiet hours and its opt-in keyword."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
-from accounts.forms import QuietHoursForm
+from accounts.forms import OptInKeywordForm, QuietHoursForm
 from accounts.models import Organization
 from accounts.selectors import SESSION_KEY
 from accounts.tenancy import user_org_ids
 from audit.services import audit_record
+from campaigns.optout import opt_in_keyword_set
 
 
 @login_required
@@ -45,4 +47,30 @@ def quiet_hours(request):
         audit_record("settings.quiet_hours", request=request, target=organization, details={"before": before, "after": after})
         messages.success(request, _("Quiet hours were saved."))
         return redirect("accounts:quiet_hours")
-    return render(request, "accounts/quiet_hours.html", {"form": form, "organization": organization})
+    return render(request, "accounts/quiet_hours.html", {
+        "form": form, "organization": organization,
+        "keyword_form": OptInKeywordForm(initial={"keyword": organization.opt_in_keyword}),
+    })
+
+
+@require_POST
+@member_required("manage")
+def opt_in_keyword(request):
+    """Admins set the organization's opt-in keyword (the rule lives in campaigns.optout)."""
+    organization = request.organization
+    form = OptInKeywordForm(request.POST)
+    if form.is_valid():
+        try:
+            keyword = opt_in_keyword_set(organization, form.cleaned_data["keyword"], request=request)
+        except ValidationError as error:
+            form.add_error("keyword", " ".join(error.messages))
+        else:
+            if keyword:
+                messages.success(request, _("The opt-in keyword is now “%(keyword)s”.") % {"keyword": keyword})
+            else:
+                messages.success(request, _("The opt-in keyword is switched off."))
+            return redirect("accounts:quiet_hours")
+    initial = {"start": organization.quiet_hours_start, "end": organization.quiet_hours_end}
+    return render(request, "accounts/quiet_hours.html", {
+        "form": QuietHoursForm(initial=initial), "organization": organization, "keyword_form": form,
+    }, status=400)
