@@ -77,6 +77,11 @@ def _normalized(phone: str) -> str:
 # -- test numbers --------------------------------------------------------------------------------
 
 
+def confirmed_test_numbers(organization):
+    """The numbers test sends may go to (a lazy queryset: the pages list them)."""
+    return TestNumber.objects.filter(organization=organization, confirmed_at__isnull=False).order_by("phone")
+
+
 def _code_hash(test_number: TestNumber, code: str) -> str:
     message = f"test-number:{test_number.pk}:{test_number.phone}:{code}".encode()
     return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
@@ -206,7 +211,7 @@ def campaign_test_send(campaign, phone: str, user, *, request=None) -> Delivery:
     e164 = ""
     try:
         e164 = _normalized(phone)
-        if not TestNumber.objects.filter(organization=organization, phone=e164, confirmed_at__isnull=False).exists():
+        if not confirmed_test_numbers(organization).filter(phone=e164).exists():
             _refuse("phone", _("Test sends go only to this organization's confirmed test numbers. An owner or admin "
                                "registers them under Test numbers."), "not_test_number")
         _member_allowance(organization, user)

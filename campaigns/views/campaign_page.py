@@ -30,6 +30,7 @@ from campaigns.views.preview import preview_context, sample_contacts
 from core.phone import national_format
 from messaging import runs
 from messaging.testsends import campaign_test_send as test_send_service
+from messaging.testsends import confirmed_test_numbers
 
 
 @member_required("view")
@@ -60,6 +61,7 @@ def campaign_detail(request, pk):
         "audience_lists": campaign.audience_lists.all(),
         "exclusion_lists": campaign.exclusion_lists.all(),
         "test_form": TestSendForm(),
+        "test_numbers": confirmed_test_numbers(request.organization),
         "send_back_form": SendBackForm(),
         "account_can_send": account.can_send if account else False,
         "ttl_label": ttl_label(campaign.ttl_seconds),

@@ -249,7 +249,12 @@ def test_send_rules_view_sends_to_a_confirmed_number_only_for_composers(client, 
     consented(org)
     campaign = promotion(org, account, users[Role.MARKETER])
     url = reverse("campaigns:test_send", args=[campaign.pk])
+    Number.objects.create(organization=org, phone="+819099990000")  # not confirmed: not offered
     assert login(client, users[Role.VIEWER]).post(url, {"phone": "09012345678"}).status_code == 403
+    for page in ("campaigns:detail", "campaigns:edit"):
+        body = login(client, users[Role.MARKETER]).get(reverse(page, args=[campaign.pk])).content.decode()
+        assert f'<option value="{PHONE}">' in body and "+819099990000" not in body
+        assert "1 confirmed test number." in body
     response = login(client, users[Role.MARKETER]).post(url, {"phone": "090-1234-5678"}, HTTP_HX_REQUEST="true")
     assert "Test message sent to 090-1234-5678" in response.content.decode()
     delivery = Delivery.objects.get(client_reference=f"test:{campaign.pk}")
