@@ -100,10 +100,15 @@ def is_opt_in_keyword(organization: Organization, text: str) -> bool:
 def contact_opt_in_by_keyword(contact: Contact, *, source: str, evidence: str, granted_at=None) -> Consent | None:
     """The person texted the opt-in keyword: a consent record (method "reply keyword", the inbound
     message as evidence). None when they already have an active consent (nothing recorded)."""
-    if contact.opted_out_at is None and Consent.objects.filter(contact_id=contact.pk, revoked_at__isnull=True).exists():
-        return None
-    return consent_grant(contact, method=ConsentMethod.KEYWORD, source=source, wording_version=OPT_IN_WORDING_VERSION,
-                         evidence=evidence, granted_at=granted_at)
+    with transaction.atomic():
+        # The contact's row is locked, so two keyword messages applied at once record one consent.
+        contact.opted_out_at = Contact.objects.select_for_update().values_list("opted_out_at", flat=True).get(
+            pk=contact.pk)
+        if contact.opted_out_at is None and Consent.objects.filter(contact_id=contact.pk,
+                                                                   revoked_at__isnull=True).exists():
+            return None
+        return consent_grant(contact, method=ConsentMethod.KEYWORD, source=source,
+                             wording_version=OPT_IN_WORDING_VERSION, evidence=evidence, granted_at=granted_at)
 
 
 def contact_opt_out(
