@@ -229,6 +229,8 @@ class SecondApproverForm(forms.Form):
         label=_("A second person approves"), choices=SecondApprover.choices, widget=forms.RadioSelect,
         help_text=_("Under this rule nobody approves a campaign they submitted, in the console or through an API key."),
     )
+
+
 class RetentionForm(forms.Form):
     """Bounds are checked by accounts.services.retention_problems, the rule every path calls."""
 
@@ -244,6 +246,25 @@ class RetentionForm(forms.Form):
                 for message in messages:
                     self.add_error(field, message)
         return cleaned
+
+
+class OptInKeywordForm(forms.Form):
+    keyword = forms.CharField(
+        label=_("Opt-in keyword"), max_length=20, required=False,
+        help_text=_("A person who texts this word (e.g. 登録) to one of your official accounts gets a consent "
+                    "record (method: reply keyword, evidence: their message) and a confirmation. Empty: off."),
+    )
+
+
+class TestNumberForm(forms.Form):
+    phone = forms.CharField(label=_("Mobile number"), max_length=32,
+                            widget=forms.TextInput(attrs={"placeholder": "090-1234-5678", "inputmode": "tel"}))
+    label = forms.CharField(label=_("Whose phone"), max_length=100, required=False)
+
+
+class TestNumberConfirmForm(forms.Form):
+    code = forms.RegexField(label=_("Code"), regex=r"^\s*\d{6}\s*$",
+                            widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}))
 
 
 class ApiKeyForm(forms.Form):

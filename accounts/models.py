@@ -48,6 +48,8 @@ class Organization(models.Model):
     retention_consent_years = models.PositiveSmallIntegerField(
         _("keep an erased person's consent and opt-out history (years)"), default=RETENTION_CONSENT_YEARS_MIN
     )
+    # A person who texts this word (e.g. 登録) gets a consent record and a confirmation (campaigns.optout).
+    opt_in_keyword = models.CharField(_("opt-in keyword"), max_length=20, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

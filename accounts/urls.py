@@ -1,6 +1,14 @@
 from django.urls import path
 
-from accounts.views import api_keys, members, menu_editor, official_accounts, organization, webhooks
+from accounts.views import (
+    api_keys,
+    members,
+    menu_editor,
+    official_accounts,
+    organization,
+    test_numbers,
+    webhooks,
+)
 
 app_name = "accounts"
 
@@ -21,6 +29,11 @@ urlpatterns = [
     path("members/second-approver/", members.second_approver, name="second_approver"),
     path("quiet-hours/", organization.quiet_hours, name="quiet_hours"),
     path("retention/", organization.retention, name="retention"),
+    path("opt-in-keyword/", organization.opt_in_keyword, name="opt_in_keyword"),
+    path("test-numbers/", test_numbers.test_numbers, name="test_numbers"),
+    path("test-numbers/<int:pk>/confirm/", test_numbers.test_number_confirm, name="test_number_confirm"),
+    path("test-numbers/<int:pk>/resend/", test_numbers.test_number_resend, name="test_number_resend"),
+    path("test-numbers/<int:pk>/remove/", test_numbers.test_number_remove, name="test_number_remove"),
     path("api-keys/", api_keys.api_keys, name="api_keys"),
     path("api-keys/<int:pk>/revoke/", api_keys.api_key_revoke, name="api_key_revoke"),
     path("webhooks/", webhooks.webhooks, name="webhooks"),

@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import math
-import threading
 import time
 from datetime import timedelta
 
@@ -156,8 +155,6 @@ class HasScope(permissions.BasePermission):
 # --- throttling ---------------------------------------------------------------------------------
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_local_lock = threading.Lock()
-_local_counts: dict[str, int] = {}
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -193,18 +190,7 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
 
 
 def _increment(name: str, period: int) -> int:
-    client = throttle.redis_client()
-    if client is not None:
-        pipe = client.pipeline(transaction=False)
-        pipe.incr(name)
-        pipe.expire(name, period + 1)
-        count, _ok = pipe.execute()
-        return int(count)
-    with _local_lock:
-        if len(_local_counts) > 10000:
-            _local_counts.clear()
-        _local_counts[name] = _local_counts.get(name, 0) + 1
-        return _local_counts[name]
+    return throttle.window_count(name, period)
 
 
 # --- the base of every API view -----------------------------------------------------------------

@@ -13,7 +13,9 @@ Actions in use (keep the names stable, the audit page filters on them):
   api_key.created, api_key.revoked, api_key.used, settings.quiet_hours, settings.retention, inbox.replied,
   member.added, member.role_changed, member.removed, webhook.created, webhook.secret_rotated,
   webhook.enabled, webhook.paused, webhook.disabled, webhook.deleted, media.uploaded,
-  export.import_errors, admin.added, admin.changed, admin.deleted, admin.action
+  export.import_errors, admin.added, admin.changed, admin.deleted, admin.action,
+  settings.opt_in_keyword, campaign.test_sent, campaign.test_refused, test_number.registered,
+  test_number.code_sent, test_number.confirmed, test_number.removed
 
 Changes made in the Django admin (platform superusers only; gateway accounts are edited there) are
 ``admin.*`` events recorded by config/admin_site.py; a campaign approved or launched through the
@@ -38,6 +40,8 @@ ACTIONS = (
     "member.added", "member.role_changed", "member.removed", "webhook.created", "webhook.secret_rotated",
     "webhook.enabled", "webhook.paused", "webhook.disabled", "webhook.deleted", "media.uploaded",
     "export.import_errors", "admin.added", "admin.changed", "admin.deleted", "admin.action",
+    "settings.opt_in_keyword", "campaign.test_sent", "campaign.test_refused", "test_number.registered",
+    "test_number.code_sent", "test_number.confirmed", "test_number.removed",
 )
 
 

@@ -8,6 +8,11 @@ contact pages and the API call.
   ``Contact.opted_out_at`` when it claims each delivery), revokes every active consent, writes the
   audit log, and sends ``signals.contact_opted_out``, on which messaging sends the person one short
   transactional confirmation — once (campaigns never imports messaging).
+- ``is_opt_in_keyword`` / ``contact_opt_in_by_keyword``: the organization's opt-in keyword (set by
+  admins through ``opt_in_keyword_set``, e.g. 登録; compared like the opt-out keywords, and never one
+  of them). A person who texts it gets a consent record with method "reply keyword" whose evidence is
+  the inbound message; messaging then sends ``OPT_IN_CONFIRMATION_TEXT``. Someone who already has an
+  active consent gets neither a second record nor a second confirmation.
 - ``consent_grant``: a new consent record; it is also the only way back after an opt-out
   (re-subscribing needs new consent given after the opt-out).
 - ``contact_erase``: what replaces deletion while the consent history must be kept (3 years):
@@ -43,6 +48,11 @@ from core.csv import csv_safe
 
 OPT_OUT_KEYWORDS = ("配信停止", "停止", "ストップ", "stop", "解除", "unsubscribe")
 OPT_OUT_POSTBACKS = ("optout", "opt_out", "opt-out")
+OPT_IN_KEYWORD_MAX = 20
+# What the person receives after texting the opt-in keyword (customer-facing, always Japanese), and the
+# version of that wording kept on the consent record; change both together.
+OPT_IN_CONFIRMATION_TEXT = "【{name}】配信登録を受け付けました。配信停止は「停止」と返信してください。"
+OPT_IN_WORDING_VERSION = "reply-keyword-1"
 RETENTION = timedelta(days=3 * 365 + 1)  # consent and opt-out history is kept at least 3 years
 
 
@@ -66,6 +76,42 @@ def is_opt_out_keyword(text: str) -> bool:
 def is_opt_out_postback(postback: str) -> bool:
     value = _normalize(postback)
     return value in OPT_OUT_POSTBACKS or value in OPT_OUT_KEYWORDS
+
+
+def opt_in_keyword_set(organization: Organization, keyword: str, *, request=None, actor=None) -> str:
+    """Admins set (or clear, with an empty value) the organization's opt-in keyword; audited."""
+    keyword = unicodedata.normalize("NFKC", keyword or "").strip()
+    if len(keyword) > OPT_IN_KEYWORD_MAX:
+        raise ValidationError({"keyword": [
+            _("The opt-in keyword can be at most %(max)d characters.") % {"max": OPT_IN_KEYWORD_MAX}]})
+    if is_opt_out_postback(keyword):
+        raise ValidationError({"keyword": [_("An opt-out keyword cannot be the opt-in keyword.")]})
+    before = organization.opt_in_keyword
+    with transaction.atomic():
+        Organization.objects.filter(pk=organization.pk).update(opt_in_keyword=keyword)
+        organization.opt_in_keyword = keyword
+        audit_record("settings.opt_in_keyword", request=request, organization=organization, actor=actor,
+                     target=organization, details={"before": before, "after": keyword})
+    return keyword
+
+
+def is_opt_in_keyword(organization: Organization, text: str) -> bool:
+    keyword = _normalize(organization.opt_in_keyword)
+    return bool(keyword) and _normalize(text) == keyword
+
+
+def contact_opt_in_by_keyword(contact: Contact, *, source: str, evidence: str, granted_at=None) -> Consent | None:
+    """The person texted the opt-in keyword: a consent record (method "reply keyword", the inbound
+    message as evidence). None when they already have an active consent (nothing recorded)."""
+    with transaction.atomic():
+        # The contact's row is locked, so two keyword messages applied at once record one consent.
+        contact.opted_out_at = Contact.objects.select_for_update().values_list("opted_out_at", flat=True).get(
+            pk=contact.pk)
+        if contact.opted_out_at is None and Consent.objects.filter(contact_id=contact.pk,
+                                                                   revoked_at__isnull=True).exists():
+            return None
+        return consent_grant(contact, method=ConsentMethod.KEYWORD, source=source,
+                             wording_version=OPT_IN_WORDING_VERSION, evidence=evidence, granted_at=granted_at)
 
 
 def contact_opt_out(

@@ -233,6 +233,8 @@ CELERY_DB_REUSE_MAX = 1_000
 # Redis holds the shared, short-lived state (token buckets, capability cache). Empty on the
 # embedded default, where the same code uses the database instead.
 REDIS_URL = env.str("REDIS_URL", default="")
+# Test sends (and test-number confirmation codes) one member may send per clock hour (messaging.test_sends).
+TEST_SEND_LIMIT_PER_HOUR = env.int("TEST_SEND_LIMIT_PER_HOUR", default=20)
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

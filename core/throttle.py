@@ -149,6 +149,31 @@ def reset(gateway_id) -> None:
         _local_tat.pop(key, None)
 
 
+# -- fixed-window counters ---------------------------------------------------------------------
+# How many times something happened in the current window (an API key's requests, a member's test
+# sends): one INCR and EXPIRE in Redis, shared by every process; in the process without Redis.
+
+_local_counts: dict[str, int] = {}
+
+
+def window_count(name: str, period: int) -> int:
+    """Count one more event under ``name`` in the current ``period``-second window; the count so far.
+
+    ``name`` should carry the window (e.g. ``int(time.time() // period)``), so a new window starts at 0."""
+    client = redis_client()
+    if client is not None:
+        pipe = client.pipeline(transaction=False)
+        pipe.incr(name)
+        pipe.expire(name, period + 1)
+        count, _ok = pipe.execute()
+        return int(count)
+    with _local_lock:
+        if len(_local_counts) > 10000:
+            _local_counts.clear()
+        _local_counts[name] = _local_counts.get(name, 0) + 1
+        return _local_counts[name]
+
+
 # -- capability cache --------------------------------------------------------------------------
 # Answers live in one Redis hash per gateway account and time window of half the TTL; a lookup reads
 # the current and the previous window, so an answer is used for at most the TTL. One HMGET pair and

@@ -5,8 +5,9 @@ inside its transaction; ``inbound_apply`` (its receiver, connected in MessagingC
 each event to its organization and official account through the gateway account it arrived for
 (``event.gateway_id``), finds or creates the contact and the conversation per (official account,
 contact), stores the message (unique per provider event), credits the campaign the person answered
-(replied / clicked, once per person and campaign), acts on opt-out keywords and the opt-out postback,
-and queues the download of a file (messaging.inbound_media).
+(replied / clicked, once per person and campaign), acts on opt-out keywords and the opt-out postback
+and on the organization's opt-in keyword (a consent record whose evidence is this message, and one
+transactional confirmation, ``opt_in_confirmation_send``), and queues the download of a file (messaging.inbound_media).
 
 Outbound: ``inbox_reply`` sends an operator's answer through ``messaging.services.message_send``
 (the priority lane; +Message when the number can receive it, SMS otherwise) and records it in the
@@ -35,7 +36,15 @@ from django.utils.translation import gettext as _
 from accounts.models import OfficialAccount
 from audit.services import audit_record
 from campaigns.models import Classification, Contact
-from campaigns.optout import OptOutMethod, contact_opt_out, is_opt_out_keyword, is_opt_out_postback
+from campaigns.optout import (
+    OPT_IN_CONFIRMATION_TEXT,
+    OptOutMethod,
+    contact_opt_in_by_keyword,
+    contact_opt_out,
+    is_opt_in_keyword,
+    is_opt_out_keyword,
+    is_opt_out_postback,
+)
 from core.phone import normalize_mobile
 from messaging import tasks
 from messaging.engagement import engagement_record
@@ -197,6 +206,15 @@ def _inbound_one(event, accounts) -> ConversationMessage | None:
         contact_opt_out(contact, OptOutMethod.KEYWORD, event.text.strip()[:100], official_account=account)
     elif event.kind == "inbound_postback" and is_opt_out_postback(event.postback):
         contact_opt_out(contact, OptOutMethod.POSTBACK, event.postback[:100], official_account=account)
+    elif event.kind == "inbound_text" and is_opt_in_keyword(organization, event.text):
+        consent = contact_opt_in_by_keyword(
+            contact,
+            source=f"reply keyword to {account.display_name}"[:300],
+            evidence=(f"inbound {event.provider} message {event.event_id} (conversation message {message.pk}, "
+                      f"{message.channel or '-'}) at {at.isoformat()}: {event.text}")[:2000],
+        )
+        if consent is not None:
+            opt_in_confirmation_send(contact, account)
     if message.media_status == MediaStatus.PENDING:
         transaction.on_commit(lambda pk=message.pk: tasks.fetch_inbound_media.delay(pk))
     return message
@@ -365,5 +383,32 @@ def opt_out_confirmation_send(contact: Contact, official_account=None) -> Conver
             )
     except ValidationError:
         logger.exception("opt-out confirmation for contact %s could not be sent", contact.pk)
+        return None
+    return conversation_record_outbound(account, contact, delivery, text)
+
+
+# -- opt-in confirmation -------------------------------------------------------------------------
+
+
+def opt_in_confirmation_send(contact: Contact, account: OfficialAccount) -> ConversationMessage | None:
+    """Confirm an opt-in by keyword through the account the person texted, recorded in their thread.
+
+    None when the account cannot send or the message is refused (logged; the consent stands)."""
+    if not account.can_send:
+        logger.warning("opt-in of contact %s: account %s cannot send the confirmation", contact.pk, account.pk)
+        return None
+    text = OPT_IN_CONFIRMATION_TEXT.format(name=account.display_name)
+    try:
+        with transaction.atomic():
+            delivery = message_send(
+                organization=account.organization,
+                official_account=account,
+                phone=contact.phone,
+                content={"text": text},
+                sms_text=text,
+                client_reference=f"optin:{contact.pk}",
+            )
+    except ValidationError:
+        logger.exception("opt-in confirmation for contact %s could not be sent", contact.pk)
         return None
     return conversation_record_outbound(account, contact, delivery, text)

@@ -377,3 +377,34 @@ class Heartbeat(models.Model):
 
     def __str__(self):
         return f"{self.name} {self.seen_at:%H:%M:%S}"
+
+
+class TestNumber(models.Model):
+    """A number of the organization's own staff that test sends may go to (messaging.test_sends).
+
+    Owners and admins register it; it takes test sends only once the code sent to it was typed back
+    (``confirmed_at``). Only a hash of the code is kept, with its expiry and the wrong tries so far."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="test_numbers")
+    phone = models.CharField(_("mobile number"), max_length=16)
+    label = models.CharField(_("label"), max_length=100, blank=True)
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    code_hash = models.CharField(max_length=64, blank=True, editable=False)
+    code_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    code_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    code_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("test number")
+        verbose_name_plural = _("test numbers")
+        ordering = ["phone"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "phone"], name="test_number_unique_per_org"),
+        ]
+
+    def __str__(self):
+        return self.phone

@@ -135,17 +135,3 @@ def _contact_create(organization, e164: str) -> Contact:
     fields = ["id", "organization_id", "phone", "name", "attributes", "opted_out_at", "opt_out_method", "created_at",
               "updated_at"]
     return Contact.from_db(connection.alias, fields, [row[0], organization.pk, e164, "", {}, None, "", now, now])
-
-
-def send_test_message(campaign, phone_e164: str, user) -> Delivery:
-    """Send the campaign's content to one number, outside the campaign and its stats."""
-    return message_send(
-        organization=campaign.organization,
-        official_account=campaign.official_account,
-        phone=phone_e164,
-        content=campaign.content,
-        sms_text=campaign.sms_text,
-        classification=Classification.TRANSACTION,
-        ttl_seconds=campaign.ttl_seconds,
-        client_reference=f"test:{campaign.pk}",
-    )

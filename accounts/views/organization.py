@@ -1,5 +1,5 @@
-"""The organization itself: switching the organization one works in, its quiet hours and its data
-retention (what is kept and for how long)."""
+"""The organization itself: switching the organization one works in, its quiet hours, its opt-in
+keyword and its data retention (what is kept and for how long)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,12 +10,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
-from accounts.forms import QuietHoursForm, RetentionForm
+from accounts.forms import OptInKeywordForm, QuietHoursForm, RetentionForm
 from accounts.models import Organization
 from accounts.selectors import SESSION_KEY
 from accounts.services import organization_retention_update
 from accounts.tenancy import user_org_ids
 from audit.services import audit_record
+from campaigns.optout import opt_in_keyword_set
 from messaging.retention import USEFUL_LIFE
 
 
@@ -73,3 +74,32 @@ def retention(request):
     useful_life = {name: life.days for name, life in USEFUL_LIFE.items()}
     return render(request, "accounts/retention.html",
                   {"form": form, "organization": organization, "useful_life": useful_life})
+
+
+    return render(request, "accounts/quiet_hours.html", {
+        "form": form, "organization": organization,
+        "keyword_form": OptInKeywordForm(initial={"keyword": organization.opt_in_keyword}),
+    })
+
+
+@require_POST
+@member_required("manage")
+def opt_in_keyword(request):
+    """Admins set the organization's opt-in keyword (the rule lives in campaigns.optout)."""
+    organization = request.organization
+    form = OptInKeywordForm(request.POST)
+    if form.is_valid():
+        try:
+            keyword = opt_in_keyword_set(organization, form.cleaned_data["keyword"], request=request)
+        except ValidationError as error:
+            form.add_error("keyword", " ".join(error.messages))
+        else:
+            if keyword:
+                messages.success(request, _("The opt-in keyword is now “%(keyword)s”.") % {"keyword": keyword})
+            else:
+                messages.success(request, _("The opt-in keyword is switched off."))
+            return redirect("accounts:quiet_hours")
+    initial = {"start": organization.quiet_hours_start, "end": organization.quiet_hours_end}
+    return render(request, "accounts/quiet_hours.html", {
+        "form": QuietHoursForm(initial=initial), "organization": organization, "keyword_form": form,
+    }, status=400)

@@ -29,7 +29,8 @@ from campaigns.views.common import (
 from campaigns.views.preview import preview_context, sample_contacts
 from core.phone import national_format
 from messaging import runs
-from messaging.services import send_test_message
+from messaging.testsends import campaign_test_send as test_send_service
+from messaging.testsends import confirmed_test_numbers
 
 
 @member_required("view")
@@ -62,6 +63,7 @@ def campaign_detail(request, pk):
         "audience_lists": campaign.audience_lists.all(),
         "exclusion_lists": campaign.exclusion_lists.all(),
         "test_form": TestSendForm(),
+        "test_numbers": confirmed_test_numbers(request.organization),
         "send_back_form": SendBackForm(),
         "account_can_send": account.can_send if account else False,
         "ttl_label": ttl_label(campaign.ttl_seconds),
@@ -127,7 +129,7 @@ def campaign_test_send(request, pk):
     result = {"ok": False}
     if form.is_valid():
         try:
-            delivery = send_test_message(campaign, form.cleaned_data["phone"], request.user)
+            delivery = test_send_service(campaign, form.cleaned_data["phone"], request.user, request=request)
         except ValidationError as error:
             result["error"] = " ".join(error.messages)
         else:

@@ -27,6 +27,7 @@ from campaigns.models import Campaign, CampaignStatus, Classification, Contact, 
 from campaigns.views.common import audience_context, campaign_or_404, limited_uploads, ttl_label
 from campaigns.views.preview import attribute_keys, preview_context, sample_contacts
 from core.signed_links import PLACEHOLDER_KEY as OPT_OUT_KEY
+from messaging.testsends import confirmed_test_numbers
 
 COMPOSER_FIELDS = ["name", "official_account", "classification", "sms_text", "ttl_seconds", "scheduled_at",
                    "recurrence"]
@@ -98,6 +99,7 @@ def _composer_context(request, form, state, errors, campaign=None) -> dict:
         "no_accounts": not accounts.exists(),
         "attribute_keys": keys,
         "placeholders": ["name", *keys, OPT_OUT_KEY],
+        "test_numbers": confirmed_test_numbers(organization),  # lazy: read only where the page lists them
         "opt_out_placeholder": OPT_OUT_PLACEHOLDER,
         "sample_contacts": contacts,
         "lists": lists,

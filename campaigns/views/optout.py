@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.decorators import member_required
+from audit.services import audit_record
 from campaigns.models import Contact
 from campaigns.optout import (
     OptOutMethod,

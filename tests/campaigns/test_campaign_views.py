@@ -650,15 +650,15 @@ def test_launch_starts_a_transactional_campaign(client, org, account, users, aud
     assert response["Location"] == reverse("campaigns:monitor", args=[campaign.pk])
 
 
-def test_test_send_calls_the_messaging_service(client, org, account, users, monkeypatch):
+def test_test_send_calls_the_test_send_service(client, org, account, users, monkeypatch):
     campaign = campaign_for(org, account, users[Role.MARKETER])
     calls = []
 
-    def fake_send(campaign_arg, phone, user):
+    def fake_send(campaign_arg, phone, user, request=None):
         calls.append((campaign_arg.pk, phone, user))
         return DeliveryFactory.build(campaign=None, organization=org)
 
-    monkeypatch.setattr("campaigns.views.campaign_page.send_test_message", fake_send)
+    monkeypatch.setattr("campaigns.views.campaign_page.test_send_service", fake_send)
     login(client, users[Role.MARKETER])
     response = client.post(reverse("campaigns:test_send", args=[campaign.pk]), {"phone": "090-1234-5678"},
                            HTTP_HX_REQUEST="true")
@@ -864,8 +864,10 @@ def test_launch_dialog_refuses_while_display_rules_are_missing(client, org, acco
 
 def test_test_send_through_the_real_service(client, org, account, users, django_capture_on_commit_callbacks):
     from messaging.models import Delivery
+    from messaging.models import TestNumber as Number
 
-    campaign = campaign_for(org, account, users[Role.MARKETER])
+    Number.objects.create(organization=org, phone="+819012345678", confirmed_at=timezone.now())
+    campaign = campaign_for(org, account, users[Role.MARKETER], classification=Classification.TRANSACTION)
     login(client, users[Role.MARKETER])
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(reverse("campaigns:test_send", args=[campaign.pk]), {"phone": "09012345678"},
@@ -873,6 +875,7 @@ def test_test_send_through_the_real_service(client, org, account, users, django_
     assert "Test message sent to 090-1234-5678" in response.content.decode()
     delivery = Delivery.objects.get()
     assert delivery.campaign_id is None and delivery.contact.phone == "+819012345678"
+    assert delivery.sms_text.startswith("【テスト】")
 
 
 def test_upload_over_the_size_limit_is_refused_without_storing(client, org, account, users, media_root, monkeypatch):

@@ -70,6 +70,7 @@ PK_MODELS = {
     "accounts/api-keys/": "accounts.apikey",
     "accounts/webhooks/": "accounts.webhookendpoint",
     "accounts/webhooks/deliveries/": "accounts.webhookdelivery",
+    "accounts/test-numbers/": "messaging.testnumber",
 }
 # Not member views: carriers call these, authenticated by signature or secret, not by session.
 # The opt-out link page and tracked links answer anyone holding a signed token. Public media

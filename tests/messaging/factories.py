@@ -4,6 +4,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, Carrier, Role, WebhookDelivery, WebhookEndpoint
 from campaigns.models import ContactListMembership
 from messaging.models import Conversation, ConversationMessage, Delivery
+from messaging.models import TestNumber as Number
 from tests.accounts.factories import (
     CarrierReviewFactory,
     GatewayAccountFactory,
@@ -58,7 +59,9 @@ def tenant_objects(organization, tag="", user=None):
         organization=organization, url=f"https://{tag}.example.jp/hook", events=["message.sent"], secret="whsec_test"
     )
     webhook_delivery = WebhookDelivery.objects.create(endpoint=webhook_endpoint, event_type="message.sent", payload={})
+    test_number = Number.objects.create(organization=organization, phone=contact.phone, label=f"{tag}-test-number")
     return {
+        "messaging.testnumber": test_number,
         "accounts.webhookendpoint": webhook_endpoint,
         "accounts.webhookdelivery": webhook_delivery,
         "auth.user": owner,

@@ -1,5 +1,6 @@
 """Seed a demo organization: owner login, approved official account pointing at the sandbox carrier,
-1,000 consented contacts in a list, and a draft coupon campaign. Safe to run again."""
+1,000 consented contacts in a list, a confirmed test number, the opt-in keyword 登録, and a draft
+coupon campaign. Safe to run again."""
 
 from datetime import timedelta
 
@@ -21,6 +22,7 @@ from campaigns.models import (
     ListPurpose,
 )
 from devtools.sandbox_setup import sandbox_organization
+from messaging.models import TestNumber
 
 DEMO_PASSWORD = "plusmessage-demo"
 DEMO_USERS = [("demo", Role.OWNER), ("marketer", Role.MARKETER), ("operator", Role.OPERATOR)]
@@ -138,6 +140,13 @@ class Command(BaseCommand):
                     if c.id not in consented
                 ]
             )
+
+            # The first member's phone takes test sends at once: its code would only reach the sandbox.
+            TestNumber.objects.get_or_create(organization=organization, phone=phones[0], defaults={
+                "label": "デモ担当者", "confirmed_at": timezone.now(), "created_by": users["demo"]})
+            if not organization.opt_in_keyword:
+                organization.opt_in_keyword = "登録"
+                organization.save(update_fields=["opt_in_keyword"])
 
             campaign, _ = Campaign.objects.get_or_create(
                 organization=organization,
