@@ -50,7 +50,10 @@ def quiet_hours(request):
         audit_record("settings.quiet_hours", request=request, target=organization, details={"before": before, "after": after})
         messages.success(request, _("Quiet hours were saved."))
         return redirect("accounts:quiet_hours")
-    return render(request, "accounts/quiet_hours.html", {"form": form, "organization": organization})
+    return render(request, "accounts/quiet_hours.html", {
+        "form": form, "organization": organization,
+        "keyword_form": OptInKeywordForm(initial={"keyword": organization.opt_in_keyword}),
+    })
 
 
 @member_required("manage")
@@ -74,12 +77,6 @@ def retention(request):
     useful_life = {name: life.days for name, life in USEFUL_LIFE.items()}
     return render(request, "accounts/retention.html",
                   {"form": form, "organization": organization, "useful_life": useful_life})
-
-
-    return render(request, "accounts/quiet_hours.html", {
-        "form": form, "organization": organization,
-        "keyword_form": OptInKeywordForm(initial={"keyword": organization.opt_in_keyword}),
-    })
 
 
 @require_POST
