@@ -18,6 +18,8 @@ class Contact(models.Model):
     attributes = models.JSONField(_("custom attributes"), default=dict, blank=True)
     opted_out_at = models.DateTimeField(_("opted out at"), null=True, blank=True)
     opt_out_method = models.CharField(_("opt-out method"), max_length=32, blank=True)
+    # The network the number was last reported on by a gateway (numbers are ported between carriers).
+    carrier = models.CharField(_("carrier (last known)"), max_length=10, blank=True, default="", db_default="")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
