@@ -227,6 +227,12 @@ class OfficialAccount(models.Model):
             return approved
         return self.reviews.filter(status=ReviewStatus.APPROVED).exists()
 
+    @property
+    def approved_carriers(self) -> frozenset[str]:
+        """The carriers whose review approved the account: +Message goes only to numbers on these
+        (``core.carriers.carrier_approved``). One query, or none when ``reviews`` were prefetched."""
+        return frozenset(r.carrier for r in self.reviews.all() if r.status == ReviewStatus.APPROVED)
+
     @classmethod
     def with_approval(cls, queryset):
         """``queryset`` with ``approved`` read in the same query."""

@@ -22,6 +22,8 @@ class Contact(models.Model):
     # Set by campaigns.optout.contact_erase: only the number and the consent / opt-out history are
     # left, until the organization's retention deletes them (messaging.retention).
     erased_at = models.DateTimeField(_("erased at"), null=True, blank=True)
+    # The network the number was last reported on by a gateway (numbers are ported between carriers).
+    carrier = models.CharField(_("carrier (last known)"), max_length=10, blank=True, default="", db_default="")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

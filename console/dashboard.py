@@ -15,36 +15,40 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Sum
+from django.db.models import Case, F, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignStatus
 from core.charts import bar_chart, donut_chart, percent
 from messaging.models import CampaignCounter, CounterDelta, Metric
+from messaging.stats import CARRIER_METRICS, carrier_split
 
 CHART_DAYS = 14
 PAST_DAYS_CACHE_SECONDS = 300
-METRICS = (Metric.SENT, Metric.DELIVERED, Metric.READ, Metric.FELL_BACK, Metric.FAILED, Metric.REPLIED)
+METRICS = (Metric.SENT, Metric.DELIVERED, Metric.READ, Metric.FELL_BACK, Metric.FAILED, Metric.REPLIED,
+           *CARRIER_METRICS)
 
 
 def _rows_between(organization, start: datetime, end: datetime, tz):
-    """(day, channel, metric, total) for start <= minute < end: folded counters and pending deltas."""
+    """(day, channel, metric, detail, total) for start <= minute < end: folded counters and pending
+    deltas. The detail is kept for the carrier split (its counters' detail is the carrier)."""
     filters = {"campaign__organization": organization, "minute__gte": start, "minute__lt": end, "metric__in": METRICS}
+    detail = Case(When(metric__in=list(CARRIER_METRICS), then=F("detail")), default=Value(""))
     folded = (
         CampaignCounter.objects.filter(**filters)
-        .annotate(day=TruncDate("minute", tzinfo=tz))
-        .values("day", "channel", "metric")
+        .annotate(day=TruncDate("minute", tzinfo=tz), carrier=detail)
+        .values("day", "channel", "metric", "carrier")
         .annotate(total=Sum("count"))
-        .values_list("day", "channel", "metric", "total")
+        .values_list("day", "channel", "metric", "carrier", "total")
         .order_by()
     )
     pending = (
         CounterDelta.objects.filter(**filters)
-        .annotate(day=TruncDate("minute", tzinfo=tz))
-        .values("day", "channel", "metric")
+        .annotate(day=TruncDate("minute", tzinfo=tz), carrier=detail)
+        .values("day", "channel", "metric", "carrier")
         .annotate(total=Sum("delta"))
-        .values_list("day", "channel", "metric", "total")
+        .values_list("day", "channel", "metric", "carrier", "total")
         .order_by()
     )
     return list(folded.union(pending, all=True))
@@ -58,7 +62,7 @@ def _daily_rows(organization, first_day: date, today: date, tz):
     def start_of(day):
         return datetime.combine(day, time.min, tzinfo=tz)
 
-    key = f"console:dashboard:{organization.pk}:{first_day.isoformat()}:{today.isoformat()}"
+    key = f"console:dashboard:v2:{organization.pk}:{first_day.isoformat()}:{today.isoformat()}"
     past = cache.get(key)
     if past is None:
         past = _rows_between(organization, start_of(first_day), start_of(today), tz)
@@ -100,8 +104,11 @@ def dashboard_data(organization, now=None) -> dict:
     first_day = min(month_start, chart_start)
 
     per_day: dict[date, dict] = defaultdict(lambda: defaultdict(int))
-    for day, channel, metric, total in _daily_rows(organization, first_day, today, tz):
+    for day, channel, metric, carrier, total in _daily_rows(organization, first_day, today, tz):
         bucket = per_day[day]
+        if metric in CARRIER_METRICS:
+            bucket[("carrier", metric, carrier)] += total
+            continue
         bucket[metric] += total
         bucket[(channel, metric)] += total
 
@@ -114,7 +121,8 @@ def dashboard_data(organization, now=None) -> dict:
         return totals
 
     today_totals = _summary(totals_between(today, today))
-    month_totals = _summary(totals_between(month_start, today))
+    month = totals_between(month_start, today)
+    month_totals = _summary(month)
     days = [chart_start + timedelta(days=offset) for offset in range(CHART_DAYS)]
     chart = bar_chart(
         [(day, per_day[day][("rcs", Metric.SENT)], per_day[day][("sms", Metric.SENT)]) for day in days]
@@ -124,6 +132,9 @@ def dashboard_data(organization, now=None) -> dict:
             ("rcs", month_totals["rcs"]),
             ("sms", month_totals["sms"]),
         ]
+    )
+    by_carrier = carrier_split(
+        {(key[1], key[2]): n for key, n in month.items() if isinstance(key, tuple) and key[0] == "carrier"}
     )
     campaigns = Campaign.objects.filter(organization=organization).select_related("official_account")
     running = list(
@@ -141,6 +152,7 @@ def dashboard_data(organization, now=None) -> dict:
         "month": month_totals,
         "chart": chart,
         "donut": donut,
+        "by_carrier": by_carrier,
         "running": running,
         "scheduled": scheduled,
         "pending_approval": pending_approval,

@@ -187,8 +187,23 @@ def _cap_windows(gateway_id, ttl: int) -> tuple[str, str]:
     return f"pm:cap:{gateway_id}:{ttl}:{window}", f"pm:cap:{gateway_id}:{ttl}:{window - 1}"
 
 
-def cached_capabilities(gateway_id, phones: list[str], ttl: int = CAPABILITY_TTL) -> dict[str, bool]:
-    """Known answers for ``phones`` (missing ones are not in the result)."""
+# A cached answer is "1" (capable) or "0", followed by ":<carrier>" when the gateway named the
+# number's network.
+
+
+def _encode(answer: bool | tuple[bool, str]) -> bytes:
+    capable, carrier = answer if isinstance(answer, tuple) else (answer, "")
+    return (("1" if capable else "0") + (f":{carrier}" if carrier else "")).encode()
+
+
+def _decode(value: bytes) -> tuple[bool, str]:
+    capable, _, carrier = value.decode().partition(":")
+    return capable == "1", carrier
+
+
+def cached_capability_answers(gateway_id, phones: list[str], ttl: int = CAPABILITY_TTL) -> dict[str, tuple[bool, str]]:
+    """Known answers for ``phones`` as (capable, carrier — "" if the gateway did not say); missing
+    ones are not in the result."""
     client = redis_client()
     if client is not None:
         if not phones:
@@ -202,28 +217,34 @@ def cached_capabilities(gateway_id, phones: list[str], ttl: int = CAPABILITY_TTL
         for phone, new, old in zip(phones, recent, older, strict=True):
             value = new if new is not None else old
             if value is not None:
-                known[phone] = value == b"1"
+                known[phone] = _decode(value)
         return known
     now = time.time()
     known = {}
     for phone in phones:
         entry = _local_cache.get((gateway_id, phone))
         if entry and entry[0] > now:
-            known[phone] = entry[1]
+            known[phone] = _decode(entry[1])
     return known
 
 
-def cache_capabilities(gateway_id, answers: dict[str, bool], ttl: int = CAPABILITY_TTL) -> None:
+def cached_capabilities(gateway_id, phones: list[str], ttl: int = CAPABILITY_TTL) -> dict[str, bool]:
+    """Known answers for ``phones`` (missing ones are not in the result)."""
+    return {phone: capable for phone, (capable, _carrier) in cached_capability_answers(gateway_id, phones, ttl).items()}
+
+
+def cache_capabilities(gateway_id, answers: dict[str, bool | tuple[bool, str]], ttl: int = CAPABILITY_TTL) -> None:
+    """Remember answers: capable or not, or (capable, carrier)."""
     if not answers:
         return
     client = redis_client()
     if client is not None:
         current, _previous = _cap_windows(gateway_id, ttl)
         pipe = client.pipeline(transaction=False)
-        pipe.hset(current, mapping={phone: b"1" if capable else b"0" for phone, capable in answers.items()})
+        pipe.hset(current, mapping={phone: _encode(answer) for phone, answer in answers.items()})
         pipe.expire(current, ttl)
         pipe.execute()
         return
     expires = time.time() + ttl
-    for phone, capable in answers.items():
-        _local_cache[(gateway_id, phone)] = (expires, capable)
+    for phone, answer in answers.items():
+        _local_cache[(gateway_id, phone)] = (expires, _encode(answer))

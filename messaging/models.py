@@ -34,6 +34,7 @@ class FallbackReason(models.TextChoices):
     NOT_REACHABLE = "not_reachable", _("+Message send refused (not reachable)")
     TTL_EXPIRED = "ttl_expired", _("Not delivered before the TTL")
     PROVIDER = "provider", _("Fallen back by the provider")
+    CARRIER_NOT_APPROVED = "carrier_not_approved", _("The number's carrier has not approved the official account")
 
 
 class Delivery(models.Model):
@@ -68,7 +69,10 @@ class Delivery(models.Model):
     sms_provider_id = models.CharField(_("SMS provider id"), max_length=100, blank=True)
     error_code = models.CharField(_("error code"), max_length=50, blank=True)
     error_reason = models.CharField(_("error reason"), max_length=500, blank=True)
-    fallback_reason = models.CharField(_("fallback reason"), max_length=16, choices=FallbackReason.choices, blank=True)
+    fallback_reason = models.CharField(_("fallback reason"), max_length=20, choices=FallbackReason.choices, blank=True)
+    # The network the number is on, as the gateway reported it when the channel was decided
+    # (``core.carriers``; "" when it did not say). Never guessed from the number's prefix.
+    carrier = models.CharField(_("carrier"), max_length=10, blank=True, default="", db_default="")
     pending_fallback = models.BooleanField(_("SMS fallback pending"), default=False)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     lease_until = models.DateTimeField(null=True, blank=True)
@@ -161,6 +165,10 @@ class Metric(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
     CLICKED = "clicked", _("Clicked")
     REPLIED = "replied", _("Replied")
+    # The carrier split (detail: the delivery's carrier, "" when the gateway did not say).
+    DELIVERED_ON = "delivered_on", _("Delivered, by carrier")
+    READ_ON = "read_on", _("Read, by carrier")
+    FELL_BACK_ON = "fell_back_on", _("Fell back to SMS, by carrier")
 
 
 class CounterDelta(models.Model):

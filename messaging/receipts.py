@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from campaigns.models import Contact
 from core.sql import among
 from messaging.counters import counters_add
 from messaging.engine.dispatch import dispatch_fallbacks
@@ -71,7 +72,7 @@ def _update_returning(set_sql: str, set_params: list, uuids: list[str], where_sq
     matching, params = among("uuid", uuids, "uuid[]")
     sql = (
         f"UPDATE {Delivery._meta.db_table} SET {set_sql} WHERE {matching} AND {where_sql} "
-        f"RETURNING id, campaign_id, channel"
+        f"RETURNING id, campaign_id, channel, carrier"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*set_params, *params])
@@ -89,10 +90,14 @@ def _lock_in_order(uuids: set[str]) -> None:
         cursor.execute(f"SELECT id FROM {Delivery._meta.db_table} WHERE {matching} ORDER BY id FOR UPDATE", params)
 
 
-def _count(increments: Counter, rows, metric, detail=""):
-    for _id, campaign_id, channel in rows:
+def _count(increments: Counter, rows, metric, detail="", by_carrier=None):
+    """Count ``rows`` (id, campaign id, channel, carrier) under ``metric``, and under ``by_carrier``
+    with the delivery's carrier as the detail (the monitor's carrier split)."""
+    for _id, campaign_id, channel, carrier in rows:
         if campaign_id:
             increments[(campaign_id, channel, metric, detail)] += 1
+            if by_carrier:
+                increments[(campaign_id, channel, by_carrier, carrier)] += 1
 
 
 def normalized_events_apply(events: list[NormalizedEvent]) -> Counter:
@@ -103,6 +108,7 @@ def normalized_events_apply(events: list[NormalizedEvent]) -> Counter:
     provider_sms: list[str] = []
     failures: list[tuple[str, str, str, str]] = []
     proof_of_send: dict[tuple[str, bool], list[str]] = defaultdict(list)
+    reported_carriers: dict[str, list[str]] = defaultdict(list)  # carrier → delivery uuids
     inbound = [event for event in events if event.kind in INBOUND_KINDS]
     if inbound:
         inbound_received.send(sender=normalized_events_apply, events=inbound)
@@ -123,8 +129,17 @@ def normalized_events_apply(events: list[NormalizedEvent]) -> Counter:
             failures.append((delivery_uuid, leg, event.error_code or "carrier_failed", event.error_reason))
         if event.kind in ("delivered", "read", "failed"):
             proof_of_send[(leg, sms_leg)].append(delivery_uuid)
+        if event.carrier:
+            reported_carriers[event.carrier].append(delivery_uuid)
 
-    _lock_in_order({uuid for uuids in by_kind.values() for uuid in uuids} | {f[0] for f in failures} | set(provider_sms))
+    _lock_in_order(
+        {uuid for uuids in by_kind.values() for uuid in uuids}
+        | {f[0] for f in failures}
+        | set(provider_sms)
+        | {uuid for uuids in reported_carriers.values() for uuid in uuids}
+    )
+    for carrier, uuids in reported_carriers.items():
+        _carrier_reported(carrier, uuids, increments)
 
     if provider_sms:
         rows = _update_returning(
@@ -133,11 +148,12 @@ def normalized_events_apply(events: list[NormalizedEvent]) -> Counter:
             provider_sms,
             f"channel = '{Channel.RCS}' AND status >= {D.SENT}",
         )
-        for _id, campaign_id, _channel in rows:
+        for _id, campaign_id, _channel, carrier in rows:
             if campaign_id:
                 increments[(campaign_id, Channel.RCS, Metric.SENT, "")] -= 1
                 increments[(campaign_id, Channel.SMS, Metric.SENT, "")] += 1
                 increments[(campaign_id, Channel.SMS, Metric.FELL_BACK, FallbackReason.PROVIDER)] += 1
+                increments[(campaign_id, Channel.SMS, Metric.FELL_BACK_ON, carrier)] += 1
         _announce("fell_back", rows)
 
     # A receipt can overtake the record of its own send (the worker died in between): it proves
@@ -155,7 +171,7 @@ def normalized_events_apply(events: list[NormalizedEvent]) -> Counter:
             delivered_or_read,
             f"status >= {D.SENT} AND status < {D.DELIVERED} AND channel = '{leg}' AND NOT pending_fallback",
         )
-        _count(increments, rows, Metric.DELIVERED)
+        _count(increments, rows, Metric.DELIVERED, by_carrier=Metric.DELIVERED_ON)
         _announce("delivered", rows)
         rows = _update_returning(
             "status = %s, read_at = COALESCE(read_at, %s)",
@@ -163,7 +179,7 @@ def normalized_events_apply(events: list[NormalizedEvent]) -> Counter:
             by_kind[("read", leg)],
             f"status = {D.DELIVERED} AND channel = '{leg}'",
         )
-        _count(increments, rows, Metric.READ)
+        _count(increments, rows, Metric.READ, by_carrier=Metric.READ_ON)
         _announce("read", rows)
 
     revoked = by_kind[("ttl_revoked", Channel.RCS)]
@@ -174,7 +190,7 @@ def normalized_events_apply(events: list[NormalizedEvent]) -> Counter:
             revoked,
             f"status = {D.SENT} AND channel = '{Channel.RCS}' AND NOT pending_fallback",
         )
-        dispatch_fallbacks([(delivery_id, campaign_id) for delivery_id, campaign_id, _ in rows])
+        dispatch_fallbacks([(delivery_id, campaign_id) for delivery_id, campaign_id, _channel, _carrier in rows])
 
     for delivery_uuid, leg, code, reason in failures:
         rows = _update_returning(
@@ -190,9 +206,28 @@ def normalized_events_apply(events: list[NormalizedEvent]) -> Counter:
     return increments
 
 
+def _carrier_reported(carrier: str, uuids: list[str], increments: Counter) -> None:
+    """A delivery report named the network of deliveries whose carrier was not known (SMS, or the
+    provider's own fallback: no capability answer gave it). Write it on the deliveries and, as the
+    last known one, on their contacts; a fallback already counted moves to that carrier's column."""
+    rows = _update_returning("carrier = %s", [carrier], uuids, "carrier = ''")
+    counted = Delivery.objects.filter(
+        id__in=[row[0] for row in rows], sent_at__isnull=False, pending_fallback=False
+    ).exclude(fallback_reason="")
+    for campaign_id in counted.exclude(campaign_id=None).values_list("campaign_id", flat=True):
+        increments[(campaign_id, Channel.SMS, Metric.FELL_BACK_ON, "")] -= 1
+        increments[(campaign_id, Channel.SMS, Metric.FELL_BACK_ON, carrier)] += 1
+    if rows:
+        Contact.objects.filter(
+            id__in=Delivery.objects.filter(id__in=[row[0] for row in rows]).values("contact_id")
+        ).exclude(carrier=carrier).update(carrier=carrier)
+
+
 def _announce(change: str, rows) -> None:
     if rows:
-        delivery_status_changed.send(sender=normalized_events_apply, change=change, deliveries=list(rows))
+        delivery_status_changed.send(
+            sender=normalized_events_apply, change=change, deliveries=[row[:3] for row in rows]
+        )
 
 
 def events_apply(event_ids: list[int]) -> int:

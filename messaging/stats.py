@@ -5,13 +5,45 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from accounts.models import Carrier
 from campaigns.models import Campaign
 from campaigns.status import TERMINAL
+from core.carriers import RAKUTEN
+from core.charts import percent
 from messaging.counters import counter_rows
 from messaging.models import Metric
 
 FUNNEL = [Metric.SENT, Metric.DELIVERED, Metric.READ]
+# The carrier split's counters and the figure each gives.
+CARRIER_METRICS = {Metric.DELIVERED_ON: "delivered", Metric.READ_ON: "read", Metric.FELL_BACK_ON: "fell_back"}
+
+
+def carrier_split(counts: dict[tuple[str, str], int]) -> list[dict]:
+    """Rows of the carrier split from ``counts`` of (metric, carrier) → n: delivered, read and fell
+    back per carrier, with each one's share of the deliveries and its read rate. The carrier is the
+    one the gateway reported; "" (it did not say) shows as "unknown". Known carriers first."""
+    labels = {**dict(Carrier.choices), RAKUTEN: _("Rakuten Mobile"), "": _("unknown")}
+    figures = defaultdict(lambda: dict.fromkeys(CARRIER_METRICS.values(), 0))
+    for (metric, carrier), n in counts.items():
+        if metric in CARRIER_METRICS and n:
+            figures[carrier][CARRIER_METRICS[metric]] += n
+    delivered_total = sum(values["delivered"] for values in figures.values())
+    order = [*Carrier.values, RAKUTEN]
+    rows = []
+    for carrier in sorted(figures, key=lambda c: (order.index(c) if c in order else len(order), c)):
+        values = figures[carrier]
+        rows.append(
+            {
+                "carrier": carrier,
+                "label": labels.get(carrier, carrier),
+                **values,
+                "delivered_share": percent(values["delivered"], delivered_total) or 0,
+                "read_rate": percent(values["read"], values["delivered"]),
+            }
+        )
+    return rows
 
 
 def campaign_stats(campaign: Campaign) -> dict:
@@ -22,7 +54,11 @@ def campaign_stats(campaign: Campaign) -> dict:
     failed_by_reason = defaultdict(int)
     skipped = defaultdict(int)
     series = defaultdict(lambda: defaultdict(int))
+    by_carrier = defaultdict(int)
     for minute, channel, metric, detail, count in rows:
+        if metric in CARRIER_METRICS:
+            by_carrier[(metric, detail)] += count
+            continue
         totals[metric] += count
         if channel in by_channel:
             by_channel[channel][metric] += count
@@ -59,6 +95,7 @@ def campaign_stats(campaign: Campaign) -> dict:
         "fallback_by_reason": dict(fallback_by_reason),
         "failed_by_reason": dict(failed_by_reason),
         "by_channel": {channel: dict(values) for channel, values in by_channel.items()},
+        "by_carrier": carrier_split(by_carrier),
         "series": [
             {"minute": minute, **{m.value: values[m] for m in FUNNEL}} for minute, values in sorted(series.items())
         ],

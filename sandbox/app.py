@@ -38,12 +38,12 @@ JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
 ADMIN_HELP = {
     "GET /_sandbox/health": "liveness",
     "GET /_sandbox/config": "current mix, overrides, latencies, faults, rate limit, hold",
-    "POST /_sandbox/config": "{profile_mix?, profile_overrides?, latencies_ms?, faults?, rate_limit?: {rate, burst}, "
+    "POST /_sandbox/config": "{profile_mix?, profile_overrides?, carrier_overrides?, latencies_ms?, faults?, rate_limit?: {rate, burst}, "
     "hold?, webhook_concurrency?}",
     "POST /_sandbox/gateways": "{kind: rbm, gateway_id?, agent_id, bearer_token, client_token, webhook_url} or "
     "{kind: cm, gateway_id?, product_token, callback_secret?, webhook_url}",
     "GET /_sandbox/gateways": "registered gateways (no secrets)",
-    "GET /_sandbox/profiles/{e164}": "the handset's profile",
+    "GET /_sandbox/profiles/{e164}": "the handset's profile and carrier (ported or not)",
     "GET /_sandbox/inbox/{e164}": "what the person received: message_id, channel, count",
     "GET /_sandbox/inboxes": "exactly-once summary over every handset",
     "POST /_sandbox/replies": "{phone, trigger: delivered|read|now, reply: {type: text|postback|location|file, …}}",
@@ -194,7 +194,7 @@ class SandboxApp:
             await self._after(fault)
             if not capable:
                 return 404, _google_error(404, "NOT_FOUND", "Requested entity was not found."), JSON_HEADERS
-            return 200, _dumps({"features": RBM_FEATURES}), JSON_HEADERS
+            return 200, _dumps({"features": RBM_FEATURES, "operator": self.carrier.mix.operator_for(phone)}), JSON_HEADERS
         if tail == "agentMessages" and method == "POST":
             return await self.rbm_send(scope, registration, phone, body, fault)
         if tail == "agentEvents" and method == "POST":
@@ -251,6 +251,9 @@ class SandboxApp:
         await self._after(fault)
         payload = {
             "reachableUsers": reachable,
+            # Not in Google's published response: the network of each reachable number, as an
+            # MCC-MNC code (see design.md, wire formats, notes).
+            "reachableUserOperators": {phone: self.carrier.mix.operator_for(phone) for phone in reachable},
             "totalRandomSampleUserCount": len(users),
             "reachableRandomSampleUserCount": len(reachable),
         }
@@ -347,7 +350,15 @@ class SandboxApp:
             if path.startswith("profiles/"):
                 phone = unquote(path[len("profiles/") :])
                 profile = carrier.mix.profile_for(phone)
-                return _ok({"phone": phone, "profile": profile.name, "rcs_capable": profile.rcs})
+                return _ok(
+                    {
+                        "phone": phone,
+                        "profile": profile.name,
+                        "rcs_capable": profile.rcs,
+                        "carrier": carrier.mix.carrier_for(phone),
+                        "ported": carrier.mix.ported(phone),
+                    }
+                )
             if path.startswith("inbox/"):
                 return _ok(carrier.inbox(unquote(path[len("inbox/") :])))
             if path == "inboxes":
@@ -397,6 +408,7 @@ class SandboxApp:
             "profiles": sorted(PROFILES),
             "profile_mix": carrier.mix.mix,
             "profile_overrides": carrier.mix.overrides,
+            "carrier_overrides": carrier.mix.carrier_overrides,
             "latencies_ms": carrier.latencies,
             "faults": carrier.faults,
             "rate_limit": {"rate": carrier.rate, "burst": carrier.burst},
@@ -410,6 +422,8 @@ class SandboxApp:
             carrier.mix.set_mix(data["profile_mix"])
         if "profile_overrides" in data:
             carrier.mix.set_overrides(data["profile_overrides"])
+        if "carrier_overrides" in data:
+            carrier.mix.set_carrier_overrides(data["carrier_overrides"])
         if "latencies_ms" in data:
             carrier.set_latencies(data["latencies_ms"])
         if "faults" in data:

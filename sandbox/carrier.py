@@ -489,7 +489,7 @@ class Carrier:
                         "to": message.cm_number,
                         "reference": message.message_id,
                         "status": {"code": code, "errorCode": error_code, "errorDescription": error},
-                        "operator": "44010",
+                        "operator": self.mix.operator_for(message.phone),
                         "channel": channel,
                         "standardErrorText": error,
                     }

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from accounts.models import GatewayAccount
 from campaigns.models import Campaign, Classification
 from core import throttle
+from core.carriers import PLUS_MESSAGE_CARRIERS, carrier_approved
 from core.personalize import personalize_content, personalize_text
 from core.rich_content import iter_urls
 from core.signed_links import PLACEHOLDER_KEY as OPT_OUT_KEY
@@ -33,6 +34,7 @@ class Row:
     pending_fallback: bool
     fallback_reason: str = ""
     attempts: int = 1
+    carrier: str = ""
 
 
 @dataclass
@@ -48,6 +50,7 @@ class SendContext:
     ttl_seconds: int
     rcs_gateway: GatewayAccount | None
     sms_gateway: GatewayAccount | None
+    approved_carriers: frozenset[str] = frozenset(PLUS_MESSAGE_CARRIERS)
     lane: str = throttle.BULK
 
     @property
@@ -68,8 +71,18 @@ class SendContext:
         return OPT_OUT_KEY in json.dumps(self.content or {}, ensure_ascii=False) or OPT_OUT_KEY in (self.sms_text or "")
 
     @property
-    def provider_fallback(self) -> bool:
+    def provider_fallback_configured(self) -> bool:
         return bool(self.sms_gateway and self.sms_gateway.provider_fallback)
+
+    @property
+    def provider_fallback(self) -> bool:
+        """Whether the provider decides RCS or SMS at send time. It does not know which carriers
+        approved the account, so it may decide only for an account every carrier approved."""
+        return self.provider_fallback_configured and carrier_approved("", self.approved_carriers)
+
+    def rcs_allowed(self, carrier: str) -> bool:
+        """Whether +Message may go to a number on ``carrier`` (as the gateway reported it)."""
+        return carrier_approved(carrier, self.approved_carriers)
 
 
 def context_for_campaign(campaign: Campaign) -> SendContext:
@@ -84,6 +97,7 @@ def context_for_campaign(campaign: Campaign) -> SendContext:
         ttl_seconds=campaign.ttl_seconds,
         rcs_gateway=account.rcs_gateway,
         sms_gateway=account.sms_gateway,
+        approved_carriers=account.approved_carriers,
     )
 
 
@@ -99,6 +113,7 @@ def context_for_single(delivery: Delivery) -> SendContext:
         ttl_seconds=delivery.ttl_seconds or 3600,
         rcs_gateway=account.rcs_gateway,
         sms_gateway=account.sms_gateway,
+        approved_carriers=account.approved_carriers,
     )
 
 

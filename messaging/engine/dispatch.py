@@ -5,8 +5,10 @@ messages. Also here: how big a batch is, the automatic pause on a storm of gatew
 a campaign has work left, and enqueueing what sends (the chains, the SMS legs after a revoke).
 
 A fresh row's channel is decided and *written* in the claim's batch before anything is sent — RCS
-if the number is RCS-capable (batch capability check, cached in Redis), otherwise SMS with a
-fallback reason — so a re-claim after a crash can never switch a row to the other channel."""
+if the number is RCS-capable (batch capability check, cached in Redis) and the carrier the gateway
+reported for it approved the official account, otherwise SMS with a fallback reason (not_capable,
+carrier_not_approved) — so a re-claim after a crash can never switch a row to the other channel.
+The carrier is written on the delivery and, as the last known one, on the contact."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from campaigns.compliance import quiet_hours_held_reason, quiet_hours_hold
-from campaigns.models import Campaign, CampaignStatus, Classification
+from campaigns.models import Campaign, CampaignStatus, Classification, Contact
 from campaigns.status import TransitionError, campaign_transition
 from core import throttle
 from core.sql import among
@@ -264,9 +266,17 @@ def _single_recheck_seconds(opens) -> float:
 def _singles_loaded(ids: list[int]) -> dict[int, Delivery]:
     if not ids:
         return {}
-    return Delivery.objects.select_related(
-        "organization", "campaign", "official_account__rcs_gateway", "official_account__sms_gateway"
-    ).in_bulk(ids)
+    return (
+        Delivery.objects.select_related(
+            "organization",
+            "campaign__official_account__rcs_gateway",
+            "campaign__official_account__sms_gateway",
+            "official_account__rcs_gateway",
+            "official_account__sms_gateway",
+        )
+        .prefetch_related("official_account__reviews", "campaign__official_account__reviews")
+        .in_bulk(ids)
+    )
 
 
 def _single_context(delivery: Delivery) -> SendContext:
@@ -388,7 +398,9 @@ def _merged(outcomes: list[Outcome]) -> Outcome:
 
 def _decide_fresh(sender: Sender, jobs: list[_Job]) -> None:
     """Choose and write the channel of rows never tried before: one capability check per RCS gateway
-    for all the jobs that use it, then one UPDATE per decision."""
+    for all the jobs that use it, then one UPDATE per decision. This is the one place where the
+    engine chooses between +Message and SMS for a message, whichever path it came by (campaign, API,
+    inbox reply): +Message only to a capable number whose carrier approved the account."""
     decided = defaultdict(list)  # (channel, fallback reason) → rows
     by_gateway = defaultdict(list)
     for job in jobs:
@@ -399,7 +411,9 @@ def _decide_fresh(sender: Sender, jobs: list[_Job]) -> None:
             decided[(Channel.RCS, "")].extend(fresh)
             job.plan["provider"].extend(fresh)
         elif job.ctx.rcs_gateway is None:
-            decided[(Channel.SMS, "")].extend(fresh)
+            # Provider fallback set up, but not every carrier approved the account: SMS only.
+            reason = FallbackReason.CARRIER_NOT_APPROVED if job.ctx.provider_fallback_configured else ""
+            decided[(Channel.SMS, reason)].extend(fresh)
             job.plan["sms"].extend(fresh)
         else:
             by_gateway[job.ctx.rcs_gateway.pk].append((job, fresh))
@@ -410,32 +424,57 @@ def _decide_fresh(sender: Sender, jobs: list[_Job]) -> None:
             for group in groups
         )
     )
-    for group, capable in zip(groups, answers, strict=True):
+    for group, known in zip(groups, answers, strict=True):
         for job, fresh in group:
-            if isinstance(capable, Retryable):
+            if isinstance(known, Retryable):
                 for row in fresh:
-                    note_retry(job.ctx.rcs_gateway, row, capable, job.outcome)
+                    note_retry(job.ctx.rcs_gateway, row, known, job.outcome)
                 continue
-            rcs_rows = [r for r in fresh if capable.get(r.phone)]
-            sms_rows = [r for r in fresh if not capable.get(r.phone)]
-            decided[(Channel.RCS, "")].extend(rcs_rows)
-            decided[(Channel.SMS, FallbackReason.NOT_CAPABLE)].extend(sms_rows)
-            job.plan["rcs"].extend(rcs_rows)
-            job.plan["sms"].extend(sms_rows)
+            for row in fresh:
+                capable, row.carrier = known.get(row.phone, (False, ""))
+                if not capable:
+                    decided[(Channel.SMS, FallbackReason.NOT_CAPABLE)].append(row)
+                    job.plan["sms"].append(row)
+                elif not job.ctx.rcs_allowed(row.carrier):
+                    decided[(Channel.SMS, FallbackReason.CARRIER_NOT_APPROVED)].append(row)
+                    job.plan["sms"].append(row)
+                else:
+                    decided[(Channel.RCS, "")].append(row)
+                    job.plan["rcs"].append(row)
     for (channel, reason), rows in decided.items():
         _write_channel(rows, channel, reason)
+    _contacts_carrier_write([row for rows in decided.values() for row in rows])
 
 
 def _write_channel(rows: list[Row], channel: str, reason: str) -> None:
+    """One UPDATE per carrier (at most a handful) for the rows given one decision."""
+    by_carrier = defaultdict(list)
     for row in rows:
         row.channel, row.fallback_reason = channel, reason
-    if rows:
-        matching, params = among("id", [r.id for r in rows])
+        by_carrier[row.carrier].append(row.id)
+    for carrier, ids in by_carrier.items():
+        matching, params = among("id", ids)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {Delivery._meta.db_table} SET channel = %s, fallback_reason = %s "
+                f"UPDATE {Delivery._meta.db_table} SET channel = %s, fallback_reason = %s, carrier = %s "
                 f"WHERE {matching} AND status = {D.QUEUED} AND channel = ''",
-                [channel, reason, *params],
+                [channel, reason, carrier, *params],
+            )
+
+
+def _contacts_carrier_write(rows: list[Row]) -> None:
+    """Keep the carrier each number was last reported on with its contact: one UPDATE per carrier,
+    writing only contacts whose carrier changed (a ported number)."""
+    by_carrier = defaultdict(set)
+    for row in rows:
+        if row.carrier:
+            by_carrier[row.carrier].add(row.contact_id)
+    for carrier, ids in by_carrier.items():
+        matching, params = among("id", sorted(ids))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Contact._meta.db_table} SET carrier = %s WHERE {matching} AND carrier <> %s",
+                [carrier, *params, carrier],
             )
 
 

@@ -61,13 +61,13 @@ def record_outcome(cid: int | None, outcome: Outcome, cancelled: list[Row]) -> N
 
 def _update_returning(set_sql: str, set_params: list, key: str, keys: list, where_sql: str) -> list[tuple]:
     """UPDATE deliveries matched by ``key`` (id or uuid) IN ``keys``; returns the rows that changed
-    as (id, campaign id, channel, fallback reason)."""
+    as (id, campaign id, channel, fallback reason, carrier)."""
     if not keys:
         return []
     matching, params = among(key, keys, "uuid[]" if key == "uuid" else "")
     sql = (
         f"UPDATE {Delivery._meta.db_table} SET {set_sql} WHERE {matching} AND {where_sql} "
-        f"RETURNING id, campaign_id, channel, fallback_reason"
+        f"RETURNING id, campaign_id, channel, fallback_reason, carrier"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*set_params, *params])
@@ -85,10 +85,11 @@ def mark_sent(key: str, keys: list, channel: str, now, increments: Counter) -> l
         f"status = {D.QUEUED} AND channel = '{channel}'",
     )
     fell_back = [row for row in rows if row[3] and row[2] == Channel.SMS]
-    for _id, campaign_id, row_channel, _reason in rows:
+    for _id, campaign_id, row_channel, _reason, _carrier in rows:
         increments[(campaign_id, row_channel, Metric.SENT, "")] += 1
-    for _id, campaign_id, _channel, reason in fell_back:
+    for _id, campaign_id, _channel, reason, carrier in fell_back:
         increments[(campaign_id, Channel.SMS, Metric.FELL_BACK, reason)] += 1
+        increments[(campaign_id, Channel.SMS, Metric.FELL_BACK_ON, carrier)] += 1
     _announce_rows("sent", rows)
     _announce_rows("fell_back", fell_back)
     return rows
@@ -103,10 +104,11 @@ def mark_fallback_leg_sent(key: str, keys: list, now, increments: Counter) -> li
         keys,
         f"pending_fallback AND channel = '{Channel.SMS}'",
     )
-    for _id, campaign_id, _channel, _reason in rows:
+    for _id, campaign_id, _channel, _reason, carrier in rows:
         increments[(campaign_id, Channel.RCS, Metric.SENT, "")] -= 1
         increments[(campaign_id, Channel.SMS, Metric.SENT, "")] += 1
         increments[(campaign_id, Channel.SMS, Metric.FELL_BACK, FallbackReason.TTL_EXPIRED)] += 1
+        increments[(campaign_id, Channel.SMS, Metric.FELL_BACK_ON, carrier)] += 1
     _announce_rows("fell_back", rows)
     return rows
 

@@ -58,21 +58,24 @@ async def _at_slot(slot: float, gateway: GatewayAccount, lane: str):
         slot = throttle.reserve(gateway.pk, gateway.rate_per_second, 1, lane)[0]
 
 
-async def _check_capabilities(session, ctx: SendContext, rows: list[Row]) -> dict[str, bool]:
+async def _check_capabilities(session, ctx: SendContext, rows: list[Row]) -> dict[str, tuple[bool, str]]:
+    """Each number's answer: (RCS-capable, its carrier as the gateway reported it, or "")."""
     gateway_id = ctx.rcs_gateway.pk
     phones = sorted({row.phone for row in rows})
-    known = throttle.cached_capabilities(gateway_id, phones)
+    known = throttle.cached_capability_answers(gateway_id, phones)
     unknown = [phone for phone in phones if phone not in known]
     if unknown:
         adapter = gateway_for(ctx.rcs_gateway)
-        capable = await adapter.capabilities(session, unknown)
-        answers = {phone: phone in capable for phone in unknown}
+        capable = await adapter.capability_answers(session, unknown)
+        answers = {phone: (phone in capable, capable.get(phone, "")) for phone in unknown}
         throttle.cache_capabilities(gateway_id, answers)
         known.update(answers)
     return known
 
 
-async def capabilities_or_error(session, ctx: SendContext, rows: list[Row]) -> dict[str, bool] | Retryable:
+async def capabilities_or_error(
+    session, ctx: SendContext, rows: list[Row]
+) -> dict[str, tuple[bool, str]] | Retryable:
     """The RCS gateway's capability answers for the rows' numbers, or the Retryable it raised."""
     try:
         return await _check_capabilities(session, ctx, rows)

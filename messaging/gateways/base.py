@@ -93,6 +93,7 @@ class NormalizedEvent:
     file_mime: str = ""
     error_code: str = ""
     error_reason: str = ""
+    carrier: str = ""  # the network the report names (``core.carriers``), "" when it does not
     raw: dict[str, Any] = field(default_factory=dict)
     gateway_id: int | None = None  # the GatewayAccount the callback arrived for (set on receipt)
 
@@ -124,6 +125,11 @@ class Gateway:
     async def capabilities(self, session, phones: list[str]) -> set[str]:
         """The subset of ``phones`` (≤ max_capability_batch) that can receive RCS."""
         raise NotImplementedError
+
+    async def capability_answers(self, session, phones: list[str]) -> dict[str, str]:
+        """The numbers of ``phones`` that can receive RCS, each with its carrier (``core.carriers``
+        name; "" when the provider does not say). A gateway that reports the network overrides this."""
+        return dict.fromkeys(await self.capabilities(session, phones), "")
 
     async def send(self, session, message: OutboundMessage) -> SendResult:
         raise NotImplementedError

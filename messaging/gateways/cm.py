@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import aiohttp
 from django.core.exceptions import ValidationError
 
+from core.carriers import carrier_for_operator
 from core.phone import to_cm_number
 from core.rich_content import validate_rich_content
 from core.sms_text import measure_sms
@@ -312,6 +313,7 @@ def _status_reports(messages) -> list[NormalizedEvent]:
                 error_reason=str(status.get("errorDescription") or report.get("standardErrorText") or "")
                 if kind == "failed"
                 else "",
+                carrier=carrier_for_operator(report.get("operator")),
                 raw=report,
             )
         )

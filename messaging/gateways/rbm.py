@@ -22,6 +22,7 @@ import aiohttp
 from django.core.exceptions import ValidationError
 from yarl import URL
 
+from core.carriers import carrier_for_operator
 from core.rich_content import validate_rich_content
 from messaging.gateways.base import (
     Gateway,
@@ -231,7 +232,12 @@ class RbmGateway(Gateway):
         raise self._error(status, headers, payload)
 
     async def capabilities(self, session, phones: list[str]) -> set[str]:
-        reachable: set[str] = set()
+        return set(await self.capability_answers(session, phones))
+
+    async def capability_answers(self, session, phones: list[str]) -> dict[str, str]:
+        """``users:batchGet``: the reachable numbers, with the network of each where the platform
+        gives it in ``reachableUserOperators`` (number → MCC-MNC; see design.md's notes)."""
+        reachable: dict[str, str] = {}
         for start in range(0, len(phones), self.max_capability_batch):
             chunk = phones[start : start + self.max_capability_batch]
             status, headers, payload = await self._request(
@@ -239,7 +245,11 @@ class RbmGateway(Gateway):
             )
             if status != 200:
                 raise self._error(status, headers, payload)
-            reachable.update(json.loads(payload).get("reachableUsers") or [])
+            answer = json.loads(payload)
+            operators = answer.get("reachableUserOperators")
+            operators = operators if isinstance(operators, dict) else {}
+            for phone in answer.get("reachableUsers") or []:
+                reachable[phone] = carrier_for_operator(operators.get(phone))
         return reachable
 
     async def send(self, session, message: OutboundMessage) -> SendResult:

@@ -90,7 +90,11 @@ def test_profile_mix_and_overrides_over_http(sandbox):
         "phone": "+819031000001",
         "profile": "never_reads",
         "rcs_capable": True,
+        "carrier": ProfileMix().carrier_for("+819031000001"),
+        "ported": ProfileMix().ported("+819031000001"),
     }
+    sandbox.configure(carrier_overrides={"+819031000001": "softbank"})
+    assert sandbox.get("profiles/+819031000001")["carrier"] == "softbank"
     with pytest.raises(AssertionError, match="400"):
         sandbox.configure(profile_mix={"flip_phone": 1})
 
