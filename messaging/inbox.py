@@ -370,21 +370,7 @@ def opt_out_confirmation_send(contact: Contact, official_account=None) -> Conver
     if account is None or not account.can_send:
         logger.warning("opt-out of contact %s: no official account can send the confirmation", contact.pk)
         return None
-    text = CONFIRMATION_TEXT.format(name=account.display_name)
-    try:
-        with transaction.atomic():
-            delivery = message_send(
-                organization=account.organization,
-                official_account=account,
-                phone=contact.phone,
-                content={"text": text},
-                sms_text=text,
-                client_reference=f"optout:{contact.pk}",
-            )
-    except ValidationError:
-        logger.exception("opt-out confirmation for contact %s could not be sent", contact.pk)
-        return None
-    return conversation_record_outbound(account, contact, delivery, text)
+    return _confirmation_send(account, contact, CONFIRMATION_TEXT, "optout")
 
 
 # -- opt-in confirmation -------------------------------------------------------------------------
@@ -397,7 +383,13 @@ def opt_in_confirmation_send(contact: Contact, account: OfficialAccount) -> Conv
     if not account.can_send:
         logger.warning("opt-in of contact %s: account %s cannot send the confirmation", contact.pk, account.pk)
         return None
-    text = OPT_IN_CONFIRMATION_TEXT.format(name=account.display_name)
+    return _confirmation_send(account, contact, OPT_IN_CONFIRMATION_TEXT, "optin")
+
+
+def _confirmation_send(account, contact: Contact, template: str, kind: str) -> ConversationMessage | None:
+    """Send an opt-out / opt-in confirmation (``kind``) through ``message_send`` and record it in
+    the person's thread; None when it is refused (logged: the opt-out or consent stands)."""
+    text = template.format(name=account.display_name)
     try:
         with transaction.atomic():
             delivery = message_send(
@@ -406,9 +398,9 @@ def opt_in_confirmation_send(contact: Contact, account: OfficialAccount) -> Conv
                 phone=contact.phone,
                 content={"text": text},
                 sms_text=text,
-                client_reference=f"optin:{contact.pk}",
+                client_reference=f"{kind}:{contact.pk}",
             )
     except ValidationError:
-        logger.exception("opt-in confirmation for contact %s could not be sent", contact.pk)
+        logger.exception("%s confirmation for contact %s could not be sent", kind, contact.pk)
         return None
     return conversation_record_outbound(account, contact, delivery, text)
