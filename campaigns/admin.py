@@ -4,6 +4,19 @@ from accounts.admin_scoping import OrgScopedAdmin
 from campaigns.models import Campaign, Consent, Contact, ContactList, ContactListMembership
 
 
+class ReadOnlyAdmin:
+    """Viewable in the admin, never added, changed or deleted there (not even by a superuser)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Contact)
 class ContactAdmin(OrgScopedAdmin):
     list_display = ["phone", "name", "organization", "opted_out_at", "created_at"]
@@ -42,7 +55,9 @@ class ContactListMembershipAdmin(OrgScopedAdmin):
 
 
 @admin.register(Consent)
-class ConsentAdmin(OrgScopedAdmin):
+class ConsentAdmin(ReadOnlyAdmin, OrgScopedAdmin):
+    """The consent ledger is evidence (特定電子メール法): recorded and revoked through campaigns.optout only."""
+
     list_display = ["contact", "organization", "method", "source", "wording_version", "granted_at", "revoked_at"]
     list_filter = ["organization", "method", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["contact__phone", "source", "wording_version"]
@@ -50,34 +65,15 @@ class ConsentAdmin(OrgScopedAdmin):
     date_hierarchy = "granted_at"
     show_full_result_count = False
 
-    # The consent ledger is evidence (特定電子メール法): recorded and revoked through campaigns.optout
-    # only, never written here, not even by a superuser.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Campaign)
-class CampaignAdmin(OrgScopedAdmin):
+class CampaignAdmin(ReadOnlyAdmin, OrgScopedAdmin):
+    """Campaigns are composed, approved and run in the console, through the services that check the
+    content, the display rules and the approval."""
+
     list_display = ["name", "organization", "official_account", "classification", "status", "scheduled_at", "created_by", "created_at"]
     list_filter = ["organization", "status", "classification"]
     search_fields = ["name"]
     filter_horizontal = ["audience_lists", "exclusion_lists"]
     readonly_fields = ["status", "status_reason", "approved_by", "approved_at", "started_at", "finished_at", "parent"]
     raw_id_fields = ["created_by"]
-
-    # Campaigns are composed, approved and run in the console, through the services that check the
-    # content, the display rules and the approval: read-only here.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

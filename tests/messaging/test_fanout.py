@@ -161,7 +161,8 @@ def all_reached_once(sandbox, phones):
     assert sandbox.tallies()["carrier"].get("handset_duplicates", 0) == 0
 
 
-def test_fanout_sigkill_worker_five_times_no_duplicate_no_gap(engine, worker):
+def start_20k_campaign(engine, worker):
+    """A 20,000-recipient campaign at 1,500/s per gateway on one worker: (campaign, phones, worker)."""
     engine.sandbox.configure(profile_mix=NO_TTL_MIX)
     engine.rbm.rate_per_second = engine.cm.rate_per_second = 1500
     engine.rbm.save()
@@ -171,6 +172,22 @@ def test_fanout_sigkill_worker_five_times_no_duplicate_no_gap(engine, worker):
     phones = list(audience.contacts.values_list("phone", flat=True))
     current = worker()
     campaign_start(campaign)
+    return campaign, phones, current
+
+
+def settled_once_each(engine, campaign, phones):
+    """The interruptions landed while it was still sending; then everyone got exactly one message."""
+    sent_before_end = engine.sandbox.tallies()["carrier"]
+    assert sent_before_end.get("rbm_accepted", 0) + sent_before_end.get("cm_accepted", 0) < 20_000, (
+        "the interruptions must land while the campaign is still sending"
+    )
+    wait_settled(campaign, 20_000, timeout=300, sandbox=engine.sandbox)
+    all_reached_once(engine.sandbox, phones)
+    assert Delivery.objects.filter(campaign=campaign, status__gte=DeliveryStatus.SENT).count() == 20_000
+
+
+def test_fanout_sigkill_worker_five_times_no_duplicate_no_gap(engine, worker):
+    campaign, phones, current = start_20k_campaign(engine, worker)
     rng = random.Random(20_000)
     kills = 0
     deadline = time.monotonic() + 120
@@ -181,27 +198,13 @@ def test_fanout_sigkill_worker_five_times_no_duplicate_no_gap(engine, worker):
         run_sweeper()
         current = worker(name=f"w{kills + 1}")
     assert kills == 5
-    sent_before_end = engine.sandbox.tallies()["carrier"]
-    assert sent_before_end.get("rbm_accepted", 0) + sent_before_end.get("cm_accepted", 0) < 20_000, (
-        "the kills must land while the campaign is still sending"
-    )
-    wait_settled(campaign, 20_000, timeout=300, sandbox=engine.sandbox)
-    all_reached_once(engine.sandbox, phones)
-    assert Delivery.objects.filter(campaign=campaign, status__gte=DeliveryStatus.SENT).count() == 20_000
+    settled_once_each(engine, campaign, phones)
 
 
 def test_fanout_sigterm_worker_five_times_graceful_stop_no_duplicate_no_gap(engine, worker):
     """A worker stopped with SIGTERM (a deploy, a scale-in) finishes the batch in hand within the
     lease and hands back the rest: nobody gets a message twice, nobody is missed."""
-    engine.sandbox.configure(profile_mix=NO_TTL_MIX)
-    engine.rbm.rate_per_second = engine.cm.rate_per_second = 1500
-    engine.rbm.save()
-    engine.cm.save()
-    audience = engine.audience(20_000)
-    campaign = engine.campaign(audience)
-    phones = list(audience.contacts.values_list("phone", flat=True))
-    current = worker()
-    campaign_start(campaign)
+    campaign, phones, current = start_20k_campaign(engine, worker)
     rng = random.Random(15)
     lease = int(current.env["DELIVERY_LEASE_SECONDS"])
     stops = []
@@ -212,13 +215,7 @@ def test_fanout_sigterm_worker_five_times_graceful_stop_no_duplicate_no_gap(engi
         current = worker(name=f"t{len(stops) + 1}")
     assert len(stops) == 5
     assert max(stops) < lease, f"a stop took longer than the lease: {stops}"
-    sent_before_end = engine.sandbox.tallies()["carrier"]
-    assert sent_before_end.get("rbm_accepted", 0) + sent_before_end.get("cm_accepted", 0) < 20_000, (
-        "the stops must land while the campaign is still sending"
-    )
-    wait_settled(campaign, 20_000, timeout=300, sandbox=engine.sandbox)
-    all_reached_once(engine.sandbox, phones)
-    assert Delivery.objects.filter(campaign=campaign, status__gte=DeliveryStatus.SENT).count() == 20_000
+    settled_once_each(engine, campaign, phones)
 
 
 def test_fanout_429_and_5xx_storm_slows_down_and_finishes(engine, worker):
