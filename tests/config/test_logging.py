@@ -14,11 +14,12 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import GatewayKind
+from config.celery import _argument_ids
 from config.middleware import HEADER
-from core.logs import _MaskingFormatter, bound, mask_phones
+from core.logs import ConsoleFormatter, _MaskingFormatter, bound, mask_phones
 from messaging.gateways.base import NormalizedEvent
 from messaging.inbox import inbound_apply
-from messaging.tasks import heartbeat
+from messaging.tasks import deliver_webhook, dispatch_campaign, heartbeat, send_message, start_recurring_run
 from tests.accounts.factories import (
     GatewayAccountFactory,
     OfficialAccountFactory,
@@ -179,3 +180,20 @@ def test_uvicorns_access_line_with_its_raw_path_is_not_written(log_output):
 
     lines = _lines(log_output.readouterr())
     assert [line["logger"] for line in lines] == ["uvicorn.error"] and "color_message" not in lines[0]
+
+
+def test_a_task_binds_the_campaign_or_delivery_it_was_given():
+    assert _argument_ids(dispatch_campaign, (5,), {}) == {"campaign_id": 5}
+    assert _argument_ids(start_recurring_run, (), {"parent_id": 9}) == {"campaign_id": 9}
+    assert _argument_ids(send_message, (11,), {}) == {"delivery_id": 11}
+    assert _argument_ids(deliver_webhook, (12,), {}) == {}  # an outbound webhook delivery, not a message
+
+
+def test_the_console_format_is_one_readable_line_with_the_ids_and_masked_numbers():
+    formatter = ConsoleFormatter(salt="s")
+    record = logging.LogRecord("messaging.inbox", logging.WARNING, __file__, 1, "reply from %s", ("+819012345678",), None)
+    with bound(request_id="r-1", campaign_id=3):
+        line = formatter.format(record)
+    assert "\n" not in line and "WARNING" in line and "messaging.inbox" in line
+    assert "request_id=r-1" in line and "campaign_id=3" in line
+    assert "9012345678" not in line and re.search(r"reply from tel:[0-9a-f]{8}", line)
