@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from accounts.audit_hooks import permission_refused
 from accounts.selectors import current_organization
 from accounts.tenancy import ROLE_PERMISSIONS, user_role
+from core.logs import bound
 
 
 def member_required(permission: str = "view"):
@@ -31,7 +32,8 @@ def member_required(permission: str = "view"):
                 raise PermissionDenied
             request.organization = organization
             request.role = role
-            return view(request, *args, **kwargs)
+            with bound(organization_id=organization.pk):
+                return view(request, *args, **kwargs)
 
         return wrapper
 

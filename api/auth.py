@@ -39,6 +39,7 @@ from accounts.models import ApiKey, ApiScope
 from accounts.tenancy import ROLE_PERMISSIONS, user_role
 from api.idempotency import IdempotentReplay, idempotency_begin, idempotency_finish
 from core import throttle
+from core.logs import bind
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -101,6 +102,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             with transaction.atomic(savepoint=False):
                 ApiKey.objects.filter(pk__in=stale.values("pk")).update(last_used_at=now)
             key.last_used_at = now
+        # The rest of the request logs with the key's organization (config.middleware ends it).
+        bind(organization_id=key.organization_id)
         return ApiKeyPrincipal(key), key
 
     def authenticate_header(self, request):

@@ -5,6 +5,7 @@ Celery's filesystem transport under var/. Set DATABASE_URL, CELERY_BROKER_URL an
 on PostgreSQL and Redis (production and the test suite).
 """
 
+import hashlib
 from pathlib import Path
 
 import environ
@@ -79,6 +80,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.RequestLogContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -285,12 +287,38 @@ EGRESS_TIMEOUT = env.float("EGRESS_TIMEOUT", default=15.0)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 SANDBOX_URL = env.str("SANDBOX_URL", default="http://127.0.0.1:8025")
 
+# --- Logs (core.logs) ------------------------------------------------------------------------------
+# Every logger (ours, Django's, Celery's, uvicorn's) writes through one handler on stderr: one JSON
+# object per line (LOG_FORMAT=json, the default without DEBUG) or one readable line (console, the
+# default with DEBUG). Phone numbers become a salted hash; the salt is derived from SECRET_KEY.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "console"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console, not {LOG_FORMAT!r}.")
+_LOG_SALT = hashlib.sha256(b"core.logs.mask_phones:" + SECRET_KEY.encode()).hexdigest()
+_PROPAGATE_TO_ROOT = {"handlers": [], "propagate": True}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "structured": {
+            "()": "core.logs.JsonFormatter" if LOG_FORMAT == "json" else "core.logs.ConsoleFormatter",
+            "salt": _LOG_SALT,
+        }
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},  # stderr
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Django's and uvicorn's own handlers (plain text) would write each record a second time.
+        "django": {**_PROPAGATE_TO_ROOT, "level": "INFO"},
+        "django.server": _PROPAGATE_TO_ROOT,
+        "uvicorn": _PROPAGATE_TO_ROOT,
+        "uvicorn.error": _PROPAGATE_TO_ROOT,
+        # Off: it writes the raw path, which may hold a secret; config.middleware logs each request.
+        "uvicorn.access": {"handlers": [], "propagate": False},
+    },
 }
 
 # --- Fan-out engine ---------------------------------------------------------------------------

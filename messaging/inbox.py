@@ -160,7 +160,8 @@ def _inbound_one(event, accounts) -> ConversationMessage | None:
     try:
         phone = normalize_mobile(event.phone)
     except ValidationError:
-        logger.warning("inbound %s:%s from a number that is not a Japanese mobile", event.provider, event.event_id)
+        # The number is written as core.logs writes every number: a salted hash (the text never is).
+        logger.warning("inbound %s:%s from %s, not a Japanese mobile", event.provider, event.event_id, event.phone)
         return None
     account = _pick_account(candidates, phone)
     organization = account.organization
