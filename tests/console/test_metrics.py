@@ -1,7 +1,9 @@
 """/metrics: who may read it, and that each family reports what really happened — in this process's
 database and broker, and in another process that called a gateway."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -313,3 +315,17 @@ def test_transport_errors_are_counted_by_kind(client, clean_gateway_metrics):
     for outcome in ("connect_error", "429", "4xx"):
         assert value(found, "plusmessage_gateway_requests_total", gateway="cm", operation="send_batch", outcome=outcome) == 1
     assert value(found, "plusmessage_gateway_request_duration_seconds_bucket", gateway="cm", operation="send_batch", le="0.25") == 1
+
+
+@pytest.mark.django_db
+def test_the_grafana_dashboard_charts_every_family(client, clean_gateway_metrics):
+    gateway_metrics.request_observed("rbm", "send", 0.01, "200")
+    gateway_metrics.throttle_wait_observed("rbm", 0.01)
+    gateway_metrics.flush()
+    families = {family.name for family in text_string_to_metric_families(scrape(client))}
+    dashboard = json.loads((BASE_DIR / "docs" / "grafana" / "plusmessage.json").read_text())
+    expressions = " ".join(target["expr"] for panel in dashboard["panels"] for target in panel["targets"])
+    assert len(families) == 19
+    charted = set(re.findall(r"plusmessage_\w+", expressions))
+    suffixes = ("", "_total", "_bucket")
+    assert not [name for name in families if not any(name + suffix in charted for suffix in suffixes)]
