@@ -39,7 +39,7 @@ from campaigns.models import Campaign, CampaignStatus, ImportJob, ImportStatus
 from messaging import gateway_metrics
 from messaging.health import QUEUES
 from messaging.models import CampaignCounter, CounterDelta, Metric, ProviderEvent
-from messaging.stats import campaign_stats
+from messaging.stats import campaigns_progress
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +82,14 @@ def deliveries_families():
     gateways = GatewayAccount._meta.db_table
     statuses = [str(status) for status in DELIVERY_STATUSES]
     marks = ", ".join(["%s"] * len(statuses))
+    # Summed per campaign first (one pass over the counter rows), then joined to the few campaigns.
     sql = (
         f"SELECT t.channel, t.metric, rg.kind, sg.kind, SUM(t.n) FROM ("
-        f" SELECT campaign_id, channel, metric, count AS n FROM {counters} WHERE metric IN ({marks})"
-        f" UNION ALL"
-        f" SELECT campaign_id, channel, metric, delta AS n FROM {deltas} WHERE metric IN ({marks})"
+        f" SELECT campaign_id, channel, metric, SUM(n) AS n FROM ("
+        f"  SELECT campaign_id, channel, metric, count AS n FROM {counters} WHERE metric IN ({marks})"
+        f"  UNION ALL"
+        f"  SELECT campaign_id, channel, metric, delta AS n FROM {deltas} WHERE metric IN ({marks})"
+        f" ) AS u GROUP BY campaign_id, channel, metric"
         f") AS t JOIN {campaigns} c ON c.id = t.campaign_id"
         f" JOIN {accounts} oa ON oa.id = c.official_account_id"
         f" LEFT JOIN {gateways} rg ON rg.id = oa.rcs_gateway_id"
@@ -178,9 +181,8 @@ def campaign_families():
         "plusmessage_campaign_progress_ratio", "Share of the recipients processed (0 to 1)", labels=["campaign"]
     )
     active = Campaign.objects.filter(status__in=[CampaignStatus.RUNNING, CampaignStatus.PAUSED]).order_by("id")
-    for campaign in active[:PROGRESS_CAMPAIGNS_MAX]:
-        stats = campaign_stats(campaign)
-        label = [str(campaign.id)]
+    for campaign_id, stats in campaigns_progress(list(active.only("id", "status")[:PROGRESS_CAMPAIGNS_MAX])).items():
+        label = [str(campaign_id)]
         targeted.add_metric(label, stats["targeted"])
         processed.add_metric(label, stats["processed"])
         progress.add_metric(label, stats["progress"])

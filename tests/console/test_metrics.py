@@ -262,7 +262,8 @@ GATEWAY_CALLS = textwrap.dedent(
     from messaging.engine.send import _at_slot, process_sender
     from messaging.gateways import NotReachable, OutboundMessage, gateway_for
 
-    account = GatewayAccount(kind="rbm", base_url=sys.argv[1], rate_per_second=10,
+    # Above STRICT_RATE_BELOW: one wait for the slot, however late the process wakes.
+    account = GatewayAccount(kind="rbm", base_url=sys.argv[1], rate_per_second=5000,
                              credentials={"agent_id": "agent-test", "bearer_token": "bearer-test"})
     rbm = gateway_for(account)
     sender = process_sender.open()
