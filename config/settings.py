@@ -344,5 +344,6 @@ READY_RECEIPT_BACKLOG_MAX = env.int("READY_RECEIPT_BACKLOG_MAX", default=50_000)
 METRICS_ALLOWED_NETWORKS = [
     str(ipaddress.ip_network(network.strip(), strict=False))
     for network in env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+    if network.strip()  # set it empty to allow no network (the token only)
 ]
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
