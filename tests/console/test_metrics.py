@@ -1,16 +1,20 @@
 """/metrics: who may read it, and that each family reports what really happened — in this process's
 database and broker, and in another process that called a gateway."""
 
+import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis
 from celery import current_app
@@ -18,10 +22,17 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from accounts.models import GatewayKind, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
+from accounts.models import (
+    GatewayAccount,
+    GatewayKind,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    WebhookEndpoint,
+)
 from campaigns.models import CampaignStatus, ImportJob, ImportStatus
 from messaging import gateway_metrics
 from messaging.counters import counters_add, counters_fold
+from messaging.gateways import OutboundMessage, Retryable, SendResult, gateway_for
 from messaging.health import QUEUES
 from messaging.models import ProviderEvent
 from tests.accounts.factories import GatewayAccountFactory, OfficialAccountFactory, UserFactory
@@ -305,17 +316,43 @@ def test_gateway_requests_made_in_another_process_show_up(client, sandbox, clean
     assert "819011140001" not in text and "ご予約" not in text
 
 
+@pytest.fixture
+def refused_url():
+    """A loopback address bound but not listening: every connection to it is refused at once."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{bound.getsockname()[1]}"
+
+
 @pytest.mark.django_db
-def test_transport_errors_are_counted_by_kind(client, clean_gateway_metrics):
-    gateway_metrics.request_observed("cm", "send_batch", 0.2, gateway_metrics.outcome_label(error="connect_error"))
-    gateway_metrics.request_observed("cm", "send_batch", 0.3, gateway_metrics.outcome_label(429))
-    gateway_metrics.request_observed("cm", "send_batch", 0.3, gateway_metrics.outcome_label(418))
+def test_errors_are_counted_by_kind_through_the_adapters(client, sandbox, refused_url, clean_gateway_metrics):  # noqa: F811
+    sandbox.register_cm(product_token="product-test", callback_secret="secret-test")
+    cm = gateway_for(GatewayAccount(
+        kind="cm", base_url=sandbox.url, credentials={"product_token": "product-test", "callback_secret": "secret-test"}
+    ))
+    rbm = gateway_for(GatewayAccount(kind="rbm", base_url=refused_url, credentials={"agent_id": "a", "bearer_token": "b"}))
+    sms = OutboundMessage(message_id=str(uuid.uuid4()), phone="+819011140003", sms_text="【デモ商店】ご予約ありがとうございます。")
+
+    async def calls():
+        async with aiohttp.ClientSession() as session:
+            sandbox.configure(faults={"fail_next": 1, "error_status": 429})
+            first = await cm.send_batch(session, [sms])
+            second = await cm.send_batch(session, [sms])
+            with pytest.raises(Retryable):
+                await rbm.capability(session, "+819011140003")
+            return first, second
+
+    first, second = asyncio.run(calls())
+    assert isinstance(first[0], Retryable) and first[0].code == "429"
+    assert isinstance(second[0], SendResult)
     gateway_metrics.flush()
 
     found = samples(scrape(client))
-    for outcome in ("connect_error", "429", "4xx"):
-        assert value(found, "plusmessage_gateway_requests_total", gateway="cm", operation="send_batch", outcome=outcome) == 1
-    assert value(found, "plusmessage_gateway_request_duration_seconds_bucket", gateway="cm", operation="send_batch", le="0.25") == 1
+    requests = "plusmessage_gateway_requests_total"
+    assert value(found, requests, gateway="cm", operation="send_batch", outcome="429") == 1
+    assert value(found, requests, gateway="cm", operation="send_batch", outcome="200") == 1
+    assert value(found, requests, gateway="rbm", operation="capability", outcome="connect_error") == 1
+    assert value(found, "plusmessage_gateway_request_duration_seconds_count", gateway="cm", operation="send_batch") == 2
 
 
 @pytest.mark.django_db
