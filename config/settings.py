@@ -6,6 +6,7 @@ on PostgreSQL and Redis (production and the test suite).
 """
 
 import hashlib
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -365,3 +366,12 @@ CELERY_BEAT_SCHEDULE = {
 # /readyz: the beat and worker heartbeats must be this recent, the receipts waiting at most this many.
 READY_HEARTBEAT_SECONDS = env.int("READY_HEARTBEAT_SECONDS", default=60)
 READY_RECEIPT_BACKLOG_MAX = env.int("READY_RECEIPT_BACKLOG_MAX", default=50_000)
+# /metrics (console/metrics.py): answered to these networks (the peer address), or to a client that
+# presents "Authorization: Bearer <METRICS_TOKEN>"; anyone else gets 404. Empty token = none accepted.
+# Parsed here, so a mistyped network stops the start instead of failing each scrape.
+METRICS_ALLOWED_NETWORKS = [
+    str(ipaddress.ip_network(network.strip(), strict=False))
+    for network in env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+    if network.strip()  # set it empty to allow no network (the token only)
+]
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -4,12 +4,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from campaigns.views import optout as views_optout
-from console import health, views, views_audit, views_media
+from console import health, metrics, views, views_audit, views_media
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),

@@ -84,6 +84,29 @@ def counter_rows(campaign_id: int):
     return [(_as_datetime(m), ch, me, d, int(n)) for m, ch, me, d, n in rows]
 
 
+def counter_totals(campaign_ids: list[int]) -> dict[int, dict[str, int]]:
+    """{campaign id: {metric: total}} over every minute and channel, folded plus pending deltas,
+    for several campaigns in one statement (one snapshot, as ``counter_rows``)."""
+    if not campaign_ids:
+        return {}
+    counters, deltas = CampaignCounter._meta.db_table, CounterDelta._meta.db_table
+    marks = ", ".join(["%s"] * len(campaign_ids))
+    sql = (
+        f"SELECT campaign_id, metric, SUM(n) FROM ("
+        f" SELECT campaign_id, metric, count AS n FROM {counters} WHERE campaign_id IN ({marks})"
+        f" UNION ALL"
+        f" SELECT campaign_id, metric, delta AS n FROM {deltas} WHERE campaign_id IN ({marks})"
+        f") AS t GROUP BY campaign_id, metric"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*campaign_ids, *campaign_ids])
+        rows = cursor.fetchall()
+    totals: dict[int, dict[str, int]] = {}
+    for campaign_id, metric, count in rows:
+        totals.setdefault(campaign_id, {})[metric] = int(count)
+    return totals
+
+
 def _as_datetime(value):
     """SQLite hands raw-SQL datetimes back as text or naive values (stored in UTC)."""
     if isinstance(value, str):

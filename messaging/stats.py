@@ -12,7 +12,7 @@ from campaigns.models import Campaign
 from campaigns.status import TERMINAL
 from core.carriers import RAKUTEN
 from core.charts import percent
-from messaging.counters import counter_rows
+from messaging.counters import counter_rows, counter_totals
 from messaging.models import Metric
 
 FUNNEL = [Metric.SENT, Metric.DELIVERED, Metric.READ]
@@ -46,6 +46,26 @@ def carrier_split(counts: dict[tuple[str, str], int]) -> list[dict]:
     return rows
 
 
+def processed_and_progress(totals, status: str) -> tuple[int, float]:
+    """(recipients processed, share processed) from a campaign's counter totals by metric."""
+    targeted = totals.get(Metric.TARGETED, 0)
+    # A message the carrier accepted and later reported failed counts as sent and as failed: cap.
+    done = min(totals.get(Metric.SENT, 0) + totals.get(Metric.FAILED, 0) + totals.get(Metric.CANCELLED, 0), targeted)
+    progress = (done / targeted) if targeted else (1.0 if status in TERMINAL else 0.0)
+    return done, min(progress, 1.0)
+
+
+def campaigns_progress(campaigns) -> dict[int, dict]:
+    """{campaign id: {"targeted", "processed", "progress"}} for several campaigns in one query."""
+    totals = counter_totals([campaign.id for campaign in campaigns])
+    result = {}
+    for campaign in campaigns:
+        own = totals.get(campaign.id, {})
+        done, progress = processed_and_progress(own, campaign.status)
+        result[campaign.id] = {"targeted": own.get(Metric.TARGETED, 0), "processed": done, "progress": progress}
+    return result
+
+
 def campaign_stats(campaign: Campaign) -> dict:
     rows = counter_rows(campaign.id)
     totals = defaultdict(int)
@@ -72,10 +92,8 @@ def campaign_stats(campaign: Campaign) -> dict:
             series[minute][metric] += count
 
     targeted = totals[Metric.TARGETED]
-    # A message the carrier accepted and later reported failed counts as sent and as failed: cap.
-    done = min(totals[Metric.SENT] + totals[Metric.FAILED] + totals[Metric.CANCELLED], targeted)
+    done, progress = processed_and_progress(totals, campaign.status)
     queued = max(targeted - done, 0)
-    progress = (done / targeted) if targeted else (1.0 if campaign.status in TERMINAL else 0.0)
     rate = _recent_rate(series)
     finished = campaign.status in TERMINAL
     return {

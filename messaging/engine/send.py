@@ -20,6 +20,7 @@ from django.conf import settings
 
 from accounts.models import GatewayAccount
 from core import throttle
+from messaging import gateway_metrics
 from messaging.engine.context import Row, SendContext, content_for, sms_text_for
 from messaging.gateways import GatewayError, NotReachable, OutboundMessage, Permanent, Retryable, gateway_for
 from messaging.gateways.base import sms_leg_id
@@ -52,6 +53,7 @@ async def _at_slot(slot: float, gateway: GatewayAccount, lane: str):
     for _ in range(3 if strict else 1):
         delay = slot - time.time()
         if delay > 0:
+            gateway_metrics.throttle_wait_observed(gateway.kind, delay)
             await asyncio.sleep(delay)
         if not strict or time.time() - slot <= tolerance:
             return
@@ -223,6 +225,8 @@ class Sender:
         except BaseException:
             self._cancel_pending()
             raise
+        finally:
+            gateway_metrics.flush()  # a step's requests are visible to the next scrape
 
     def _cancel_pending(self) -> None:
         pending = asyncio.all_tasks(self.loop)

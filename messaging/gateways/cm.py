@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 import mimetypes
+import time
 from datetime import UTC, datetime
 
 import aiohttp
@@ -26,6 +27,7 @@ from core.carriers import carrier_for_operator
 from core.phone import to_cm_number
 from core.rich_content import validate_rich_content
 from core.sms_text import measure_sms
+from messaging import gateway_metrics
 from messaging.gateways.base import (
     Gateway,
     GatewayError,
@@ -218,11 +220,19 @@ class CmGateway(Gateway):
                     )
         return results
 
+    def _observed(self, started: float, error: Retryable) -> Retryable:
+        """A request that got no answer: its duration and transport error go to the gateway metrics."""
+        gateway_metrics.request_observed(
+            self.kind, "send_batch", time.monotonic() - started, gateway_metrics.outcome_label(error=error.code)
+        )
+        return error
+
     async def _post(self, session, msgs: list[dict]):
         """{(reference, number): result} or one GatewayError for the whole request."""
         body = {"messages": {"authentication": {"producttoken": self.product_token}, "msg": msgs}}
         timeout = aiohttp.ClientTimeout(total=self.timeout_seconds, sock_connect=self.connect_timeout_seconds)
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        started = time.monotonic()
         try:
             async with session.post(
                 f"{self.base_url}/v1.0/message",
@@ -232,13 +242,18 @@ class CmGateway(Gateway):
             ) as response:
                 status, headers, payload = response.status, response.headers, await response.read()
         except aiohttp.ConnectionTimeoutError:
-            return Retryable("connection timed out", code="connect_timeout")
+            return self._observed(started, Retryable("connection timed out", code="connect_timeout"))
         except aiohttp.ClientConnectorError:
-            return Retryable("connection refused", code="connect_error")
+            return self._observed(started, Retryable("connection refused", code="connect_error"))
         except TimeoutError:
-            return Retryable("no answer in time", code="timeout", outcome_unknown=True)
+            return self._observed(started, Retryable("no answer in time", code="timeout", outcome_unknown=True))
         except aiohttp.ClientError as error:
-            return Retryable(error.__class__.__name__, code="transport", outcome_unknown=True)
+            return self._observed(
+                started, Retryable(error.__class__.__name__, code="transport", outcome_unknown=True)
+            )
+        gateway_metrics.request_observed(
+            self.kind, "send_batch", time.monotonic() - started, gateway_metrics.outcome_label(status)
+        )
         try:
             document = json.loads(payload)
         except ValueError:

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ from yarl import URL
 
 from core.carriers import carrier_for_operator
 from core.rich_content import validate_rich_content
+from messaging import gateway_metrics
 from messaging.gateways.base import (
     Gateway,
     NormalizedEvent,
@@ -182,7 +184,22 @@ class RbmGateway(Gateway):
         }
 
     # -- transport -------------------------------------------------------------------------------
-    async def _request(self, session, method: str, url: str, body: dict | None = None):
+    async def _request(self, session, operation: str, method: str, url: str, body: dict | None = None):
+        """(status, headers, body) of one request; its duration and outcome go to the gateway metrics."""
+        started = time.monotonic()
+        try:
+            status, headers, payload = await self._exchange(session, method, url, body)
+        except Retryable as error:
+            gateway_metrics.request_observed(
+                self.kind, operation, time.monotonic() - started, gateway_metrics.outcome_label(error=error.code)
+            )
+            raise
+        gateway_metrics.request_observed(
+            self.kind, operation, time.monotonic() - started, gateway_metrics.outcome_label(status)
+        )
+        return status, headers, payload
+
+    async def _exchange(self, session, method: str, url: str, body: dict | None):
         timeout = aiohttp.ClientTimeout(total=self.timeout_seconds, sock_connect=self.connect_timeout_seconds)
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() if body is not None else None
         try:
@@ -223,7 +240,7 @@ class RbmGateway(Gateway):
     # -- outbound --------------------------------------------------------------------------------
     async def capability(self, session, phone: str) -> bool:
         status, headers, payload = await self._request(
-            session, "GET", self._url(f"phones/{phone}/capabilities", agentId=self.agent_id)
+            session, "capability", "GET", self._url(f"phones/{phone}/capabilities", agentId=self.agent_id)
         )
         if status == 200:
             return True
@@ -241,7 +258,7 @@ class RbmGateway(Gateway):
         for start in range(0, len(phones), self.max_capability_batch):
             chunk = phones[start : start + self.max_capability_batch]
             status, headers, payload = await self._request(
-                session, "POST", self._url("users:batchGet", agentId=self.agent_id), {"users": chunk}
+                session, "capabilities", "POST", self._url("users:batchGet", agentId=self.agent_id), {"users": chunk}
             )
             if status != 200:
                 raise self._error(status, headers, payload)
@@ -258,7 +275,7 @@ class RbmGateway(Gateway):
             f"{self.base_url}/v1/phones/{message.phone}/agentMessages"
             f"?messageId={quote(message.message_id, safe='')}&agentId={self._agent_query}"
         )
-        status, headers, payload = await self._request(session, "POST", url, body)
+        status, headers, payload = await self._request(session, "send", "POST", url, body)
         if status == 200:
             return SendResult(message.message_id, f"phones/{message.phone}/agentMessages/{message.message_id}")
         if status == 409:  # ALREADY_EXISTS: an earlier attempt with this id got through
@@ -267,7 +284,7 @@ class RbmGateway(Gateway):
 
     async def revoke(self, session, phone: str, message_id: str) -> bool:
         url = self._url(f"phones/{phone}/agentMessages/{quote(message_id, safe='')}", agentId=self.agent_id)
-        status, headers, payload = await self._request(session, "DELETE", url)
+        status, headers, payload = await self._request(session, "revoke", "DELETE", url)
         if status == 200:
             return True
         if status == 404:
@@ -282,7 +299,7 @@ class RbmGateway(Gateway):
         event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"rbm-read:{self.agent_id}:{message_id}"))
         url = self._url(f"phones/{phone}/agentEvents", eventId=event_id, agentId=self.agent_id)
         status, headers, payload = await self._request(
-            session, "POST", url, {"eventType": "READ", "messageId": message_id}
+            session, "read_receipt", "POST", url, {"eventType": "READ", "messageId": message_id}
         )
         if status in (200, 409):
             return True
