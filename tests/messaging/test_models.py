@@ -194,7 +194,7 @@ def test_embedded_sqlite_has_the_forward_only_trigger_too(tmp_path):
 
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": "t" * 40 + "0123456789"}
     migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "messaging", "-v0"], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=300
     )
     assert migrate.returncode == 0, migrate.stderr
     probe = subprocess.run([sys.executable, "-c", SQLITE_PROBE], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120)

@@ -17,6 +17,7 @@ from tests.campaigns.factories import CampaignFactory, ContactListFactory
 # queued messages written under the old name would no longer find it.
 PINNED_TASK_NAMES = {
     "campaigns.import_contacts",
+    "campaigns.sweep_import_files",
     "messaging.inbox.fetch_inbound_media",
     "messaging.inbox.send_read_receipts",
     "messaging.tasks.apply_provider_events",
