@@ -33,6 +33,7 @@ class Row:
     pending_fallback: bool
     fallback_reason: str = ""
     attempts: int = 1
+    sms_gateway_id: int | None = None  # the gateway the SMS leg went (or may have gone) through
 
 
 @dataclass
@@ -49,6 +50,7 @@ class SendContext:
     rcs_gateway: GatewayAccount | None
     sms_gateway: GatewayAccount | None
     lane: str = throttle.BULK
+    backup_sms_gateway: GatewayAccount | None = None
 
     @property
     def traffic_type(self) -> str:
@@ -84,6 +86,7 @@ def context_for_campaign(campaign: Campaign) -> SendContext:
         ttl_seconds=campaign.ttl_seconds,
         rcs_gateway=account.rcs_gateway,
         sms_gateway=account.sms_gateway,
+        backup_sms_gateway=account.backup_sms_gateway,
     )
 
 
@@ -99,6 +102,7 @@ def context_for_single(delivery: Delivery) -> SendContext:
         ttl_seconds=delivery.ttl_seconds or 3600,
         rcs_gateway=account.rcs_gateway,
         sms_gateway=account.sms_gateway,
+        backup_sms_gateway=account.backup_sms_gateway,
     )
 
 
