@@ -21,9 +21,11 @@ At most once per delivery — the rule every SMS leg follows:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.db import connection
 
-from accounts.models import GatewayAccount
+from accounts.models import GatewayAccount, OfficialAccount
 from audit.services import audit_record
 from core import gateway_health
 from core.sql import among
@@ -98,3 +100,14 @@ def gateway_switches_audit(switches: list[tuple[int, str]]) -> None:
             target=gateway,
             details={"change": change},
         )
+
+
+def sms_failover_state(account: OfficialAccount | None) -> dict | None:
+    """What the official account page and the campaign monitor show while the account's SMS goes
+    through its backup: ``{"since": datetime, "backup": GatewayAccount}``; None otherwise."""
+    if account is None or not account.sms_gateway_id or not account.backup_sms_gateway_id:
+        return None
+    since = gateway_health.down_since(account.sms_gateway_id)
+    if since is None:
+        return None
+    return {"since": datetime.fromtimestamp(since, tz=UTC), "backup": account.backup_sms_gateway}
