@@ -204,7 +204,10 @@ async def _send_sms_through(session, ctx, gateway: GatewayAccount, rows, outcome
                 if isinstance(result, Retryable):
                     if not result.outcome_unknown and not provider_path:
                         outcome.sms_unpinned.add(row.id)
-                    note_retry(gateway, row, result, outcome, count_error=not (has_backup and _gateway_failed(result)))
+                    # A refusal the backup takes over is not an error of the campaign; a timeout,
+                    # whose leg must wait for this gateway, still is.
+                    taken_over = has_backup and _gateway_failed(result) and not result.outcome_unknown
+                    note_retry(gateway, row, result, outcome, count_error=not taken_over)
                 elif isinstance(result, GatewayError):
                     outcome.gateway_errors += 1
                     outcome.failed.append((row, result.code or result.kind, result.reason[:500]))
