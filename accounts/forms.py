@@ -34,6 +34,7 @@ class OfficialAccountForm(forms.ModelForm):
             "sms_sender_id",
             "rcs_gateway",
             "sms_gateway",
+            "backup_sms_gateway",
         ]
         widgets = {
             "brand_color": forms.TextInput(attrs={"type": "color"}),
@@ -51,6 +52,8 @@ class OfficialAccountForm(forms.ModelForm):
         self.fields["sms_gateway"].queryset = gateways.filter(kind=GatewayKind.CM)
         self.fields["rcs_gateway"].empty_label = _("— none —")
         self.fields["sms_gateway"].empty_label = _("— none —")
+        self.fields["backup_sms_gateway"].queryset = gateways.filter(kind=GatewayKind.CM)
+        self.fields["backup_sms_gateway"].empty_label = _("— none —")
         self.instance.organization = organization
         self.organization = organization
 
@@ -62,6 +65,16 @@ class OfficialAccountForm(forms.ModelForm):
         if others.exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError(_("Another official account already has this name."))
         return name
+
+    def clean(self):
+        cleaned = super().clean()
+        primary, backup = cleaned.get("sms_gateway"), cleaned.get("backup_sms_gateway")
+        if backup is not None:
+            if primary is None:
+                self.add_error("backup_sms_gateway", _("Choose the SMS gateway first; the backup stands in for it."))
+            elif backup == primary:
+                self.add_error("backup_sms_gateway", _("The backup must be another gateway than the SMS gateway."))
+        return cleaned
 
     def clean_sms_sender_id(self):
         value = self.cleaned_data["sms_sender_id"].strip()

@@ -202,6 +202,13 @@ class OfficialAccount(models.Model):
     sms_gateway = models.ForeignKey(
         GatewayAccount, verbose_name=_("SMS gateway"), on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Where SMS legs go while the SMS gateway is down (core.gateway_health): another SMS-capable
+    # gateway account of the same organization (checked by OfficialAccountForm).
+    backup_sms_gateway = models.ForeignKey(
+        GatewayAccount, verbose_name=_("backup SMS gateway"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+        help_text=_("SMS messages go through this gateway while the SMS gateway is not answering."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

@@ -327,6 +327,11 @@ GATEWAY_TIMEOUT_SECONDS = env.float("GATEWAY_TIMEOUT_SECONDS", default=10.0)
 DISPATCH_CHAINS = env.int("DISPATCH_CHAINS", default=2)
 AUTO_PAUSE_ERROR_RATE = env.float("AUTO_PAUSE_ERROR_RATE", default=0.5)  # 0 disables
 AUTO_PAUSE_MIN_BATCH = env.int("AUTO_PAUSE_MIN_BATCH", default=50)
+# Gateway failover (core/gateway_health.py): after this many failed requests in a row (5xx, timeouts,
+# connection errors) an SMS gateway is "down" and SMS legs go through the official account's backup
+# gateway; after the cool-off, one probe batch tries the primary again.
+GATEWAY_FAILOVER_ERRORS = env.int("GATEWAY_FAILOVER_ERRORS", default=20)
+GATEWAY_FAILOVER_COOLOFF_SECONDS = env.float("GATEWAY_FAILOVER_COOLOFF_SECONDS", default=60.0)
 TTL_GRACE_SECONDS = env.int("TTL_GRACE_SECONDS", default=30)
 # A claimed batch must be recorded within its lease, or others may claim it again (same ids).
 DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=60)

@@ -88,11 +88,12 @@ def on_inbound_received(sender, events, **kwargs):
 
 def _accounts_by_gateway(gateway_ids) -> dict[int, list[OfficialAccount]]:
     found: dict[int, list[OfficialAccount]] = {}
+    # A reply (「停止」 too) to an SMS sent through the backup gateway comes in through the backup.
     accounts = OfficialAccount.objects.filter(
-        Q(rcs_gateway_id__in=gateway_ids) | Q(sms_gateway_id__in=gateway_ids)
+        Q(rcs_gateway_id__in=gateway_ids) | Q(sms_gateway_id__in=gateway_ids) | Q(backup_sms_gateway_id__in=gateway_ids)
     ).select_related("organization").order_by("id")
     for account in accounts:
-        for gateway_id in {account.rcs_gateway_id, account.sms_gateway_id}:
+        for gateway_id in {account.rcs_gateway_id, account.sms_gateway_id, account.backup_sms_gateway_id}:
             if gateway_id in gateway_ids:
                 found.setdefault(gateway_id, []).append(account)
     return found

@@ -67,6 +67,13 @@ class Delivery(models.Model):
     status = models.PositiveSmallIntegerField(_("status"), choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
     rcs_provider_id = models.CharField(_("RCS provider id"), max_length=100, blank=True)
     sms_provider_id = models.CharField(_("SMS provider id"), max_length=100, blank=True)
+    # The gateway account the SMS leg was (or may have been) handed to, written before it is sent:
+    # a retry goes through the same gateway unless that one definitely refused it (see
+    # messaging.engine.failover), so the carrier's deduplication on the reference still holds.
+    sms_gateway = models.ForeignKey(
+        GatewayAccount, verbose_name=_("SMS sent through"), on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", db_index=False,
+    )
     error_code = models.CharField(_("error code"), max_length=50, blank=True)
     error_reason = models.CharField(_("error reason"), max_length=500, blank=True)
     fallback_reason = models.CharField(_("fallback reason"), max_length=20, choices=FallbackReason.choices, blank=True)

@@ -164,7 +164,7 @@ class SandboxApp:
                 else _dumps({"details": "Too many requests", "errorCode": 429, "messages": []})
             )
             raise _BadRequest(429, body, [*JSON_HEADERS, (b"retry-after", str(wait).encode())])
-        fault = self.carrier.fault()
+        fault = self.carrier.fault(key)
         if fault == "error":
             status = int(self.carrier.faults["error_status"])
             body = _google_error(status, "UNAVAILABLE", "The service is currently unavailable.") if google else _dumps(
@@ -281,7 +281,13 @@ class SandboxApp:
             raise _BadRequest(
                 400, _dumps({"details": f"1 to {CM_BATCH_MAX} messages per request", "errorCode": 201, "messages": []})
             )
-        fault = await self._guard(registration.product_token, len(msgs), google=False)
+        # Messages per request, by answer: shows a sender shrinking its batches after a 429.
+        self.carrier.tallies[f"cm_batch:{len(msgs)}"] += 1
+        try:
+            fault = await self._guard(registration.product_token, len(msgs), google=False)
+        except _BadRequest as refused:
+            self.carrier.tallies[f"cm_batch_refused_{refused.status}:{len(msgs)}"] += 1
+            raise
         results = []
         accepted = 0
         for msg in msgs:

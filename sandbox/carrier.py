@@ -42,6 +42,7 @@ DEFAULT_FAULTS = {
     "duplicate_webhook_rate": 0.0,  # share of callbacks posted twice
     "out_of_order_rate": 0.0,  # share of messages whose READ is posted before DELIVERED
     "ttl_revoke_fail_rate": 0.0,  # share of TTL expiries that fail to revoke (delivered instead)
+    "down_tokens": [],  # gateway accounts (RBM bearer or CM product token) answering error_status to every call
 }
 
 RBM_FEATURES = [
@@ -109,12 +110,14 @@ class InboxEntry:
     last_at: str = ""
     text: str = ""
     content: dict | None = None
+    gateway_id: int | None = None  # the registration's gateway account (the first that delivered it)
 
     def public(self) -> dict:
         return {
             "message_id": self.message_id,
             "channel": self.channel,
             "gateway": self.gateway,
+            "gateway_id": self.gateway_id,
             "count": self.count,
             "first_at": self.first_at,
             "last_at": self.last_at,
@@ -226,9 +229,13 @@ class Carrier:
             return max(1, math.ceil(wait))
         return 0
 
-    def fault(self) -> str | None:
-        """Which fault to inject into this carrier API call: "error", "timeout" or None."""
+    def fault(self, key: str = "") -> str | None:
+        """Which fault to inject into this carrier API call of the account ``key``: "error",
+        "timeout" or None."""
         faults = self.faults
+        if key and key in faults["down_tokens"]:
+            self.tallies["injected_errors"] += 1
+            return "error"
         if faults["fail_next"] > 0:
             faults["fail_next"] -= 1
             self.tallies["injected_errors"] += 1
@@ -271,6 +278,7 @@ class Carrier:
                 message_id=message.message_id,
                 channel=channel,
                 gateway=message.registration.kind,
+                gateway_id=message.registration.gateway_id,
                 first_at=stamp,
                 text=message.text,
                 content=message.content,

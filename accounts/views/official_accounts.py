@@ -11,6 +11,7 @@ from accounts.forms import LogoForm, OfficialAccountForm
 from accounts.models import Carrier, CarrierReview, OfficialAccount, ReviewStatus
 from accounts.services import official_account_set_logo
 from accounts.tenancy import ROLE_PERMISSIONS
+from messaging.engine.failover import sms_failover_state
 
 REVIEW_BADGES = {ReviewStatus.APPROVED: "ok", ReviewStatus.PENDING: "warn", ReviewStatus.REJECTED: "bad"}
 
@@ -35,7 +36,7 @@ def _reviews_by_carrier(account):
 def official_account_or_404(request, pk):
     """The official account if it is the member's organization's; another organization's id answers 404."""
     return get_object_or_404(
-        OfficialAccount.objects.select_related("rcs_gateway", "sms_gateway").prefetch_related("reviews"),
+        OfficialAccount.objects.select_related("rcs_gateway", "sms_gateway", "backup_sms_gateway").prefetch_related("reviews"),
         pk=pk,
         organization=request.organization,
     )
@@ -66,7 +67,8 @@ def official_account_detail(request, pk):
         {
             "account": account,
             "reviews": _reviews_by_carrier(account),
-            "gateways": [g for g in (account.rcs_gateway, account.sms_gateway) if g],
+            "gateways": [g for g in (account.rcs_gateway, account.sms_gateway, account.backup_sms_gateway) if g],
+            "sms_failover": sms_failover_state(account),
             "can_manage": can_manage(request),
         },
     )

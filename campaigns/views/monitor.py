@@ -34,6 +34,7 @@ from core.charts import line_chart
 from core.csv import csv_lines
 from core.phone import national_format
 from messaging import runs
+from messaging.engine.failover import sms_failover_state
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
 from messaging.stats import campaign_stats
 
@@ -86,6 +87,7 @@ def _monitor_context(request, campaign) -> dict:
         "can_pause": bool(permissions & MONITOR_PERMISSIONS),
         "can_control": bool(permissions & CONTROL_PERMISSIONS),
         "finished": campaign.status in FINISHED_STATES,
+        "sms_failover": sms_failover_state(campaign.official_account),
     }
     targeted = stats.get("targeted") or 0
     by_channel = stats.get("by_channel") or {}

@@ -10,6 +10,8 @@ claimed row, a batch's send context, and the content as each person gets it.
 3. ``send`` — the legs go out concurrently, each at its slot from the account's global token
    bucket. The delivery UUID is the RBM messageId and the CM reference (+"-sms" for the SMS leg)
    on every attempt, so a retry after a crash or a timeout is deduplicated by the carrier.
+   ``failover`` — which gateway each SMS leg goes through (the account's SMS gateway, or its
+   backup while that one is down), pinned on the delivery before the send; the switches' audit.
 4. ``record`` — results in bulk: sent; not reachable → SMS now; retryable → back off (the lease);
    permanent → failed. Counter deltas go in with the same transaction.
 5. ``dispatch`` — a task's unit of work: one batch of a campaign (or the priority lane's single

@@ -59,7 +59,7 @@ def deliveries_claim(
         f"ORDER BY {order} LIMIT %s {skip_locked}) "
         f"UPDATE {delivery} SET lease_until = %s, attempts = attempts + 1 "
         f"WHERE id IN (SELECT id FROM fallback_legs UNION ALL SELECT id FROM queued) "
-        f"RETURNING id, uuid, contact_id, channel, pending_fallback, fallback_reason, attempts"
+        f"RETURNING id, uuid, contact_id, channel, pending_fallback, fallback_reason, attempts, sms_gateway_id"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*scope_params, now, limit, *scope_params, now, limit, lease_until])
@@ -70,7 +70,7 @@ def deliveries_claim(
         cursor.execute(f"SELECT id, phone, name, attributes, opted_out_at FROM {contact} WHERE {contact_ids}", params)
         contacts = {row[0]: row for row in cursor.fetchall()}
     rows = []
-    for delivery_id, uuid, contact_id, channel, pending_fallback, fallback_reason, attempts in claimed:
+    for delivery_id, uuid, contact_id, channel, pending_fallback, fallback_reason, attempts, sms_gateway_id in claimed:
         _, phone, name, attributes, opted_out_at = contacts[contact_id]
         if isinstance(attributes, str):
             attributes = json.loads(attributes or "{}")
@@ -87,6 +87,7 @@ def deliveries_claim(
                 pending_fallback=bool(pending_fallback),
                 fallback_reason=fallback_reason,
                 attempts=attempts,
+                sms_gateway_id=sms_gateway_id,
             )
         )
     rows.sort(key=lambda r: r.id)

@@ -35,6 +35,7 @@ class Row:
     fallback_reason: str = ""
     attempts: int = 1
     carrier: str = ""
+    sms_gateway_id: int | None = None  # the gateway the SMS leg went (or may have gone) through
 
 
 @dataclass
@@ -52,6 +53,7 @@ class SendContext:
     sms_gateway: GatewayAccount | None
     approved_carriers: frozenset[str] = frozenset(PLUS_MESSAGE_CARRIERS)
     lane: str = throttle.BULK
+    backup_sms_gateway: GatewayAccount | None = None
 
     @property
     def traffic_type(self) -> str:
@@ -98,6 +100,7 @@ def context_for_campaign(campaign: Campaign) -> SendContext:
         rcs_gateway=account.rcs_gateway,
         sms_gateway=account.sms_gateway,
         approved_carriers=account.approved_carriers,
+        backup_sms_gateway=account.backup_sms_gateway,
     )
 
 
@@ -114,6 +117,7 @@ def context_for_single(delivery: Delivery) -> SendContext:
         rcs_gateway=account.rcs_gateway,
         sms_gateway=account.sms_gateway,
         approved_carriers=account.approved_carriers,
+        backup_sms_gateway=account.backup_sms_gateway,
     )
 
 

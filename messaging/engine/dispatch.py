@@ -31,6 +31,7 @@ from core.sql import among
 from messaging import tasks
 from messaging.engine.claim import deliveries_claim
 from messaging.engine.context import Row, SendContext, context_for_campaign, context_for_single
+from messaging.engine.failover import sms_gateways_choose
 from messaging.engine.freeze import audience_freeze_chunk
 from messaging.engine.record import record_outcome
 from messaging.engine.send import (
@@ -82,7 +83,8 @@ def dispatch_batch(campaign_id: int, batch_size: int = BATCH_SIZE) -> str:
     itself once the window has ended."""
     campaign = (
         Campaign.objects.select_related(
-            "organization", "official_account__rcs_gateway", "official_account__sms_gateway"
+            "organization", "official_account__rcs_gateway", "official_account__sms_gateway",
+            "official_account__backup_sms_gateway",
         )
         .filter(pk=campaign_id)
         .first()
@@ -273,6 +275,7 @@ def _singles_loaded(ids: list[int]) -> dict[int, Delivery]:
             "campaign__official_account__sms_gateway",
             "official_account__rcs_gateway",
             "official_account__sms_gateway",
+            "official_account__backup_sms_gateway",
         )
         .prefetch_related("official_account__reviews", "campaign__official_account__reviews")
         .in_bulk(ids)
@@ -368,12 +371,14 @@ def _process_jobs(batches: list[tuple[SendContext, list[Row]]]) -> list[Outcome]
     sender = process_sender.open()
     if any(job.plan["fresh"] for job in jobs):
         _decide_fresh(sender, jobs)
+    sms_gateways_choose([(job.ctx, job.plan["sms"] + job.plan["fallback"]) for job in jobs])
     not_reachable = sender.run(
         gather(send_planned(sender.session, job.ctx, job.plan, job.outcome) for job in jobs)
     )
     bounced = [(job, rows) for job, rows in zip(jobs, not_reachable, strict=True) if rows]
     if bounced:
         _switch_to_sms([row for _job, rows in bounced for row in rows], FallbackReason.NOT_REACHABLE)
+        sms_gateways_choose([(job.ctx, rows) for job, rows in bounced])
         sender.run(gather(send_sms(sender.session, job.ctx, rows, job.outcome) for job, rows in bounced))
     by_campaign = defaultdict(list)
     for job in jobs:
@@ -392,6 +397,8 @@ def _merged(outcomes: list[Outcome]) -> Outcome:
             getattr(merged, name).extend(getattr(outcome, name))
         merged.retry.update(outcome.retry)
         merged.throttled |= outcome.throttled
+        merged.sms_unpinned |= outcome.sms_unpinned
+        merged.gateway_switches.extend(outcome.gateway_switches)
         merged.gateway_errors += outcome.gateway_errors
     return merged
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from core.sql import among
 from messaging.counters import counters_add
 from messaging.engine.context import Row
+from messaging.engine.failover import gateway_switches_audit, sms_gateways_unpin
 from messaging.engine.send import Outcome
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason, Metric
 from messaging.signals import delivery_status_changed
@@ -48,6 +49,8 @@ def record_outcome(cid: int | None, outcome: Outcome, cancelled: list[Row]) -> N
             by_wait[round(wait, 1)].append(delivery_id)
         for wait, ids in by_wait.items():
             Delivery.objects.filter(id__in=ids).update(lease_until=now + timedelta(seconds=wait))
+        sms_gateways_unpin(outcome.sms_unpinned)
+        gateway_switches_audit(outcome.gateway_switches)
         if outcome.throttled:
             Delivery.objects.filter(id__in=outcome.throttled, attempts__gt=0).update(attempts=F("attempts") - 1)
         if cancelled:

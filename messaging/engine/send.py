@@ -19,7 +19,7 @@ import uvloop
 from django.conf import settings
 
 from accounts.models import GatewayAccount
-from core import throttle
+from core import gateway_health, throttle
 from messaging import gateway_metrics
 from messaging.engine.context import Row, SendContext, content_for, sms_text_for
 from messaging.gateways import GatewayError, NotReachable, OutboundMessage, Permanent, Retryable, gateway_for
@@ -40,6 +40,8 @@ class Outcome:
     throttled: set[int] = field(default_factory=set)  # retried at the carrier's request: not an attempt
     failed: list[tuple[Row, str, str]] = field(default_factory=list)
     gateway_errors: int = 0
+    sms_unpinned: set[int] = field(default_factory=set)  # SMS legs the gateway definitely refused
+    gateway_switches: list[tuple[int, str]] = field(default_factory=list)  # (gateway id, "down"/"recovered")
 
 
 async def _at_slot(slot: float, gateway: GatewayAccount, lane: str):
@@ -117,14 +119,15 @@ async def _send_rcs(session, ctx: SendContext, rows: list[Row], outcome: Outcome
     return not_reachable
 
 
-def note_retry(gateway: GatewayAccount, row: Row, error: GatewayError, outcome: Outcome):
+def note_retry(gateway: GatewayAccount, row: Row, error: GatewayError, outcome: Outcome, *, count_error=True):
     """Back off exponentially in the number of failed attempts. A 429 is the carrier pacing the
     account, not a failure of this message: it waits the Retry-After and does not count, or a storm
-    of 429s would make the next 5xx's wait a minute."""
+    of 429s would make the next 5xx's wait a minute. Nor does an error the failover takes care of
+    (``count_error``): it must not auto-pause the campaign before the backup takes over."""
     if error.retry_after:  # the carrier asked the whole account to slow down
         throttle.pause(gateway.pk, error.retry_after)
         outcome.throttled.add(row.id)
-    else:
+    elif count_error:
         outcome.gateway_errors += 1
     outcome.retry[row.id] = error.retry_after or min(60.0, 2.0 ** min(row.attempts, 6))
 
@@ -132,16 +135,44 @@ def note_retry(gateway: GatewayAccount, row: Row, error: GatewayError, outcome: 
 async def send_sms(
     session, ctx: SendContext, rows: list[Row], outcome: Outcome, *, fallback_leg=False, provider_path=False
 ):
-    """Send SMS through the CM-format gateway, up to 100 per request.
+    """Send SMS through the CM-format gateways, up to 100 per request (fewer after a 429).
 
-    ``provider_path``: the account lets the provider fall back (allowedChannels RCS+SMS): the
-    message goes once, under the delivery's own id, with both the rich content and the SMS text.
+    Each SMS leg goes through the gateway it is pinned to (``Row.sms_gateway_id``, written by
+    ``messaging.engine.failover`` before the send): the official account's SMS gateway or its
+    backup. ``provider_path``: the account lets the provider fall back (allowedChannels RCS+SMS):
+    the message goes once, under the delivery's own id, with both the rich content and the SMS
+    text, always through the SMS gateway.
     """
-    gateway = ctx.sms_gateway
-    if gateway is None:
+    if ctx.sms_gateway is None:
         for row in rows:
             outcome.failed.append((row, "no_sms_gateway", "The official account has no SMS gateway."))
         return
+    gateways = {g.pk: g for g in (ctx.sms_gateway, ctx.backup_sms_gateway) if g is not None}
+    by_gateway: dict[int, list[Row]] = {}
+    for row in rows:
+        gateway_id = ctx.sms_gateway.pk if provider_path or row.sms_gateway_id is None else row.sms_gateway_id
+        if gateway_id not in gateways:
+            # Pinned to a gateway the account no longer uses: another one could deliver it twice.
+            outcome.failed.append((row, "sms_gateway_changed", "The SMS gateway this message went to is no longer the official account's."))
+            continue
+        by_gateway.setdefault(gateway_id, []).append(row)
+    await asyncio.gather(
+        *(
+            _send_sms_through(session, ctx, gateways[gateway_id], legs, outcome, fallback_leg, provider_path)
+            for gateway_id, legs in by_gateway.items()
+        )
+    )
+
+
+# A request that failed this way was not accepted, and says the gateway is in trouble.
+_GATEWAY_FAILURE_CODES = {"connect_error", "connect_timeout", "timeout", "transport"}
+
+
+def _gateway_failed(error: GatewayError) -> bool:
+    return isinstance(error, Retryable) and (error.code in _GATEWAY_FAILURE_CODES or error.code.startswith("5"))
+
+
+async def _send_sms_through(session, ctx, gateway: GatewayAccount, rows, outcome: Outcome, fallback_leg, provider_path):
     adapter = gateway_for(gateway)
     channels = ("RCS", "SMS") if provider_path else ("SMS",)
     messages = [
@@ -157,10 +188,13 @@ async def send_sms(
         )
         for row in rows
     ]
-    size = max(1, min(adapter.max_send_batch, 100))
+    largest = max(1, min(adapter.max_send_batch, 100))
+    size = gateway_health.batch_size(gateway.pk, largest)
     chunks = [list(range(i, min(i + size, len(rows)))) for i in range(0, len(rows), size)]
     slots = throttle.reserve(gateway.pk, gateway.rate_per_second, len(rows), ctx.lane)
     limiter = asyncio.Semaphore(max(1, MAX_IN_FLIGHT // size))
+    # Errors on a primary that has a backup are the failover's business, not the auto-pause's.
+    has_backup = ctx.backup_sms_gateway is not None and gateway.pk == ctx.sms_gateway.pk and not provider_path
 
     async def one(indexes: list[int]):
         async with limiter:
@@ -169,10 +203,16 @@ async def send_sms(
                 results = await adapter.send_batch(session, [messages[i] for i in indexes])
             except GatewayError as error:
                 results = [error] * len(indexes)
+            _note_health(gateway, size < largest, largest, results, outcome)
             for i, result in zip(indexes, results, strict=True):
                 row = rows[i]
                 if isinstance(result, Retryable):
-                    note_retry(gateway, row, result, outcome)
+                    if not result.outcome_unknown and not provider_path:
+                        outcome.sms_unpinned.add(row.id)
+                    # A refusal the backup takes over is not an error of the campaign; a timeout,
+                    # whose leg must wait for this gateway, still is.
+                    taken_over = has_backup and _gateway_failed(result) and not result.outcome_unknown
+                    note_retry(gateway, row, result, outcome, count_error=not taken_over)
                 elif isinstance(result, GatewayError):
                     outcome.gateway_errors += 1
                     outcome.failed.append((row, result.code or result.kind, result.reason[:500]))
@@ -184,6 +224,20 @@ async def send_sms(
                     outcome.sms_sent.append(row)
 
     await asyncio.gather(*(one(indexes) for indexes in chunks))
+
+
+def _note_health(gateway: GatewayAccount, shrunk: bool, largest: int, results: list, outcome: Outcome) -> None:
+    """One request's answer, for the gateway's health (failover) and its batch size (429s)."""
+    if any(not isinstance(result, GatewayError) for result in results):
+        if gateway_health.record_success(gateway.pk) == gateway_health.RECOVERED:
+            outcome.gateway_switches.append((gateway.pk, gateway_health.RECOVERED))
+        if shrunk:
+            gateway_health.batch_resize(gateway.pk, largest, shrink=False)
+    elif any(isinstance(result, Retryable) and result.code == "429" for result in results):
+        gateway_health.batch_resize(gateway.pk, largest, shrink=True)
+    elif results and all(isinstance(result, GatewayError) and _gateway_failed(result) for result in results):
+        if gateway_health.record_failure(gateway.pk) == gateway_health.DOWN:
+            outcome.gateway_switches.append((gateway.pk, gateway_health.DOWN))
 
 
 def _new_session():

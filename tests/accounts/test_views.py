@@ -436,3 +436,46 @@ def test_duplicate_display_name_is_an_error_beside_the_field(login, org):
         "sms_sender_id": "SAME"})
     assert response.status_code == 200
     assert 'id="id_display_name_errors"' in response.content.decode()
+
+
+def test_backup_sms_gateway_is_another_sms_gateway_of_the_organization(login, org):
+    account = OfficialAccountFactory(organization=org)
+    cm = GatewayAccountFactory(organization=org, kind="cm")
+    backup = GatewayAccountFactory(organization=org, kind="cm")
+    rbm = GatewayAccountFactory(organization=org, kind="rbm")
+    foreign = GatewayAccountFactory(kind="cm")
+    client = login(member(org, Role.ADMIN))
+    client.cookies["django_language"] = "en"
+    url = reverse("accounts:official_edit", args=[account.pk])
+    data = {"display_name": account.display_name, "legal_name": "株式会社テスト", "description": "",
+            "brand_color": "#112233", "sms_sender_id": "SHOP", "rcs_gateway": "", "sms_gateway": cm.pk}
+    for wrong, message in ((cm.pk, "another gateway than the SMS gateway"), (rbm.pk, "Select a valid choice"),
+                           (foreign.pk, "Select a valid choice")):
+        response = client.post(url, {**data, "backup_sms_gateway": wrong})
+        assert response.status_code == 200 and message in response.content.decode(), wrong
+    response = client.post(url, {**data, "sms_gateway": "", "backup_sms_gateway": backup.pk})
+    assert "Choose the SMS gateway first" in response.content.decode()
+    account.refresh_from_db()
+    assert account.backup_sms_gateway is None  # nothing half-written
+    assert client.post(url, {**data, "backup_sms_gateway": backup.pk}).status_code == 302
+    account.refresh_from_db()
+    assert account.sms_gateway == cm and account.backup_sms_gateway == backup
+
+
+def test_account_page_shows_sms_going_through_the_backup_since_when(login, org, settings):
+    from core import gateway_health
+
+    settings.GATEWAY_FAILOVER_ERRORS = 1
+    cm = GatewayAccountFactory(organization=org, kind="cm")
+    backup = GatewayAccountFactory(organization=org, kind="cm", name="予備CM")
+    account = OfficialAccountFactory(organization=org, sms_gateway=cm, backup_sms_gateway=backup)
+    gateway_health.reset(cm.pk)
+    client = login(member(org, Role.VIEWER))
+    url = reverse("accounts:official_detail", args=[account.pk])
+    assert 'id="sms-failover"' not in client.get(url).content.decode()
+    gateway_health.record_failure(cm.pk)
+    try:
+        body = client.get(url).content.decode()
+        assert 'id="sms-failover"' in body and "予備CM" in body
+    finally:
+        gateway_health.reset(cm.pk)

@@ -928,3 +928,25 @@ def test_saving_a_draft_keeps_its_status_reason_and_author(client, org, account,
     assert campaign.name == "新しい名前"
     assert campaign.created_by == users[Role.MARKETER]
     assert campaign.status_reason == "直してください"
+
+
+def test_monitor_shows_sms_going_through_the_backup_while_the_primary_is_down(client, org, users, settings):
+    from core import gateway_health
+
+    settings.GATEWAY_FAILOVER_ERRORS = 1
+    cm = GatewayAccountFactory(organization=org, kind="cm")
+    backup = GatewayAccountFactory(organization=org, kind="cm", name="backup-cm")
+    account = approved_account(org, legal_name=LEGAL, sms_gateway=cm, backup_sms_gateway=backup)
+    campaign = running_campaign(org, account, users)
+    gateway_health.reset(cm.pk)
+    login(client, users[Role.OPERATOR])
+    url = reverse("campaigns:monitor_progress", args=[campaign.pk])
+    assert "sms-failover" not in client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    gateway_health.record_failure(cm.pk)
+    try:
+        body = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+        assert 'id="sms-failover"' in body and "SMS via the backup gateway backup-cm since" in body
+        gateway_health.record_success(cm.pk)
+        assert "sms-failover" not in client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    finally:
+        gateway_health.reset(cm.pk)

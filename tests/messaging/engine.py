@@ -229,7 +229,15 @@ class Engine:
             credentials={"product_token": f"product-{self.organization.pk}", "callback_secret": f"cb-{self.organization.pk}"},
             rate_per_second=rate,
         )
-        self.rbm, self.cm = rbm, cm
+        # A second CM account at the sandbox: the backup SMS gateway of failover tests (not set on
+        # the official account unless a test does).
+        cm_backup = GatewayAccount.objects.create(
+            organization=self.organization, name="cm-backup", kind=GatewayKind.CM, base_url=sandbox.url,
+            credentials={"product_token": f"product-backup-{self.organization.pk}",
+                         "callback_secret": f"cb-backup-{self.organization.pk}"},
+            rate_per_second=rate,
+        )
+        self.rbm, self.cm, self.cm_backup = rbm, cm, cm_backup
         sandbox.register_rbm(
             agent_id=rbm.credentials["agent_id"], bearer_token=rbm.credentials["bearer_token"],
             client_token=rbm.credentials["client_token"], gateway_id=rbm.pk,
@@ -239,8 +247,13 @@ class Engine:
             product_token=cm.credentials["product_token"], callback_secret=cm.credentials["callback_secret"],
             gateway_id=cm.pk, webhook_url=f"{receiver.url}/messaging/webhooks/cm/{cm.pk}/{cm.credentials['callback_secret']}/",
         )
-        throttle.reset(rbm.pk)
-        throttle.reset(cm.pk)
+        sandbox.register_cm(
+            product_token=cm_backup.credentials["product_token"], callback_secret=cm_backup.credentials["callback_secret"],
+            gateway_id=cm_backup.pk,
+            webhook_url=f"{receiver.url}/messaging/webhooks/cm/{cm_backup.pk}/{cm_backup.credentials['callback_secret']}/",
+        )
+        for gateway in (rbm, cm, cm_backup):
+            throttle.reset(gateway.pk)
         self.account = approved_account(self.organization, rcs_gateway=rbm, sms_gateway=cm)
 
     def audience(self, count: int, first: int = 0, name="audience", consent=True) -> ContactList:
