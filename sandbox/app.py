@@ -46,6 +46,7 @@ ADMIN_HELP = {
     "GET /_sandbox/profiles/{e164}": "the handset's profile and carrier (ported or not)",
     "GET /_sandbox/inbox/{e164}": "what the person received: message_id, channel, count",
     "GET /_sandbox/inboxes": "exactly-once summary over every handset",
+    "GET /_sandbox/message-ids": "every message id a handset received, once each (an SMS leg's without -sms)",
     "POST /_sandbox/replies": "{phone, trigger: delivered|read|now, reply: {type: text|postback|location|file, …}}",
     "GET /_sandbox/tallies": "counters of the carrier and of the webhooks",
     "GET /_sandbox/agent-events/{e164}": "agent events (READ receipts) the handset received",
@@ -383,6 +384,8 @@ class SandboxApp:
             if path.startswith("agent-events/"):
                 phone = unquote(path[len("agent-events/") :])
                 return _ok({"phone": phone, "events": carrier.agent_events.get(phone, [])})
+            if path == "message-ids":
+                return _ok({"message_ids": carrier.message_ids()})
             if path == "tallies":
                 return _ok({"carrier": dict(carrier.tallies), "webhooks": self.poster.stats()})
             if path == "webhooks":

@@ -612,7 +612,7 @@ class Carrier:
                 messages += 1
                 if entry.count > 1:
                     duplicates.append({"phone": phone, "message_id": message_id, "count": entry.count})
-                base = message_id[:-4] if message_id.endswith("-sms") else message_id
+                base = _base_id(message_id)
                 seen[base].add(channel)
             for base, channels in seen.items():
                 if len(channels) > 1:
@@ -626,8 +626,17 @@ class Carrier:
             "both_channels_count": len(both),
         }
 
+    def message_ids(self) -> list[str]:
+        """Every message id a handset received, once each; an SMS leg counts as its message."""
+        return sorted({_base_id(message_id) for inbox in self.inboxes.values() for _channel, message_id in inbox})
+
     def profile_counts(self) -> dict:
         return dict(Counter(self.mix.profile_for(phone).name for phone in self.inboxes))
+
+
+def _base_id(message_id: str) -> str:
+    """The message an id belongs to: an SMS leg's id is the message's with "-sms" appended."""
+    return message_id[:-4] if message_id.endswith("-sms") else message_id
 
 
 def _token(registration: Registration) -> str:
