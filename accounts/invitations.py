@@ -66,6 +66,16 @@ def _send_invitation_email(invitation: Invitation, url: str) -> None:
               [invitation.email])
 
 
+def _send_or_report(invitation: Invitation, url: str) -> None:
+    try:
+        _send_invitation_email(invitation, url)
+    except Exception:  # noqa: BLE001 - an SMTP or network error must not turn into a server error
+        logger.exception("invitation e-mail failed: org=%s invitation=%s", invitation.organization_id, invitation.pk)
+        invitation.email_sent = False
+    else:
+        invitation.email_sent = True
+
+
 def invitation_create(organization, email: str, role: str, *, acting_role: str, actor=None, request=None):
     """Invite ``email`` to ``organization`` with ``role`` and e-mail the link; returns (invitation, token).
 
@@ -107,8 +117,9 @@ def invitation_create(organization, email: str, role: str, *, acting_role: str, 
                                                   "expires_at": invitation.expires_at.isoformat()})
         url = invitation_accept_url(token, request)
         # Sent after commit: a failed transaction sends nothing, and a mail server error does not undo
-        # the invitation (the inviter can send it again).
-        transaction.on_commit(lambda: _send_invitation_email(invitation, url))
+        # the invitation. ``email_sent`` tells the caller how it went (None while the commit is pending).
+        invitation.email_sent = None
+        transaction.on_commit(lambda: _send_or_report(invitation, url))
     logger.info("invitation sent: org=%s invitation=%s role=%s", organization.pk, invitation.pk, role)
     return invitation, token
 

@@ -125,7 +125,12 @@ def member_invite(request):
                 for message in field_errors:
                     form.add_error(field if field in form.fields else None, message)
         else:
-            messages.success(request, _("An invitation was sent to %(email)s.") % {"email": invitation.email})
+            if invitation.email_sent is False:
+                messages.warning(request, _("The invitation to %(email)s was saved, but the e-mail could not be sent. "
+                                            "Check the e-mail settings, then invite the address again to resend it.")
+                                 % {"email": invitation.email})
+            else:
+                messages.success(request, _("An invitation was sent to %(email)s.") % {"email": invitation.email})
             return redirect("accounts:members")
     return render(request, "accounts/members.html", _members_context(request, invite_form=form), status=400)
 

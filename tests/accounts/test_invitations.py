@@ -220,3 +220,15 @@ def test_invitation_link_works_only_once(org):
     with pytest.raises(InvitationInvalid):
         invitation_accept_new_account(token, "race-2", NEW_PASSWORD)
     assert Membership.objects.filter(organization=org).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)  # the e-mail goes on commit, as in production (no test transaction)
+def test_invitation_saved_with_a_warning_when_the_mail_server_fails(client, org, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nothing listens
+    client.force_login(member(org, Role.OWNER))
+    response = invite(client, "offline@example.jp")
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "could not be sent" in page
+    assert Invitation.objects.pending().filter(email="offline@example.jp").exists()
