@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth.password_validation import password_validators_help_texts
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import (
@@ -226,6 +227,35 @@ class MemberAddForm(forms.Form):
     identifier = forms.CharField(label=_("Username or e-mail address"), max_length=254,
                                  help_text=_("The person must already have an account on this console."))
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.VIEWER)
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label=_("E-mail address"), max_length=254,
+                             help_text=_("We send this address a link to join; it works for a limited time."))
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.VIEWER)
+
+
+class InvitationAcceptForm(forms.Form):
+    """A new account's username and password; the rules (unique username, Django's password
+    validators) are checked by accounts.invitations.invitation_accept_new_account."""
+
+    username = forms.CharField(label=_("Username"), max_length=150,
+                               help_text=_("You sign in with it. Letters, digits and @ . + - _ only."),
+                               widget=forms.TextInput(attrs={"autocomplete": "username"}))
+    password1 = forms.CharField(label=_("Password"), strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password2 = forms.CharField(label=_("Password (again)"), strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["password1"].help_text = " ".join(password_validators_help_texts())
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("password1") and cleaned.get("password2") and cleaned["password1"] != cleaned["password2"]:
+            self.add_error("password2", _("The two passwords differ."))
+        return cleaned
 
 
 class MemberRoleForm(forms.Form):

@@ -525,3 +525,85 @@ class WebhookAttempt(models.Model):
 
     def __str__(self):
         return f"{self.delivery_id} @ {self.attempted_at:%Y-%m-%d %H:%M:%S}: {self.status_code or self.error}"
+
+
+# --- team access: invitations and sign-in sessions ----------------------------------------------
+
+
+class InvitationQuerySet(models.QuerySet):
+    def pending(self, now=None):
+        """Not accepted, not revoked and not expired: the link still works."""
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now or timezone.now())
+
+
+class Invitation(models.Model):
+    """An e-mailed invitation to join an organization with a role (accounts.invitations).
+
+    Only a SHA-256 hash of the link's token is stored. An invitation ends when it is accepted,
+    revoked or past ``expires_at``; inviting the same address again revokes the open one.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(_("e-mail address"))
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.VIEWER)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("invited at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="invitation_role_valid"),
+            models.CheckConstraint(
+                condition=Q(accepted_at__isnull=True) | Q(revoked_at__isnull=True), name="invitation_accepted_or_revoked"
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "email"], name="invitation_org_email")]
+
+    def __str__(self):
+        return f"{self.email} → {self.organization} ({self.get_role_display()})"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+
+class MemberSession(models.Model):
+    """One signed-in browser session of a user: what the member sees under *Sessions* and can end.
+
+    Written at sign-in (accounts.sessions, from the ``user_logged_in`` signal) and touched at most once
+    a minute by ``accounts.middleware.MemberSessionMiddleware``; the session itself lives wherever
+    ``SESSION_ENGINE`` keeps it, and ending one deletes it there by its key.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="member_sessions")
+    session_key = models.CharField(max_length=64, unique=True)
+    user_agent = models.CharField(_("device"), max_length=300, blank=True)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    created_at = models.DateTimeField(_("signed in at"), default=timezone.now)
+    last_activity_at = models.DateTimeField(_("last activity"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("sign-in session")
+        verbose_name_plural = _("sign-in sessions")
+        ordering = ["-last_activity_at"]
+        indexes = [models.Index(fields=["user", "-last_activity_at"], name="member_session_user_recent")]
+
+    def __str__(self):
+        return f"{self.user} @ {self.ip_address or '?'}"

@@ -24,12 +24,14 @@ from accounts.models import (
     RETENTION_CONSENT_YEARS_MIN,
     RETENTION_MESSAGE_DAYS_MAX,
     RETENTION_MESSAGE_DAYS_MIN,
+    ApiKey,
     Membership,
     OfficialAccount,
     Organization,
     Role,
     SecondApprover,
 )
+from accounts.sessions import user_sessions_end_all
 from audit.services import audit_record
 
 security_log = logging.getLogger("console.security")
@@ -79,7 +81,12 @@ def organization_retention_update(organization: Organization, *, message_days: i
 
 
 def _owner_count(organization) -> int:
-    return Membership.objects.filter(organization=organization, role=Role.OWNER).count()
+    """Owners who can still sign in: a deactivated owner does not keep the organization run."""
+    return Membership.objects.filter(organization=organization, role=Role.OWNER, user__is_active=True).count()
+
+
+# Higher is more power; "nobody raises themselves" compares these.
+ROLE_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.MARKETER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 
 
 def _membership_audit(action: str, membership: Membership, actor, request, **details) -> None:
@@ -113,9 +120,14 @@ def membership_change_role(membership: Membership, role: str, *, acting_role: st
         raise ValidationError({"role": [_("Unknown role.")]})
     if Role.OWNER in (role, membership.role) and acting_role != Role.OWNER:
         raise ValidationError({"role": [_("Only an owner can grant or take away the owner role.")]})
+    if actor is not None and membership.user_id == actor.pk and role != membership.role and (
+        ROLE_RANK[role] >= ROLE_RANK[membership.role]
+    ):
+        raise ValidationError({"role": [_("You cannot raise your own role. Ask another owner or admin.")]})
     # Lock the organization's owners so two admins cannot demote the last two owners at once.
     list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id, role=Role.OWNER))
-    if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(membership.organization) <= 1:
+    if (membership.role == Role.OWNER and role != Role.OWNER and membership.user.is_active
+            and _owner_count(membership.organization) <= 1):
         raise ValidationError({"role": [_("The last owner cannot be demoted. Make someone else an owner first.")]})
     before = membership.role
     membership.role = role
@@ -130,11 +142,60 @@ def membership_remove(membership: Membership, *, acting_role: str, actor=None, r
     if membership.role == Role.OWNER and acting_role != Role.OWNER:
         raise ValidationError(_("Only an owner can remove an owner."))
     list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id, role=Role.OWNER))
-    if membership.role == Role.OWNER and _owner_count(membership.organization) <= 1:
+    if membership.role == Role.OWNER and membership.user.is_active and _owner_count(membership.organization) <= 1:
         raise ValidationError(_("The last owner cannot be removed. Make someone else an owner first."))
     security_log.info("member removed: org=%s user=%s", membership.organization_id, membership.user_id)
     _membership_audit("member.removed", membership, actor, request, role=membership.role)
     membership.delete()
+
+
+def _sole_organization_check(membership: Membership) -> None:
+    """Deactivation stops the person's account, so it is allowed only for someone who belongs to this
+    organization alone: another organization's members are not ours to lock out (remove them instead)."""
+    if Membership.objects.filter(user_id=membership.user_id).exclude(organization_id=membership.organization_id).exists():
+        raise ValidationError(_("This person is also a member of another organization, so their account cannot be "
+                                "deactivated from here. Remove them from this organization instead."))
+
+
+@transaction.atomic
+def membership_deactivate(membership: Membership, *, acting_role: str, actor=None, request=None) -> Membership:
+    """Deactivate a member: they cannot sign in, every session of theirs ends at once, and their API
+    keys stop (``ApiKey.works``: a key works only while its creator is an active user). Reversible."""
+    user = membership.user
+    if actor is not None and user.pk == actor.pk:
+        raise ValidationError(_("You cannot deactivate yourself."))
+    if membership.role == Role.OWNER and acting_role != Role.OWNER:
+        raise ValidationError(_("Only an owner can deactivate an owner."))
+    if user.is_superuser:
+        raise ValidationError(_("A platform administrator cannot be deactivated here."))
+    _sole_organization_check(membership)
+    list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id, role=Role.OWNER))
+    if membership.role == Role.OWNER and user.is_active and _owner_count(membership.organization) <= 1:
+        raise ValidationError(_("The last owner cannot be deactivated. Make someone else an owner first."))
+    if user.is_active:
+        type(user).objects.filter(pk=user.pk).update(is_active=False)
+        user.is_active = False
+        ended = user_sessions_end_all(user, reason="deactivated")
+        stopped_keys = list(ApiKey.objects.filter(created_by=user, revoked_at__isnull=True).values_list("pk", flat=True))
+        _membership_audit("member.deactivated", membership, actor, request, role=membership.role,
+                          sessions_ended=ended, api_keys_stopped=stopped_keys)
+        security_log.info("member deactivated: org=%s user=%s", membership.organization_id, user.pk)
+    return membership
+
+
+@transaction.atomic
+def membership_reactivate(membership: Membership, *, acting_role: str, actor=None, request=None) -> Membership:
+    """Let a deactivated member sign in again (their API keys work again too)."""
+    user = membership.user
+    if membership.role == Role.OWNER and acting_role != Role.OWNER:
+        raise ValidationError(_("Only an owner can reactivate an owner."))
+    _sole_organization_check(membership)
+    if not user.is_active:
+        type(user).objects.filter(pk=user.pk).update(is_active=True)
+        user.is_active = True
+        _membership_audit("member.reactivated", membership, actor, request, role=membership.role)
+        security_log.info("member reactivated: org=%s user=%s", membership.organization_id, user.pk)
+    return membership
 
 
 def organization_second_approver_set(organization: Organization, value: str, *, request=None) -> Organization:

@@ -2,10 +2,12 @@ from django.urls import path
 
 from accounts.views import (
     api_keys,
+    invitations,
     members,
     menu_editor,
     official_accounts,
     organization,
+    sessions,
     test_numbers,
     webhooks,
 )
@@ -27,6 +29,14 @@ urlpatterns = [
     path("members/<int:pk>/role/", members.member_role, name="member_role"),
     path("members/<int:pk>/remove/", members.member_remove, name="member_remove"),
     path("members/second-approver/", members.second_approver, name="second_approver"),
+    path("members/invite/", members.member_invite, name="member_invite"),
+    path("members/<int:pk>/deactivate/", members.member_deactivate, name="member_deactivate"),
+    path("members/<int:pk>/reactivate/", members.member_reactivate, name="member_reactivate"),
+    path("members/invitations/<int:pk>/revoke/", members.invitation_revoke_view, name="invitation_revoke"),
+    path("invitations/<str:token>/", invitations.invitation_accept, name="invitation_accept"),
+    path("sessions/", sessions.sessions, name="sessions"),
+    path("sessions/end-others/", sessions.sessions_end_others, name="sessions_end_others"),
+    path("sessions/<int:pk>/end/", sessions.session_end, name="session_end"),
     path("quiet-hours/", organization.quiet_hours, name="quiet_hours"),
     path("retention/", organization.retention, name="retention"),
     path("opt-in-keyword/", organization.opt_in_keyword, name="opt_in_keyword"),

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.views import passwords
 from campaigns.views import optout as views_optout
 from console import health, metrics, views, views_audit, views_media
 
@@ -13,8 +14,14 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/", passwords.PasswordChangeView.as_view(), name="password_change"),
     path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("password/reset/", passwords.PasswordResetView.as_view(), name="password_reset"),
+    path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(extra_context={"hide_shell": True}), name="password_reset_done"),
+    path("password/reset/complete/", auth_views.PasswordResetCompleteView.as_view(
+        extra_context={"hide_shell": True}), name="password_reset_complete"),
+    path("password/reset/<uidb64>/<token>/", passwords.PasswordResetConfirmView.as_view(),
+         name="password_reset_confirm"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),

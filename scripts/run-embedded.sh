@@ -15,6 +15,9 @@ mkdir -p var/log
 echo
 echo "  +Message console:  http://127.0.0.1:$PORT/   (admin: http://127.0.0.1:$PORT/admin/)"
 echo "  Sandbox carrier:   $SANDBOX_URL   logs in var/log/, process states in var/run/processes.json"
+mkdir -p var/mail
+echo "  E-mail (invitations, password resets) is written to files, not sent: $(pwd)/var/mail/"
+echo "    the newest message: ls -t var/mail/* | head -1 | xargs -r cat"
 cat var/demo-login.txt 2>/dev/null || true
 echo
 exec .venv/bin/python -m devtools.supervisor Procfile

@@ -1,6 +1,8 @@
-"""Members of the organization: adding a person, changing a role, removing a member, and whether a
-second person approves campaigns (the rules on who may do what to whom are in accounts.services)."""
+"""Members of the organization: inviting people by e-mail, adding an existing account, changing a role,
+deactivating and removing a member, and whether a second person approves campaigns (the rules on who
+may do what to whom are in accounts.services and accounts.invitations)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
@@ -8,23 +10,30 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
-from accounts.forms import MemberAddForm, MemberRoleForm, SecondApproverForm
-from accounts.models import Membership, Role
+from accounts.forms import InvitationForm, MemberAddForm, MemberRoleForm, SecondApproverForm
+from accounts.invitations import invitation_create, invitation_revoke
+from accounts.models import Invitation, Membership, Role
 from accounts.selectors import second_approver_required
 from accounts.services import (
     membership_add,
     membership_change_role,
+    membership_deactivate,
+    membership_reactivate,
     membership_remove,
     organization_second_approver_set,
 )
 
 
-def _members_context(request, add_form=None, errors=None, approver_form=None):
+def _members_context(request, add_form=None, errors=None, approver_form=None, invite_form=None):
     memberships = Membership.objects.filter(organization=request.organization).select_related("user").order_by(
-        "user__username"
+        "-user__is_active", "user__username"
     )
     return {
         "memberships": memberships,
+        "invitations": Invitation.objects.pending().filter(organization=request.organization)
+        .select_related("invited_by").order_by("-created_at"),
+        "invite_form": invite_form or InvitationForm(),
+        "invitation_days": settings.INVITATION_MAX_AGE_DAYS,
         "add_form": add_form or MemberAddForm(),
         "role_choices": Role.choices,
         "row_errors": errors or {},
@@ -99,3 +108,68 @@ def second_approver(request):
         messages.success(request, _("The approval setting was saved."))
         return redirect("accounts:members")
     return render(request, "accounts/members.html", _members_context(request, approver_form=form), status=400)
+
+
+@member_required("manage")
+@require_POST
+def member_invite(request):
+    form = InvitationForm(request.POST)
+    if form.is_valid():
+        try:
+            invitation, _token = invitation_create(
+                request.organization, form.cleaned_data["email"], form.cleaned_data["role"],
+                acting_role=request.role, actor=request.user, request=request,
+            )
+        except ValidationError as error:
+            for field, field_errors in error.message_dict.items():
+                for message in field_errors:
+                    form.add_error(field if field in form.fields else None, message)
+        else:
+            if invitation.email_sent is False:
+                messages.warning(request, _("The invitation to %(email)s was saved, but the e-mail could not be sent. "
+                                            "Check the e-mail settings, then invite the address again to resend it.")
+                                 % {"email": invitation.email})
+            else:
+                messages.success(request, _("An invitation was sent to %(email)s.") % {"email": invitation.email})
+            return redirect("accounts:members")
+    return render(request, "accounts/members.html", _members_context(request, invite_form=form), status=400)
+
+
+@member_required("manage")
+@require_POST
+def invitation_revoke_view(request, pk):
+    invitation = get_object_or_404(Invitation, pk=pk, organization=request.organization)
+    try:
+        invitation_revoke(invitation, acting_role=request.role, actor=request.user, request=request)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("The invitation to %(email)s was revoked.") % {"email": invitation.email})
+    return redirect("accounts:members")
+
+
+@member_required("manage")
+@require_POST
+def member_deactivate(request, pk):
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=pk, organization=request.organization)
+    try:
+        membership_deactivate(membership, acting_role=request.role, actor=request.user, request=request)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("%(user)s was deactivated and signed out everywhere.")
+                         % {"user": membership.user.get_username()})
+    return redirect("accounts:members")
+
+
+@member_required("manage")
+@require_POST
+def member_reactivate(request, pk):
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=pk, organization=request.organization)
+    try:
+        membership_reactivate(membership, acting_role=request.role, actor=request.user, request=request)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("%(user)s can sign in again.") % {"user": membership.user.get_username()})
+    return redirect("accounts:members")

@@ -71,11 +71,14 @@ PK_MODELS = {
     "accounts/webhooks/": "accounts.webhookendpoint",
     "accounts/webhooks/deliveries/": "accounts.webhookdelivery",
     "accounts/test-numbers/": "messaging.testnumber",
+    "accounts/members/invitations/": "accounts.invitation",
+    "accounts/sessions/": "accounts.membersession",
 }
 # Not member views: carriers call these, authenticated by signature or secret, not by session.
 # The opt-out link page and tracked links answer anyone holding a signed token. Public media
 # (campaign media that carriers fetch, logos) is public by design; private files have member views.
-PUBLIC_PREFIXES = ("messaging/webhooks/", "o/", "messaging/r/", "media/")
+# An invitation link and a password-reset link are public too: the token is the credential.
+PUBLIC_PREFIXES = ("messaging/webhooks/", "o/", "messaging/r/", "media/", "accounts/invitations/", "password/reset/")
 
 
 def _console_routes_with_ids():

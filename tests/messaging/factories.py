@@ -1,7 +1,9 @@
+from datetime import timedelta
+
 import factory
 from django.utils import timezone
 
-from accounts.models import ApiKey, Carrier, Role, WebhookDelivery, WebhookEndpoint
+from accounts.models import ApiKey, Carrier, Invitation, MemberSession, Role, WebhookDelivery, WebhookEndpoint
 from campaigns.models import ContactListMembership
 from messaging.models import Conversation, ConversationMessage, Delivery
 from messaging.models import TestNumber as Number
@@ -60,7 +62,13 @@ def tenant_objects(organization, tag="", user=None):
     )
     webhook_delivery = WebhookDelivery.objects.create(endpoint=webhook_endpoint, event_type="message.sent", payload={})
     test_number = Number.objects.create(organization=organization, phone=contact.phone, label=f"{tag}-test-number")
+    invitation = Invitation.objects.create(organization=organization, email=f"{tag}-invitee@example.jp",
+                                           token_hash=Invitation.hash_token(f"{tag}-invitation"),
+                                           expires_at=timezone.now() + timedelta(days=7), invited_by=owner)
+    member_session = MemberSession.objects.create(user=owner, session_key=f"{tag}-session-key")
     return {
+        "accounts.invitation": invitation,
+        "accounts.membersession": member_session,
         "messaging.testnumber": test_number,
         "accounts.webhookendpoint": webhook_endpoint,
         "accounts.webhookdelivery": webhook_delivery,
