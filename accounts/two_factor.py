@@ -6,7 +6,7 @@ member's security page and the console's guard (accounts.decorators.member_requi
 authenticates with API keys and never comes here.
 
 Audit actions: two_factor.enrolled, two_factor.removed, two_factor.recovery_code_used,
-two_factor.recovery_codes_regenerated, settings.two_factor — a member's events are recorded once
+two_factor.recovery_codes_regenerated, two_factor.reset, settings.two_factor — a member's events are recorded once
 for each organization they belong to, so each organization's audit page shows them.
 """
 
@@ -23,7 +23,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Membership, Organization, RecoveryCode, RecoveryCodeDevice
+from accounts.models import Membership, Organization, RecoveryCode, RecoveryCodeDevice, Role
+from accounts.tenancy import ROLE_PERMISSIONS, user_role
 from audit.services import audit_record
 
 RECOVERY_CODE_COUNT = 10
@@ -41,6 +42,15 @@ def two_factor_enabled(user) -> bool:
 def two_factor_required(user) -> bool:
     """Whether one of the member's organizations makes two-factor sign-in mandatory."""
     return Membership.objects.filter(user=user, organization__two_factor_required=True).exists()
+
+
+def two_factor_satisfied(user) -> bool:
+    """Whether this session may be used: verified by a second factor (django-otp's middleware), or
+    the member neither has one nor is required to."""
+    is_verified = getattr(user, "is_verified", None)
+    if is_verified is not None and is_verified():
+        return True
+    return not two_factor_enabled(user) and not two_factor_required(user)
 
 
 def recovery_codes_left(user) -> int:
@@ -137,6 +147,28 @@ def two_factor_remove(user, *, actor=None, request=None) -> None:
         RecoveryCodeDevice.objects.filter(user=user).delete()
         if removed:
             _audit_for_member("two_factor.removed", user, request=request, actor=actor)
+
+
+def two_factor_reset_member(organization: Organization, member, *, actor, request=None) -> None:
+    """An owner or admin resets a member who lost their authenticator and recovery codes: the
+    member signs in with the password again and, where it is mandatory, sets up a new one.
+
+    Owners and admins may reset others (admins not an owner); one's own goes through
+    ``two_factor_remove``, which keeps the mandatory rule.
+    """
+    actor_role = user_role(actor, organization.pk)
+    member_role = user_role(member, organization.pk)
+    if actor_role is None or "manage" not in ROLE_PERMISSIONS[actor_role] or member_role is None:
+        raise ValidationError(_("You cannot reset this member's two-factor sign-in."), code="forbidden")
+    if member.pk == actor.pk:
+        raise ValidationError(_("Use your own two-factor page for your own sign-in."), code="self")
+    if member_role == Role.OWNER and actor_role != Role.OWNER:
+        raise ValidationError(_("Only an owner can reset an owner's two-factor sign-in."), code="owner")
+    with transaction.atomic():
+        removed = TOTPDevice.objects.filter(user=member).delete()[0]
+        RecoveryCodeDevice.objects.filter(user=member).delete()
+        if removed:
+            _audit_for_member("two_factor.reset", member, request=request, actor=actor)
 
 
 @dataclass

@@ -40,6 +40,7 @@ urlpatterns = [
     path("two-factor/recovery-codes/", two_factor.two_factor_recovery_codes, name="two_factor_recovery_codes"),
     path("two-factor/disable/", two_factor.two_factor_disable, name="two_factor_disable"),
     path("two-factor/policy/", two_factor.two_factor_policy, name="two_factor_policy"),
+    path("two-factor/members/<int:user_id>/reset/", two_factor.two_factor_member_reset, name="two_factor_member_reset"),
     path("api-keys/", api_keys.api_keys, name="api_keys"),
     path("api-keys/<int:pk>/revoke/", api_keys.api_key_revoke, name="api_key_revoke"),
     path("webhooks/", webhooks.webhooks, name="webhooks"),

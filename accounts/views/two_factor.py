@@ -27,7 +27,7 @@ from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.signals import user_login_failed
 from django.contrib.auth.views import LoginView, redirect_to_login
 from django.core.exceptions import ValidationError
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -53,6 +53,7 @@ from accounts.two_factor import (
     two_factor_enabled,
     two_factor_remove,
     two_factor_required,
+    two_factor_reset_member,
 )
 
 PENDING_KEY = "two_factor_pending"
@@ -236,18 +237,38 @@ def two_factor_page(request):
     if context["can_manage"]:
         organization = request.organization
         context["policy_form"] = TwoFactorPolicyForm(initial={"required": organization.two_factor_required})
-        context["members_without"] = _members_without_two_factor(organization)
+        context["members"] = _members_with_two_factor_state(organization)
     return render(request, "accounts/two_factor.html", context)
 
 
-def _members_without_two_factor(organization):
-    enrolled = TOTPDevice.objects.filter(confirmed=True).values("user_id")
-    return list(
+def _members_with_two_factor_state(organization):
+    enrolled = set(TOTPDevice.objects.filter(confirmed=True, user__memberships__organization=organization)
+                   .values_list("user_id", flat=True))
+    memberships = list(
         Membership.objects.filter(organization=organization, user__is_active=True)
-        .exclude(user_id__in=enrolled)
         .select_related("user")
         .order_by("user__username")
     )
+    for membership in memberships:
+        membership.two_factor_on = membership.user_id in enrolled
+    return memberships
+
+
+@require_POST
+@member_required("manage")
+def two_factor_member_reset(request, user_id):
+    """An owner or admin resets a member's lost authenticator (the rule: accounts.two_factor)."""
+    membership = get_object_or_404(Membership.objects.select_related("user"),
+                                   organization=request.organization, user_id=user_id)
+    try:
+        two_factor_reset_member(request.organization, membership.user, actor=request.user, request=request)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("%(name)s's two-factor sign-in was reset. They sign in with their password "
+                                    "and set up a new authenticator if it is mandatory.")
+                         % {"name": membership.user.get_username()})
+    return redirect("accounts:two_factor")
 
 
 @require_POST

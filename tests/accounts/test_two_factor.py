@@ -157,3 +157,27 @@ def test_two_factor_mandatory_setting_needs_the_actor_enrolled_and_is_audited(or
     assert event.details == {"before": False, "after": True}
     assert two_factor_required(member(org, Role.VIEWER))
     assert not two_factor_required(member(OrganizationFactory(), Role.VIEWER))
+
+
+def test_two_factor_reset_of_a_member_by_owners_and_admins(org):
+    from accounts.two_factor import two_factor_reset_member
+
+    owner, admin, marketer = member(org, Role.OWNER), member(org, Role.ADMIN), member(org, Role.MARKETER)
+    for user in (owner, admin, marketer):
+        enrolled(user)
+    outsider = member(OrganizationFactory(), Role.OWNER)
+
+    for actor, target, code in ((marketer, admin, "forbidden"), (admin, owner, "owner"), (admin, admin, "self"),
+                                (outsider, marketer, "forbidden")):
+        with pytest.raises(ValidationError) as error:
+            two_factor_reset_member(org, target, actor=actor)
+        assert error.value.code == code
+    assert all(two_factor_enabled(user) for user in (owner, admin, marketer))
+
+    two_factor_reset_member(org, marketer, actor=admin)
+    two_factor_reset_member(org, admin, actor=owner)
+    assert not two_factor_enabled(marketer) and not two_factor_enabled(admin)
+    assert not RecoveryCodeDevice.objects.filter(user__in=[marketer, admin]).exists()
+    events = AuditEvent.objects.filter(action="two_factor.reset", organization=org).order_by("id")
+    assert [(event.actor_id, event.target_label) for event in events] == [
+        (admin.pk, marketer.username), (owner.pk, admin.username)]

@@ -187,6 +187,22 @@ def test_two_factor_page_policy_and_removal(client, org):
     assert marketer  # listed above as a member without two-factor sign-in
 
 
+def test_two_factor_owner_resets_a_member_who_lost_the_phone(client, org):
+    owner = member(org, Role.OWNER)
+    marketer = member(org, Role.MARKETER)
+    enrolled(marketer)
+    signed_in_with_two_factor(client, owner)
+    page = client.get(reverse("accounts:two_factor"))
+    assert reverse("accounts:two_factor_member_reset", args=[marketer.pk]).encode() in page.content
+    response = client.post(reverse("accounts:two_factor_member_reset", args=[marketer.pk]))
+    assert response.status_code == 302
+    assert not two_factor_enabled(marketer)
+    stranger = member(OrganizationFactory(), Role.VIEWER)
+    enrolled(stranger)
+    assert client.post(reverse("accounts:two_factor_member_reset", args=[stranger.pk])).status_code == 404
+    assert two_factor_enabled(stranger)
+
+
 def test_two_factor_policy_is_for_owners_and_admins(client, org):
     marketer = member(org, Role.MARKETER)
     signed_in_with_two_factor(client, marketer)
