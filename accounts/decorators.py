@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from accounts.audit_hooks import permission_refused
 from accounts.selectors import current_organization
 from accounts.tenancy import ROLE_PERMISSIONS, user_role
-from accounts.two_factor import two_factor_enabled, two_factor_required
+from accounts.two_factor import two_factor_enabled, two_factor_satisfied
 from core.logs import bound
 
 
@@ -59,14 +59,11 @@ def two_factor_gate(request):
     organizations makes two-factor sign-in mandatory (accounts.two_factor).
     """
     user = request.user
-    is_verified = getattr(user, "is_verified", None)
-    if is_verified is not None and is_verified():
+    if two_factor_satisfied(user):
         return None
     if two_factor_enabled(user):
         logout(request)
         messages.info(request, _("Please sign in again with your second factor."))
         return redirect_to_login(request.get_full_path())
-    if two_factor_required(user):
-        messages.info(request, _("Your organization requires two-factor sign-in. Set it up to continue."))
-        return redirect(f"{reverse('accounts:two_factor_setup')}?{urlencode({'next': request.get_full_path()})}")
-    return None
+    messages.info(request, _("Your organization requires two-factor sign-in. Set it up to continue."))
+    return redirect(f"{reverse('accounts:two_factor_setup')}?{urlencode({'next': request.get_full_path()})}")
