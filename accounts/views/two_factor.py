@@ -138,9 +138,11 @@ class PasswordStepLoginView(LoginView):
 @never_cache
 def two_factor_verify(request):
     """Step two: the code from the app or a recovery code."""
+    started = PENDING_KEY in request.session
     user, data = _pending(request)
     if user is None:
-        messages.info(request, _("Your sign-in expired. Please sign in again."))
+        if started:
+            messages.info(request, _("Your sign-in expired. Please sign in again."))
         return redirect("login")
     if not two_factor_enabled(user):
         return redirect("accounts:two_factor_setup")
@@ -256,10 +258,10 @@ def _members_with_two_factor_state(organization):
 
 @require_POST
 @member_required("manage")
-def two_factor_member_reset(request, user_id):
+def two_factor_member_reset(request, pk):
     """An owner or admin resets a member's lost authenticator (the rule: accounts.two_factor)."""
     membership = get_object_or_404(Membership.objects.select_related("user"),
-                                   organization=request.organization, user_id=user_id)
+                                   organization=request.organization, pk=pk)
     try:
         two_factor_reset_member(request.organization, membership.user, actor=request.user, request=request)
     except ValidationError as error:

@@ -193,13 +193,15 @@ def test_two_factor_owner_resets_a_member_who_lost_the_phone(client, org):
     enrolled(marketer)
     signed_in_with_two_factor(client, owner)
     page = client.get(reverse("accounts:two_factor"))
-    assert reverse("accounts:two_factor_member_reset", args=[marketer.pk]).encode() in page.content
-    response = client.post(reverse("accounts:two_factor_member_reset", args=[marketer.pk]))
+    membership = marketer.memberships.get()
+    assert reverse("accounts:two_factor_member_reset", args=[membership.pk]).encode() in page.content
+    response = client.post(reverse("accounts:two_factor_member_reset", args=[membership.pk]))
     assert response.status_code == 302
     assert not two_factor_enabled(marketer)
     stranger = member(OrganizationFactory(), Role.VIEWER)
     enrolled(stranger)
-    assert client.post(reverse("accounts:two_factor_member_reset", args=[stranger.pk])).status_code == 404
+    elsewhere = stranger.memberships.get()
+    assert client.post(reverse("accounts:two_factor_member_reset", args=[elsewhere.pk])).status_code == 404
     assert two_factor_enabled(stranger)
 
 
@@ -227,3 +229,14 @@ def test_two_factor_second_step_page_in_japanese(client, org):
     password_step(client, user)
     page = client.get(reverse("two_factor_verify"), HTTP_ACCEPT_LANGUAGE="ja")
     assert "二要素認証".encode() in page.content
+
+
+def test_two_factor_second_step_expires(client, org, settings):
+    user = member(org, Role.VIEWER)
+    device, _codes = enrolled(user)
+    password_step(client, user)
+    settings.TWO_FACTOR_PENDING_SECONDS = -1
+    response = client.post(reverse("two_factor_verify"), {"otp_code": totp_code(device, 30)}, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("login")
+    assert b"Your sign-in expired" in response.content
+    assert "_auth_user_id" not in client.session
