@@ -1,8 +1,15 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.admin_scoping import OrgScopedAdmin
 from accounts.models import ApiKey, CarrierReview, GatewayAccount, Membership, OfficialAccount, Organization
+
+# django-otp's TOTP admin shows the secret key and its QR code back and edits devices outside the
+# audited services; a lost authenticator is reset by the organization's owners and admins in the
+# console (accounts.two_factor.two_factor_reset_member).
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)
 
 
 @admin.register(Organization)

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 
 from accounts.fixed_menu import empty_menu, validate_fixed_menu_field
 
@@ -50,6 +51,9 @@ class Organization(models.Model):
     )
     # A person who texts this word (e.g. 登録) gets a consent record and a confirmation (campaigns.optout).
     opt_in_keyword = models.CharField(_("opt-in keyword"), max_length=20, blank=True)
+    # Members must sign in with a second factor (accounts.two_factor); one without it is taken to
+    # set-up after the password step.
+    two_factor_required = models.BooleanField(_("two-factor sign-in is mandatory"), default=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -607,3 +611,52 @@ class MemberSession(models.Model):
 
     def __str__(self):
         return f"{self.user} @ {self.ip_address or '?'}"
+
+
+class RecoveryCodeDevice(TimestampMixin, ThrottlingMixin, Device):
+    """A member's recovery codes as one django-otp device: each code is kept only as its SHA-256
+    (django-otp's own static device stores them in clear) and works once (accounts.two_factor)."""
+
+    class Meta:
+        verbose_name = _("recovery codes")
+        verbose_name_plural = _("recovery codes")
+
+    def get_throttle_factor(self):
+        return 1
+
+    @staticmethod
+    def hash_code(code: str) -> str:
+        return hashlib.sha256(normalize_recovery_code(code).encode()).hexdigest()
+
+    def verify_token(self, token) -> bool:
+        allowed, _reason = self.verify_is_allowed()
+        if not allowed:
+            return False
+        deleted, _rows = self.codes.filter(code_hash=self.hash_code(str(token))).delete()
+        if deleted:
+            self.throttle_reset(commit=False)
+            self.set_last_used_timestamp(commit=False)
+            self.save()
+            return True
+        self.throttle_increment()
+        return False
+
+
+def normalize_recovery_code(code: str) -> str:
+    """Recovery codes are read back from paper: case, spaces and hyphens do not matter."""
+    return "".join(code.split()).replace("-", "").lower()
+
+
+class RecoveryCode(models.Model):
+    device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    code_hash = models.CharField(_("code hash"), max_length=64)
+
+    class Meta:
+        verbose_name = _("recovery code")
+        verbose_name_plural = _("recovery codes")
+        constraints = [
+            models.UniqueConstraint(fields=["device", "code_hash"], name="recovery_code_unique_per_device"),
+        ]
+
+    def __str__(self):
+        return f"recovery code of device {self.device_id}"

@@ -9,6 +9,7 @@ from accounts.views import (
     organization,
     sessions,
     test_numbers,
+    two_factor,
     webhooks,
 )
 
@@ -44,6 +45,12 @@ urlpatterns = [
     path("test-numbers/<int:pk>/confirm/", test_numbers.test_number_confirm, name="test_number_confirm"),
     path("test-numbers/<int:pk>/resend/", test_numbers.test_number_resend, name="test_number_resend"),
     path("test-numbers/<int:pk>/remove/", test_numbers.test_number_remove, name="test_number_remove"),
+    path("two-factor/", two_factor.two_factor_page, name="two_factor"),
+    path("two-factor/setup/", two_factor.two_factor_setup, name="two_factor_setup"),
+    path("two-factor/recovery-codes/", two_factor.two_factor_recovery_codes, name="two_factor_recovery_codes"),
+    path("two-factor/disable/", two_factor.two_factor_disable, name="two_factor_disable"),
+    path("two-factor/policy/", two_factor.two_factor_policy, name="two_factor_policy"),
+    path("two-factor/members/<int:pk>/reset/", two_factor.two_factor_member_reset, name="two_factor_member_reset"),
     path("api-keys/", api_keys.api_keys, name="api_keys"),
     path("api-keys/<int:pk>/revoke/", api_keys.api_key_revoke, name="api_key_revoke"),
     path("webhooks/", webhooks.webhooks, name="webhooks"),

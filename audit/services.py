@@ -17,7 +17,9 @@ Actions in use (keep the names stable, the audit page filters on them):
   settings.opt_in_keyword, campaign.test_sent, campaign.test_refused, test_number.registered,
   test_number.code_sent, test_number.confirmed, test_number.removed, invitation.sent, invitation.revoked,
   invitation.accepted, member.deactivated, member.reactivated, session.ended, password.changed,
-  password.reset_requested, password.reset_refused, password.reset
+  password.reset_requested, password.reset_refused, password.reset,
+  two_factor.enrolled, two_factor.removed, two_factor.recovery_code_used,
+  two_factor.recovery_codes_regenerated, two_factor.reset, settings.two_factor
 
 Changes made in the Django admin (platform superusers only; gateway accounts are edited there) are
 ``admin.*`` events recorded by config/admin_site.py; a campaign approved or launched through the
@@ -46,6 +48,8 @@ ACTIONS = (
     "test_number.code_sent", "test_number.confirmed", "test_number.removed", "invitation.sent",
     "invitation.revoked", "invitation.accepted", "member.deactivated", "member.reactivated", "session.ended",
     "password.changed", "password.reset_requested", "password.reset_refused", "password.reset",
+    "two_factor.enrolled", "two_factor.removed", "two_factor.recovery_code_used",
+    "two_factor.recovery_codes_regenerated", "two_factor.reset", "settings.two_factor",
 )
 
 

@@ -7,6 +7,9 @@ Every change made through the admin is written to the audit log (``admin.added``
 ``admin.changed``, ``admin.deleted``, and ``admin.action`` for any other bulk action, e.g.
 enabling periodic tasks) by a mixin given to every registered ModelAdmin, ours and the
 libraries' alike, so a model registered later is audited too.
+
+Superusers sign in through the console's sign-in, so its second step applies to them too: the
+admin's own login form is not used, and a session that skipped the second step is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +18,11 @@ import functools
 import json
 
 from django.contrib import admin
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.views import redirect_to_login
+from django.urls import reverse
 
+from accounts.two_factor import two_factor_satisfied
 from audit.services import audit_record
 
 
@@ -87,7 +94,10 @@ class AuditedModelAdmin:
 class PlatformAdminSite(admin.AdminSite):
     def has_permission(self, request):
         user = request.user
-        return user.is_active and user.is_staff and user.is_superuser
+        return user.is_active and user.is_staff and user.is_superuser and two_factor_satisfied(user)
+
+    def login(self, request, extra_context=None):
+        return redirect_to_login(request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index", current_app=self.name))
 
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin

@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "template_partials",
     "phonenumber_field",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "audit",
     "accounts",
     "campaigns",
@@ -89,6 +91,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -154,6 +157,13 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+# The second step's code field (accounts.views.two_factor) is masked in stored attempts too.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_code"]
+
+# Two-factor sign-in (accounts.two_factor): TOTP from django-otp; the issuer names us in the app.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="+Message Console")
+# A sign-in that passed the password step must finish the second step within this many seconds.
+TWO_FACTOR_PENDING_SECONDS = 600
 
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "ja"

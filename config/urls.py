@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from accounts.views import passwords
+from accounts.views import two_factor as views_two_factor
 from campaigns.views import optout as views_optout
 from console import health, metrics, views, views_audit, views_media
 
@@ -12,7 +13,9 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    # The password step, then (accounts.views.two_factor) the second step for members who use one.
+    path("login/", views_two_factor.PasswordStepLoginView.as_view(), name="login"),
+    path("login/two-factor/", views_two_factor.two_factor_verify, name="two_factor_verify"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", passwords.PasswordChangeView.as_view(), name="password_change"),
     path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),

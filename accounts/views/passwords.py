@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.utils.translation import gettext as _
 
+from accounts.decorators import two_factor_gate
 from accounts.sessions import member_session_rekey, member_sessions_end_others, user_sessions_end_all
 from audit.services import audit_record, client_ip
 from core import throttle
@@ -24,6 +25,12 @@ WINDOW_SECONDS = 3600
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    def dispatch(self, request, *args, **kwargs):
+        # A session that skipped the second step may not change the password either.
+        if request.user.is_authenticated and (refusal := two_factor_gate(request)) is not None:
+            return refusal
+        return super().dispatch(request, *args, **kwargs)
+
     def form_valid(self, form):
         before = self.request.session.session_key
         response = super().form_valid(form)  # keeps this session signed in, under a new key (cycle_key)

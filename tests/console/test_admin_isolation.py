@@ -60,6 +60,7 @@ def test_session_cannot_switch_into_another_org(client, world):
 PK_MODELS = {
     "accounts/official/": "accounts.officialaccount",
     "accounts/members/": "accounts.membership",
+    "accounts/two-factor/members/": "accounts.membership",
     "campaigns/contacts/lists/": "campaigns.contactlist",
     "campaigns/contacts/import/": "campaigns.importjob",
     "campaigns/contacts/": "campaigns.contact",

@@ -247,3 +247,21 @@ def test_admin_bypass_ledgers_and_campaigns_are_read_only_for_superusers(client,
     assert client.post(url(type(campaign), "delete", campaign.pk), {"post": "yes"}).status_code == 403
     assert snapshot(type(campaign)) == before
     assert consent.__class__.objects.filter(pk=consent.pk, revoked_at__isnull=True).exists()
+
+
+def test_two_factor_admin_site_signs_in_through_the_console_and_needs_the_second_step(client):
+    from tests.accounts.test_two_factor import enrolled, totp_code
+
+    response = client.get(reverse("admin:login") + "?next=/admin/auth/group/")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("login") + "?next=/admin/auth/group/"
+
+    platform = superuser(username="platform-2fa")
+    device, _codes = enrolled(platform)
+    client.force_login(platform)  # a session that skipped the second step
+    assert_sent_to_login(client.get(reverse("admin:index")))
+
+    client.logout()
+    client.post(reverse("login"), {"username": "platform-2fa", "password": "correct-horse-battery-staple"})
+    client.post(reverse("two_factor_verify"), {"otp_code": totp_code(device, 30)})
+    assert client.get(reverse("admin:index")).status_code == 200
