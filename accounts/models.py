@@ -50,6 +50,12 @@ class Organization(models.Model):
     )
     # A person who texts this word (e.g. 登録) gets a consent record and a confirmation (campaigns.optout).
     opt_in_keyword = models.CharField(_("opt-in keyword"), max_length=20, blank=True)
+    # When people answer the inbox (core.business_hours); outside them an official account's away
+    # message goes out (messaging.automation). No hours set: no away message.
+    business_hours_start = models.TimeField(_("business hours start"), null=True, blank=True)
+    business_hours_end = models.TimeField(_("business hours end"), null=True, blank=True)
+    business_days = models.CharField(_("business days"), max_length=7, default="12345", blank=True,
+                                     help_text=_("ISO weekdays, Monday = 1"))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
