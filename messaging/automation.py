@@ -41,6 +41,7 @@ from campaigns.contacts import contact_list_add, contact_tag_add
 from campaigns.models import Contact, ContactList
 from campaigns.optout import contact_opt_in_by_keyword, is_opt_out_postback, normalize_keyword
 from core.business_hours import closed_since
+from core.sms_text import DEFAULT_LIMIT, validate_sms_text
 from messaging import inbox
 from messaging.models import (
     AwayMessage,
@@ -102,6 +103,8 @@ def keyword_rule_save(account, *, keyword: str, match: str, action: str, quick_r
         if quick_reply is None:
             errors.setdefault("quick_reply", []).append(
                 _("Choose the saved message to reply with (saved messages are the inbox's quick replies)."))
+        else:
+            _check_sms_length(account, quick_reply.text, "quick_reply", errors)
     elif action == KeywordAction.TAG:
         if not tag:
             errors.setdefault("tag", []).append(_("Enter the tag to add."))
@@ -128,6 +131,16 @@ def keyword_rule_save(account, *, keyword: str, match: str, action: str, quick_r
     return rule
 
 
+def _check_sms_length(account, text: str, field: str, errors: dict) -> None:
+    """An automatic answer may go by SMS: it must fit the account's SMS limit, as ``message_send`` checks."""
+    limit = account.sms_gateway.sms_char_limit if account.sms_gateway else DEFAULT_LIMIT
+    try:
+        validate_sms_text(text, limit=limit, field=field)
+    except ValidationError as error:
+        for problem in error.message_dict.get(field, []):
+            errors.setdefault(field, []).append(problem)
+
+
 def _int(value):
     try:
         return int(value)
@@ -152,6 +165,11 @@ def away_message_save(account, *, text: str, enabled: bool) -> AwayMessage:
     if len(text) > AWAY_TEXT_MAX:
         raise ValidationError({"text": [_("The away message can be at most %(max)d characters.") % {
             "max": AWAY_TEXT_MAX}]})
+    errors: dict[str, list[str]] = {}
+    if text:
+        _check_sms_length(account, text, "text", errors)
+    if errors:
+        raise ValidationError(errors)
     away, _created = AwayMessage.objects.update_or_create(
         official_account=account, defaults={"text": text, "enabled": enabled})
     return away

@@ -78,9 +78,10 @@ def automation_page(request, pk):
 
 @member_required("manage")
 @require_POST
-def automation_rule_toggle(request, pk, rule_pk):
-    account = _account_or_404(request, pk)
-    rule = get_object_or_404(KeywordRule, pk=rule_pk, official_account=account)
+def automation_rule_toggle(request, pk):
+    rule = get_object_or_404(KeywordRule.objects.select_related("official_account"), pk=pk,
+                             organization=request.organization)
+    account = rule.official_account
     automation.keyword_rule_set_enabled(rule, not rule.enabled)
     if not request.htmx:
         return redirect("messaging:automation", pk=account.pk)
@@ -89,9 +90,10 @@ def automation_rule_toggle(request, pk, rule_pk):
 
 @member_required("manage")
 @require_POST
-def automation_rule_delete(request, pk, rule_pk):
-    account = _account_or_404(request, pk)
-    rule = get_object_or_404(KeywordRule, pk=rule_pk, official_account=account)
+def automation_rule_delete(request, pk):
+    rule = get_object_or_404(KeywordRule.objects.select_related("official_account"), pk=pk,
+                             organization=request.organization)
+    account = rule.official_account
     automation.keyword_rule_delete(rule)
     if not request.htmx:
         flash.success(request, _("The keyword rule was deleted."))

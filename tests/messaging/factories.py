@@ -3,7 +3,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Carrier, Role, WebhookDelivery, WebhookEndpoint
 from campaigns.models import ContactListMembership
-from messaging.models import Conversation, ConversationMessage, Delivery
+from messaging.models import Conversation, ConversationMessage, Delivery, KeywordRule
 from messaging.models import TestNumber as Number
 from tests.accounts.factories import (
     CarrierReviewFactory,
@@ -60,8 +60,11 @@ def tenant_objects(organization, tag="", user=None):
     )
     webhook_delivery = WebhookDelivery.objects.create(endpoint=webhook_endpoint, event_type="message.sent", payload={})
     test_number = Number.objects.create(organization=organization, phone=contact.phone, label=f"{tag}-test-number")
+    keyword_rule = KeywordRule.objects.create(organization=organization, official_account=account,
+                                              keyword=f"{tag}-keyword", action="tag", tag=f"{tag}-tag")
     return {
         "messaging.testnumber": test_number,
+        "messaging.keywordrule": keyword_rule,
         "accounts.webhookendpoint": webhook_endpoint,
         "accounts.webhookdelivery": webhook_delivery,
         "auth.user": owner,

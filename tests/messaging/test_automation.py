@@ -211,12 +211,23 @@ def test_keyword_rule_page_adds_shows_counts_toggles_and_deletes_with_htmx(clien
     text_in(world, "営業時間")
     page = client.get(url).content.decode()
     assert 'data-fired="1"' in page
-    client.post(reverse("messaging:automation_rule_toggle", args=[world["account"].pk, rule.pk]), **htmx)
+    client.post(reverse("messaging:automation_rule_toggle", args=[rule.pk]), **htmx)
     rule.refresh_from_db()
     assert not rule.enabled
-    client.post(reverse("messaging:automation_rule_delete", args=[world["account"].pk, rule.pk]), **htmx)
+    client.post(reverse("messaging:automation_rule_delete", args=[rule.pk]), **htmx)
     assert not KeywordRule.objects.exists()
     saved = client.post(reverse("messaging:automation_away", args=[world["account"].pk]),
                         {"text": "営業時間外です。", "enabled": "on"})
     assert saved.status_code == 302
     assert AwayMessage.objects.get(official_account=world["account"]).enabled
+
+
+def test_keyword_rule_and_away_message_answers_must_fit_one_sms(world):
+    long_text = "あ" * 661  # over the default SMS limit of 660 characters
+    too_long = QuickReply.objects.create(organization=world["organization"], title="長文", text=long_text)
+    with pytest.raises(ValidationError) as error:
+        keyword_rule_save(world["account"], keyword="長文", match="exact", action="reply", quick_reply_id=too_long.pk)
+    assert "quick_reply" in error.value.message_dict
+    with pytest.raises(ValidationError) as error:
+        away_message_save(world["account"], text=long_text, enabled=True)
+    assert "text" in error.value.message_dict
