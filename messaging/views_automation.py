@@ -73,7 +73,8 @@ def automation_page(request, pk):
                 flash.success(request, _("The keyword rule was added."))
                 return redirect("messaging:automation", pk=account.pk)
             return _rules_response(request, account)
-    return _rules_response(request, account, rule_form=form, status=400)
+    # htmx swaps only a 2xx answer: the region with the errors at their fields comes back as 200 to it.
+    return _rules_response(request, account, rule_form=form, status=200 if request.htmx else 400)
 
 
 @member_required("manage")
