@@ -398,12 +398,13 @@ class KeywordRule(models.Model):
         QuickReply, verbose_name=_("saved message"), on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     tag = models.CharField(_("tag"), max_length=50, blank=True)
+    # A deleted list or member leaves the rule in place, doing nothing until it is changed.
     contact_list = models.ForeignKey(
-        "campaigns.ContactList", verbose_name=_("list"), on_delete=models.CASCADE, null=True, blank=True,
+        "campaigns.ContactList", verbose_name=_("list"), on_delete=models.SET_NULL, null=True, blank=True,
         related_name="+",
     )
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("assign to"), on_delete=models.CASCADE, null=True, blank=True,
+        settings.AUTH_USER_MODEL, verbose_name=_("assign to"), on_delete=models.SET_NULL, null=True, blank=True,
         related_name="+",
     )
     enabled = models.BooleanField(_("enabled"), default=True)
