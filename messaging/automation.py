@@ -1,6 +1,6 @@
 """Inbox automation: keyword rules and the away message, per official account.
 
-A person's text that matches a keyword rule of the account they wrote to makes the rule act: reply
+A person's text (or the label of a chip they tapped) that matches a keyword rule of the account they wrote to makes the rule act: reply
 with a saved message (``QuickReply``), add a tag (``campaigns.contacts.contact_tag_add``) or a list,
 assign the conversation, or record consent (the opt-in keyword's service,
 ``campaigns.optout.contact_opt_in_by_keyword``, and its confirmation). Keywords are compared as the
@@ -196,7 +196,7 @@ def inbox_automate(message, conversation: Conversation, contact: Contact, accoun
     conversation.contact = contact
     acted: list[str] = []
     answered = handled == "opt_in"  # the opt-in keyword's confirmation already answered
-    if message.kind == MessageKind.TEXT and message.text:
+    if message.kind in (MessageKind.TEXT, MessageKind.POSTBACK) and message.text:  # a chip's label counts too
         rules = KeywordRule.objects.filter(official_account=account, enabled=True).select_related(
             "quick_reply", "assignee").order_by("id")
         for rule in rules:

@@ -76,10 +76,12 @@ def test_keyword_rule_matches_full_and_half_width_and_case_like_the_opt_out_keyw
     assert answers("keyword_rule") == ["営業時間は10時から18時です。"] * 4
     rule.refresh_from_db()
     assert rule.fired_count == 4 and rule.last_fired_at is not None
+    text_in(world, "HOURS", kind="inbound_postback", postback="hours_chip")  # a tapped chip's label
+    assert len(answers("keyword_rule")) == 5
     contains = reply_rule(world, keyword="ｼﾞｶﾝ", match="contains")  # half-width kana folds to ジカン
     text_in(world, "営業ジカンを教えて")
     contains.refresh_from_db()
-    assert contains.fired_count == 1 and len(answers("keyword_rule")) == 5
+    assert contains.fired_count == 1 and len(answers("keyword_rule")) == 6
 
 
 def test_keyword_rule_reply_goes_through_the_operator_send_path(world):
