@@ -267,6 +267,35 @@ class QuietHoursForm(forms.Form):
     end = forms.TimeField(label=_("Quiet hours end"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
 
 
+class BusinessHoursForm(forms.Form):
+    """When the organization's people answer the inbox; outside them, away messages go out."""
+
+    DAYS = [("1", _("Monday")), ("2", _("Tuesday")), ("3", _("Wednesday")), ("4", _("Thursday")),
+            ("5", _("Friday")), ("6", _("Saturday")), ("7", _("Sunday"))]
+
+    start = forms.TimeField(label=_("Opens at"), required=False,
+                            widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+    end = forms.TimeField(label=_("Closes at"), required=False,
+                          widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+    days = forms.MultipleChoiceField(label=_("Business days"), choices=DAYS, required=False,
+                                     widget=forms.CheckboxSelectMultiple)
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end, days = cleaned.get("start"), cleaned.get("end"), cleaned.get("days")
+        if start is None and end is None:
+            return cleaned  # no business hours: no away message
+        if start is None:
+            self.add_error("start", _("Enter the opening time, or clear both times."))
+        elif end is None:
+            self.add_error("end", _("Enter the closing time, or clear both times."))
+        elif start >= end:
+            self.add_error("end", _("The closing time must be after the opening time (on the same day)."))
+        if not days:
+            self.add_error("days", _("Choose at least one business day."))
+        return cleaned
+
+
 class SecondApproverForm(forms.Form):
     second_approver = forms.ChoiceField(
         label=_("A second person approves"), choices=SecondApprover.choices, widget=forms.RadioSelect,

@@ -54,6 +54,12 @@ class Organization(models.Model):
     # Members must sign in with a second factor (accounts.two_factor); one without it is taken to
     # set-up after the password step.
     two_factor_required = models.BooleanField(_("two-factor sign-in is mandatory"), default=False)
+    # When people answer the inbox (core.business_hours); outside them an official account's away
+    # message goes out (messaging.automation). No hours set: no away message.
+    business_hours_start = models.TimeField(_("business hours start"), null=True, blank=True)
+    business_hours_end = models.TimeField(_("business hours end"), null=True, blank=True)
+    business_days = models.CharField(_("business days"), max_length=7, default="12345", blank=True,
+                                     help_text=_("ISO weekdays, Monday = 1"))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

@@ -80,6 +80,25 @@ def organization_retention_update(organization: Organization, *, message_days: i
 # --- members ------------------------------------------------------------------------------------
 
 
+def organization_business_hours_set(organization: Organization, *, start, end, days: str, request=None,
+                                    actor=None) -> Organization:
+    """Set (or clear, with no times) when the organization answers the inbox; audited."""
+    def label(value):
+        return value.strftime("%H:%M") if value else ""
+
+    before = {"start": label(organization.business_hours_start), "end": label(organization.business_hours_end),
+              "days": organization.business_days}
+    with transaction.atomic():
+        Organization.objects.filter(pk=organization.pk).update(
+            business_hours_start=start, business_hours_end=end, business_days=days)
+        organization.business_hours_start, organization.business_hours_end = start, end
+        organization.business_days = days
+        audit_record("settings.business_hours", request=request, organization=organization, actor=actor,
+                     target=organization, details={"before": before, "after": {
+                         "start": label(start), "end": label(end), "days": days}})
+    return organization
+
+
 def _owner_count(organization) -> int:
     """Owners who can still sign in: a deactivated owner does not keep the organization run."""
     return Membership.objects.filter(organization=organization, role=Role.OWNER, user__is_active=True).count()

@@ -39,6 +39,7 @@ urlpatterns = [
     path("sessions/end-others/", sessions.sessions_end_others, name="sessions_end_others"),
     path("sessions/<int:pk>/end/", sessions.session_end, name="session_end"),
     path("quiet-hours/", organization.quiet_hours, name="quiet_hours"),
+    path("business-hours/", organization.business_hours, name="business_hours"),
     path("retention/", organization.retention, name="retention"),
     path("opt-in-keyword/", organization.opt_in_keyword, name="opt_in_keyword"),
     path("test-numbers/", test_numbers.test_numbers, name="test_numbers"),

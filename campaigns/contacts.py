@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.utils import timezone
 
 from campaigns.models import Consent, Contact, ContactListMembership
 
@@ -99,3 +100,31 @@ def contacts_upsert(organization_id: int, rows: list[ContactRow], contact_list_i
                 batch_size=UPSERT_BATCH,
             )
     return UpsertCounts(created=len(rows) - len(existing), updated=len(existing))
+
+
+TAGS_ATTRIBUTE = "tags"  # a contact's tags: a list of short labels among its attributes
+
+
+def contact_tag_add(contact: Contact, tag: str) -> bool:
+    """Add ``tag`` to the contact's tags (the ``tags`` attribute, a list). True if it was new."""
+    tag = (tag or "").strip()
+    if not tag:
+        return False
+    with transaction.atomic():
+        attributes = Contact.objects.select_for_update().values_list("attributes", flat=True).get(pk=contact.pk) or {}
+        tags = attributes.get(TAGS_ATTRIBUTE)
+        tags = list(tags) if isinstance(tags, list) else ([str(tags)] if tags else [])
+        if tag in tags:
+            return False
+        attributes[TAGS_ATTRIBUTE] = [*tags, tag]
+        Contact.objects.filter(pk=contact.pk).update(attributes=attributes, updated_at=timezone.now())
+        contact.attributes = attributes
+    return True
+
+
+def contact_list_add(contact: Contact, contact_list_id: int) -> bool:
+    """Add the contact to a list of its organization. True if it was not in it yet."""
+    _membership, created = ContactListMembership.objects.get_or_create(
+        contact_list_id=contact_list_id, contact_id=contact.pk
+    )
+    return created

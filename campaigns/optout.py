@@ -65,16 +65,18 @@ class OptOutMethod:
     ERASURE = "erasure"
 
 
-def _normalize(text: str) -> str:
+def normalize_keyword(text: str) -> str:
+    """How every reply keyword is compared (opt-out, opt-in, the inbox's keyword rules): full- and
+    half-width folded (NFKC), case folded, surrounding spaces dropped."""
     return unicodedata.normalize("NFKC", text or "").casefold().strip()
 
 
 def is_opt_out_keyword(text: str) -> bool:
-    return _normalize(text) in OPT_OUT_KEYWORDS
+    return normalize_keyword(text) in OPT_OUT_KEYWORDS
 
 
 def is_opt_out_postback(postback: str) -> bool:
-    value = _normalize(postback)
+    value = normalize_keyword(postback)
     return value in OPT_OUT_POSTBACKS or value in OPT_OUT_KEYWORDS
 
 
@@ -96,8 +98,8 @@ def opt_in_keyword_set(organization: Organization, keyword: str, *, request=None
 
 
 def is_opt_in_keyword(organization: Organization, text: str) -> bool:
-    keyword = _normalize(organization.opt_in_keyword)
-    return bool(keyword) and _normalize(text) == keyword
+    keyword = normalize_keyword(organization.opt_in_keyword)
+    return bool(keyword) and normalize_keyword(text) == keyword
 
 
 def contact_opt_in_by_keyword(contact: Contact, *, source: str, evidence: str, granted_at=None) -> Consent | None:

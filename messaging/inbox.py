@@ -62,6 +62,7 @@ from messaging.models import (
     MessageKind,
 )
 from messaging.services import message_send
+from messaging.signals import conversation_message_received
 
 logger = logging.getLogger(__name__)
 
@@ -204,11 +205,15 @@ def _inbound_one(event, accounts) -> ConversationMessage | None:
     if campaign_id:
         kind = EngagementKind.CLICKED if event.kind == "inbound_postback" else EngagementKind.REPLIED
         engagement_record(campaign_id, contact.pk, kind, message.channel)
+    handled = ""
     if event.kind == "inbound_text" and is_opt_out_keyword(event.text):
+        handled = "opt_out"
         contact_opt_out(contact, OptOutMethod.KEYWORD, event.text.strip()[:100], official_account=account)
     elif event.kind == "inbound_postback" and is_opt_out_postback(event.postback):
+        handled = "opt_out"
         contact_opt_out(contact, OptOutMethod.POSTBACK, event.postback[:100], official_account=account)
     elif event.kind == "inbound_text" and is_opt_in_keyword(organization, event.text):
+        handled = "opt_in"
         consent = contact_opt_in_by_keyword(
             contact,
             source=f"reply keyword to {account.display_name}"[:300],
@@ -217,6 +222,10 @@ def _inbound_one(event, accounts) -> ConversationMessage | None:
         )
         if consent is not None:
             opt_in_confirmation_send(contact, account)
+    # Keyword rules and the away message (messaging.automation) act after the opt-out and opt-in
+    # keywords, which always win.
+    conversation_message_received.send(sender=ConversationMessage, message=message, conversation=conversation,
+                                       contact=contact, account=account, handled=handled)
     if message.media_status == MediaStatus.PENDING:
         transaction.on_commit(lambda pk=message.pk: tasks.fetch_inbound_media.delay(pk))
     return message
@@ -283,7 +292,8 @@ def conversation_open(conversation: Conversation, user) -> int:
     return marked
 
 
-def conversation_record_outbound(account, contact, delivery, text: str, user=None) -> ConversationMessage:
+def conversation_record_outbound(account, contact, delivery, text: str, user=None,
+                                 automation: str = "") -> ConversationMessage:
     conversation, _created = Conversation.objects.get_or_create(
         official_account=account, contact=contact, defaults={"organization_id": contact.organization_id}
     )
@@ -291,13 +301,17 @@ def conversation_record_outbound(account, contact, delivery, text: str, user=Non
     message = ConversationMessage.objects.create(
         conversation=conversation, direction=MessageDirection.OUTBOUND, kind=MessageKind.TEXT, text=text,
         delivery=delivery, sent_by=user if user is not None and user.is_authenticated else None, created_at=now,
+        automation=automation,
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
     return message
 
 
-def inbox_reply(conversation: Conversation, user, text: str, request=None) -> ConversationMessage:
-    """Answer in the thread: +Message when the number can receive it, SMS otherwise (the engine decides)."""
+def conversation_answer(conversation: Conversation, text: str, *, user=None, automation: str = "") -> ConversationMessage:
+    """The one send path of an answer in a thread, an operator's or the inbox's own (``automation``:
+    a keyword rule or the away message): a conversational reply through ``message_send`` (+Message
+    when the number can receive it, SMS otherwise; the send rules of a transactional message),
+    recorded in the thread."""
     text = (text or "").strip()
     if not text:
         raise ValidationError({"text": [_("Write a reply first.")]})
@@ -312,10 +326,16 @@ def inbox_reply(conversation: Conversation, user, text: str, request=None) -> Co
             classification=Classification.TRANSACTION,
             client_reference=f"inbox:{conversation.pk}",
         )
-        message = conversation_record_outbound(account, conversation.contact, delivery, text, user)
+        return conversation_record_outbound(account, conversation.contact, delivery, text, user, automation)
+
+
+def inbox_reply(conversation: Conversation, user, text: str, request=None) -> ConversationMessage:
+    """An operator answers in the thread (``conversation_answer``), audited."""
+    with transaction.atomic():
+        message = conversation_answer(conversation, text, user=user)
         audit_record("inbox.replied", request=request, organization=conversation.organization, actor=user,
                      target=conversation.contact, target_label=conversation.contact.phone,
-                     details={"conversation_id": conversation.pk, "delivery": str(delivery.uuid)})
+                     details={"conversation_id": conversation.pk, "delivery": str(message.delivery.uuid)})
     return message
 
 

@@ -244,6 +244,8 @@ class Conversation(models.Model):
     )
     last_message_at = models.DateTimeField(_("last message at"), null=True, blank=True)
     last_inbound_at = models.DateTimeField(_("last inbound at"), null=True, blank=True)
+    # The last away message of this conversation: one per closed window (messaging.automation).
+    away_message_sent_at = models.DateTimeField(_("away message sent at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -320,6 +322,10 @@ class ConversationMessage(models.Model):
         Campaign, verbose_name=_("campaign"), on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # An answer the inbox sent by itself (messaging.automation): "keyword_rule" or "away_message".
+    automation = models.CharField(_("sent automatically by"), max_length=16, choices=[
+        ("keyword_rule", _("Keyword rule")), ("away_message", _("Away message"))], blank=True, default="",
+        db_default="")
     read_at = models.DateTimeField(_("read by an operator at"), null=True, blank=True)
     read_receipt_sent_at = models.DateTimeField(_("read receipt sent at"), null=True, blank=True)
     created_at = models.DateTimeField(_("at"), default=timezone.now)
@@ -358,6 +364,87 @@ class QuickReply(models.Model):
 
     def __str__(self):
         return self.title
+
+
+# Inbox automation (messaging.automation): keyword rules and the away message, per official account.
+
+
+class KeywordMatch(models.TextChoices):
+    EXACT = "exact", _("The whole message is the keyword")
+    CONTAINS = "contains", _("The message contains the keyword")
+
+
+class KeywordAction(models.TextChoices):
+    REPLY = "reply", _("Reply with a saved message")
+    TAG = "tag", _("Add a tag to the contact")
+    LIST = "list", _("Add the contact to a list")
+    ASSIGN = "assign", _("Assign the conversation")
+    CONSENT = "consent", _("Record consent (opt-in)")
+
+
+class KeywordRule(models.Model):
+    """When a person's text matches ``keyword`` (compared as the opt-out keywords are), do ``action``.
+    ``fired_count`` says how often it did."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    official_account = models.ForeignKey(
+        "accounts.OfficialAccount", verbose_name=_("official account"), on_delete=models.CASCADE,
+        related_name="keyword_rules",
+    )
+    keyword = models.CharField(_("keyword"), max_length=100)
+    match = models.CharField(_("match"), max_length=8, choices=KeywordMatch.choices, default=KeywordMatch.EXACT)
+    action = models.CharField(_("action"), max_length=8, choices=KeywordAction.choices)
+    quick_reply = models.ForeignKey(
+        QuickReply, verbose_name=_("saved message"), on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    tag = models.CharField(_("tag"), max_length=50, blank=True)
+    # A deleted list or member leaves the rule in place, doing nothing until it is changed.
+    contact_list = models.ForeignKey(
+        "campaigns.ContactList", verbose_name=_("list"), on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("assign to"), on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    fired_count = models.PositiveIntegerField(_("fired"), default=0)
+    last_fired_at = models.DateTimeField(_("last fired at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("keyword rule")
+        verbose_name_plural = _("keyword rules")
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(match__in=KeywordMatch.values), name="keyword_rule_match_valid"),
+            models.CheckConstraint(condition=Q(action__in=KeywordAction.values), name="keyword_rule_action_valid"),
+        ]
+        indexes = [models.Index(fields=["official_account", "enabled"], name="keyword_rule_account")]
+
+    def __str__(self):
+        return f"{self.keyword} → {self.action}"
+
+
+class AwayMessage(models.Model):
+    """What an official account answers outside the organization's business hours, once per
+    conversation per closed window."""
+
+    official_account = models.OneToOneField(
+        "accounts.OfficialAccount", verbose_name=_("official account"), on_delete=models.CASCADE,
+        related_name="away_message",
+    )
+    text = models.TextField(_("away message"), max_length=1000, blank=True)
+    enabled = models.BooleanField(_("enabled"), default=False)
+    fired_count = models.PositiveIntegerField(_("sent"), default=0)
+    last_fired_at = models.DateTimeField(_("last sent at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("away message")
+        verbose_name_plural = _("away messages")
+
+    def __str__(self):
+        return self.text[:30]
 
 
 class EngagementKind(models.TextChoices):

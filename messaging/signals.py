@@ -13,3 +13,8 @@ delivery_status_changed = Signal()
 # events: [NormalizedEvent] of the inbound kinds (inbound_text, inbound_postback, inbound_location,
 # inbound_file), each applied once (the event store deduplicates).
 inbound_received = Signal()
+
+# An inbound message stored in its conversation (inside the transaction that stores it), after the
+# opt-out and opt-in keywords were acted on: message, conversation, contact, account (the official
+# account), handled ("opt_out", "opt_in" or "" when the message was neither keyword).
+conversation_message_received = Signal()

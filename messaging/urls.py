@@ -1,6 +1,6 @@
 from django.urls import path
 
-from messaging import views_inbox, webhooks
+from messaging import views_automation, views_inbox, webhooks
 
 app_name = "messaging"
 
@@ -16,6 +16,11 @@ urlpatterns: list = [
     path("inbox/<int:pk>/reply/", views_inbox.conversation_reply, name="inbox_reply"),
     path("inbox/<int:pk>/assign/", views_inbox.conversation_assign, name="inbox_assign"),
     path("inbox/<int:pk>/status/", views_inbox.conversation_status, name="inbox_status"),
+    # inbox automation, per official account (its keyword rules by their own id)
+    path("automation/<int:pk>/", views_automation.automation_page, name="automation"),
+    path("automation/<int:pk>/away/", views_automation.automation_away, name="automation_away"),
+    path("automation/rules/<int:pk>/toggle/", views_automation.automation_rule_toggle, name="automation_rule_toggle"),
+    path("automation/rules/<int:pk>/delete/", views_automation.automation_rule_delete, name="automation_rule_delete"),
     path("inbox/media/<int:pk>/", views_inbox.message_media, name="inbox_media"),
     # tracked button links
     path("r/<str:token>/", views_inbox.tracked_link, name="tracked_link"),

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, ProtectedError, Q
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -209,8 +209,12 @@ def conversation_status(request, pk):
 def quick_replies(request):
     if request.method == "POST":
         if request.POST.get("delete", "").isdigit():
-            QuickReply.objects.filter(organization=request.organization, pk=int(request.POST["delete"])).delete()
-            flash.success(request, _("The quick reply was deleted."))
+            try:
+                QuickReply.objects.filter(organization=request.organization, pk=int(request.POST["delete"])).delete()
+            except ProtectedError:
+                flash.error(request, _("A keyword rule replies with this quick reply: change or delete the rule first."))
+            else:
+                flash.success(request, _("The quick reply was deleted."))
             return redirect("messaging:inbox_quick_replies")
         title = request.POST.get("title", "").strip()[:60]
         text = request.POST.get("text", "").strip()[:1000]

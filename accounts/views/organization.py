@@ -1,5 +1,5 @@
 """The organization itself: switching the organization one works in, its quiet hours, its opt-in
-keyword and its data retention (what is kept and for how long)."""
+keyword, its business hours and its data retention (what is kept and for how long)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,10 +10,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
-from accounts.forms import OptInKeywordForm, QuietHoursForm, RetentionForm
+from accounts.forms import BusinessHoursForm, OptInKeywordForm, QuietHoursForm, RetentionForm
 from accounts.models import Organization
 from accounts.selectors import SESSION_KEY
-from accounts.services import organization_retention_update
+from accounts.services import organization_business_hours_set, organization_retention_update
 from accounts.tenancy import user_org_ids
 from audit.services import audit_record
 from campaigns.optout import opt_in_keyword_set
@@ -100,3 +100,21 @@ def opt_in_keyword(request):
     return render(request, "accounts/quiet_hours.html", {
         "form": QuietHoursForm(initial=initial), "organization": organization, "keyword_form": form,
     }, status=400)
+
+
+@member_required("manage")
+def business_hours(request):
+    """Admins set when their people answer the inbox; outside these hours each official account's
+    away message answers (messaging.automation)."""
+    organization = request.organization
+    initial = {"start": organization.business_hours_start, "end": organization.business_hours_end,
+               "days": list(organization.business_days)}
+    form = BusinessHoursForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        organization_business_hours_set(organization, start=data["start"], end=data["end"],
+                                        days="".join(sorted(data["days"])), request=request)
+        messages.success(request, _("Business hours were saved."))
+        return redirect("accounts:business_hours")
+    return render(request, "accounts/business_hours.html", {"form": form, "organization": organization},
+                  status=400 if form.errors else 200)

@@ -1,6 +1,7 @@
 """Views of the accounts pages: organization switcher, official accounts, logo, fixed menu, members."""
 
 import io
+from datetime import time
 
 import pytest
 from django.urls import reverse
@@ -479,3 +480,26 @@ def test_account_page_shows_sms_going_through_the_backup_since_when(login, org, 
         assert 'id="sms-failover"' in body and "予備CM" in body
     finally:
         gateway_health.reset(cm.pk)
+
+
+def test_away_message_business_hours_page_is_for_admins_checks_input_and_is_audited(client, org):
+    from django.conf import settings
+
+    from audit.models import AuditEvent
+
+    url = reverse("accounts:business_hours")
+    client.force_login(member(org, Role.MARKETER))
+    assert client.get(url).status_code == 403
+    client.force_login(member(org, Role.ADMIN))
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "ja"
+    assert "営業時間" in client.get(url).content.decode()
+    refused = client.post(url, {"start": "18:00", "end": "10:00", "days": ["1"]})
+    assert refused.status_code == 400 and "終了時刻は開始時刻より後" in refused.content.decode()
+    assert client.post(url, {"start": "10:00", "end": "18:00"}).status_code == 400  # no business day
+    assert client.post(url, {"start": "10:00", "end": "18:00", "days": ["1", "2", "3", "4", "5", "6"]}).status_code == 302
+    org.refresh_from_db()
+    assert (org.business_hours_start, org.business_hours_end, org.business_days) == (time(10), time(18), "123456")
+    assert AuditEvent.objects.filter(action="settings.business_hours", organization=org).count() == 1
+    assert client.post(url, {"start": "", "end": ""}).status_code == 302  # switched off
+    org.refresh_from_db()
+    assert org.business_hours_start is None

@@ -74,6 +74,8 @@ PK_MODELS = {
     "accounts/test-numbers/": "messaging.testnumber",
     "accounts/members/invitations/": "accounts.invitation",
     "accounts/sessions/": "accounts.membersession",
+    "messaging/automation/": "accounts.officialaccount",
+    "messaging/automation/rules/": "messaging.keywordrule",
 }
 # Not member views: carriers call these, authenticated by signature or secret, not by session.
 # The opt-out link page and tracked links answer anyone holding a signed token. Public media

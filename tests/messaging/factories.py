@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Carrier, Invitation, MemberSession, Role, WebhookDelivery, WebhookEndpoint
 from campaigns.models import ContactListMembership
-from messaging.models import Conversation, ConversationMessage, Delivery
+from messaging.models import Conversation, ConversationMessage, Delivery, KeywordRule
 from messaging.models import TestNumber as Number
 from tests.accounts.factories import (
     CarrierReviewFactory,
@@ -66,10 +66,13 @@ def tenant_objects(organization, tag="", user=None):
                                            token_hash=Invitation.hash_token(f"{tag}-invitation"),
                                            expires_at=timezone.now() + timedelta(days=7), invited_by=owner)
     member_session = MemberSession.objects.create(user=owner, session_key=f"{tag}-session-key")
+    keyword_rule = KeywordRule.objects.create(organization=organization, official_account=account,
+                                              keyword=f"{tag}-keyword", action="tag", tag=f"{tag}-tag")
     return {
         "accounts.invitation": invitation,
         "accounts.membersession": member_session,
         "messaging.testnumber": test_number,
+        "messaging.keywordrule": keyword_rule,
         "accounts.webhookendpoint": webhook_endpoint,
         "accounts.webhookdelivery": webhook_delivery,
         "auth.user": owner,
