@@ -133,6 +133,15 @@ def test_phone_width_drawer_navigation_and_inbox_one_pane_at_a_time(browser, liv
     page.wait_for_url("**/messaging/inbox/")
     assert page.locator(".inbox-list").is_visible()
 
+    # The other pages an operator reaches through the drawer fit the screen too (tables scroll inside
+    # their own box).
+    for label in ("キャンペーン", "連絡先", "公式アカウント"):
+        page.locator(".nav-toggle").click()
+        page.locator("#sidebar nav a", has_text=label).click()
+        page.wait_for_load_state()
+        assert fits_the_screen(page), label
+    shot(page, "06-official-accounts")
+
     # At desktop width the sidebar is there and the menu button is not; the inbox shows both panes.
     desktop = sign_in(browser, live_server, "mobile-operator", {"width": 1440, "height": 900})
     desktop.goto(f"{live_server.url}/messaging/inbox/{operator_with_a_conversation.pk}/")
