@@ -21,7 +21,7 @@ from audit.services import audit_record
 from campaigns.forms.contacts import ContactSearchForm
 from campaigns.models import Contact
 from core.csv import csv_lines
-from core.paging import keyset_page, sorted_page
+from core.paging import sorted_page
 from core.phone import national_format
 from messaging.models import Delivery
 
@@ -119,19 +119,17 @@ def contact_detail(request, pk):
     )
 
 
+OPT_OUT_SORTS = {"opted_out": "opted_out_at", "name": "name", "phone": "phone"}
+
+
 @member_required("view")
 def opt_outs(request):
-    contacts = Contact.objects.filter(organization=request.organization, opted_out_at__isnull=False).order_by("-id")
-    before = request.GET.get("before", "")
-    page, has_next = keyset_page(contacts, before, PAGE_SIZE)
+    contacts = Contact.objects.filter(organization=request.organization, opted_out_at__isnull=False)
+    page = sorted_page(contacts, request.GET, sorts=OPT_OUT_SORTS, default="-opted_out", size=PAGE_SIZE)
     return render(
         request,
         "contacts/opt_outs.html",
-        {
-            "contacts": [(contact, national_format(contact.phone)) for contact in page],
-            "next_before": page[-1].id if has_next else None,
-            "is_first_page": not before,
-        },
+        {"page": page, "contacts": [(contact, national_format(contact.phone)) for contact in page]},
     )
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -212,6 +213,21 @@ def test_opt_out_page_lists_opted_out_only(as_role, org):
     stay = ContactFactory(organization=org, name="受信する人")
     page = body(as_role(Role.VIEWER).get(reverse("contacts:opt_outs")))
     assert out.name in page and stay.name not in page
+
+
+def test_opt_out_page_says_how_many_newest_opt_out_first_and_sorts_by_name(as_role, org, settings):
+    now = timezone.now()
+    for minutes, name in ((3, "阿部"), (1, "伊藤"), (2, "佐藤")):
+        ContactFactory(organization=org, name=name, opted_out_at=now - timedelta(minutes=minutes))
+    ContactFactory(organization=org, name="受信する人")
+    client = as_role(Role.VIEWER)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "ja"
+    newest = body(client.get(reverse("contacts:opt_outs")))
+    assert "1–3 / 3件" in newest and newest.index("伊藤") < newest.index("佐藤") < newest.index("阿部")
+    by_name = body(client.get(reverse("contacts:opt_outs"), {"sort": "name"}))
+    assert sorted(("伊藤", "佐藤", "阿部"), key=by_name.index) == sorted(("伊藤", "佐藤", "阿部"))
+    unknown = body(client.get(reverse("contacts:opt_outs"), {"sort": "opt_out_method"}))
+    assert unknown.index("伊藤") < unknown.index("佐藤") < unknown.index("阿部")
 
 
 def test_lists_create_rename_and_errors_keep_input(as_role, org):
