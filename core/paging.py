@@ -85,7 +85,9 @@ def _beyond(field: str, value, pk: int, descending: bool) -> Q:
     op = "lt" if descending else "gt"
     if field in ("id", "pk"):
         return Q(**{f"pk__{op}": pk})
-    return Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
+    # The leading bound (>= or <=) is the same rows, written so an index on the field can seek to it.
+    bound = "lte" if descending else "gte"
+    return Q(**{f"{field}__{bound}": value}) & (Q(**{f"{field}__{op}": value}) | Q(**{f"pk__{op}": pk}))
 
 
 def _query(params, **changes) -> str:
