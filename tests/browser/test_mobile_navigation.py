@@ -73,6 +73,8 @@ def operator_with_a_conversation():
                                                unread_count=1, last_message_at=timezone.now())
     ConversationMessage.objects.create(conversation=conversation, direction=MessageDirection.INBOUND, channel="rcs",
                                        text="予約を14時に変更できますか？")
+    Contact.objects.bulk_create([Contact(organization=organization, phone=f"+8180{index:08d}", name=f"会員{index:04d}")
+                                 for index in range(1, 1009)])
     member(organization, Role.OPERATOR, username="mobile-operator")
     return conversation
 
@@ -135,12 +137,16 @@ def test_phone_width_drawer_navigation_and_inbox_one_pane_at_a_time(browser, liv
 
     # The other pages an operator reaches through the drawer fit the screen too (tables scroll inside
     # their own box).
-    for label in ("キャンペーン", "連絡先", "公式アカウント"):
+    for label in ("キャンペーン", "公式アカウント", "連絡先"):
         page.locator(".nav-toggle").click()
         page.locator("#sidebar nav a", has_text=label).click()
         page.wait_for_load_state()
         assert fits_the_screen(page), label
-    shot(page, "06-official-accounts")
+    assert page.locator(".pager-position").inner_text() == "1–50 / 1,009件"
+    page.get_by_role("link", name="次へ").click()
+    page.wait_for_load_state()
+    assert page.locator(".pager-position").inner_text() == "51–100 / 1,009件" and fits_the_screen(page)
+    shot(page, "06-contacts-page-2")
 
     # At desktop width the sidebar is there and the menu button is not; the inbox shows both panes.
     desktop = sign_in(browser, live_server, "mobile-operator", {"width": 1440, "height": 900})
@@ -148,3 +154,4 @@ def test_phone_width_drawer_navigation_and_inbox_one_pane_at_a_time(browser, liv
     assert desktop.locator("#sidebar").is_visible() and not desktop.locator(".nav-toggle").is_visible()
     assert desktop.locator(".inbox-list").is_visible() and desktop.locator(".inbox-thread").is_visible()
     assert not desktop.locator(".inbox-back").is_visible()
+    desktop.screenshot(path=screenshot_path("mobile-07-desktop-inbox"), full_page=True)
