@@ -13,9 +13,10 @@ from accounts.decorators import member_required
 from audit.models import AuditEvent
 from audit.services import ACTIONS, audit_record
 from core.csv import csv_lines
-from core.paging import keyset_page
+from core.paging import sorted_page
 
 PAGE_SIZE = 100
+AUDIT_SORTS = {"time": "occurred_at"}
 
 
 def _date(value: str):
@@ -42,23 +43,23 @@ def _filtered(request):
         events = events.filter(occurred_at__gte=datetime.combine(start, time.min, tzinfo=tz))
     if end:
         events = events.filter(occurred_at__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz))
-    return events.order_by("-occurred_at", "-id")
+    return events
 
 
 @member_required("manage")
 @require_GET
 def audit_log(request):
-    events = _filtered(request)
-    page, has_next = keyset_page(events, request.GET.get("before", ""), PAGE_SIZE)
+    page = sorted_page(_filtered(request), request.GET, sorts=AUDIT_SORTS, default="-time", size=PAGE_SIZE)
     query = request.GET.copy()
-    query.pop("before", None)
+    for name in ("before", "after", "page", "sort"):
+        query.pop(name, None)
     groups = sorted({action.split(".")[0] + "." for action in ACTIONS})
     return render(
         request,
         "console/audit.html",
         {
-            "events": page,
-            "next_before": page[-1].id if has_next else None,
+            "events": page.rows,
+            "page": page,
             "query": query.urlencode(),
             "actions": ACTIONS,
             "groups": groups,
@@ -71,7 +72,7 @@ def audit_log(request):
 @require_GET
 def audit_export(request):
     """The filtered events as CSV (core.csv: UTF-8 with BOM, formula cells neutralised)."""
-    events = _filtered(request)
+    events = _filtered(request).order_by("-occurred_at", "-id")
     audit_record("export.audit", request=request, details={"filters": request.GET.dict()})
     header = [_("At"), _("Action"), _("Who"), _("Object type"), _("Object id"), _("Object"), _("IP address"),
               _("Details")]

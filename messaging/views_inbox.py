@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, ProtectedError, Q
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -18,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.decorators import member_required
 from accounts.models import Membership, Role
 from campaigns.models import Campaign
+from core.paging import sorted_page
 from core.phone import national_format
 from core.private_files import private_file_response
 from messaging import inbox, links
@@ -30,6 +32,7 @@ from messaging.models import (
 )
 
 PAGE_SIZE = 50
+CONVERSATION_SORTS = {"recent": "recent"}
 FILTERS = ("all", "unread", "mine", "opted_out", "done")
 
 
@@ -55,15 +58,21 @@ def _conversations(request):
             Q(campaign_id=chosen) | Q(campaign__parent_id=chosen)
         )
         conversations = conversations.filter(Exists(answered))
-    return conversations.order_by("-last_message_at", "-id")[:PAGE_SIZE]
+    # The newest message first; a conversation opened a moment before its first message has none yet.
+    return conversations.annotate(recent=Coalesce("last_message_at", "created_at"))
 
 
 def _list_context(request, current=None) -> dict:
     show = request.GET.get("show", "all")
     campaign = request.GET.get("campaign", "")
     query = {key: value for key, value in (("show", show), ("campaign", campaign)) if value and value != "all"}
+    page = sorted_page(_conversations(request), request.GET, sorts=CONVERSATION_SORTS, default="-recent",
+                       size=PAGE_SIZE)
+    cursor = {key: request.GET[key] for key in ("after", "before", "page") if request.GET.get(key)}
     return {
-        "conversations": [(c, national_format(c.contact.phone)) for c in _conversations(request)],
+        "conversations": [(c, national_format(c.contact.phone)) for c in page.rows],
+        "page": page,
+        "page_query": urlencode(cursor),  # the list's poll stays on its page
         "current": current,
         "show": show if show in FILTERS else "all",
         "campaign_filter": campaign,

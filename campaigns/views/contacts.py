@@ -1,4 +1,4 @@
-"""Contact pages: contacts with search and keyset pagination, one contact with consent and message
+"""Contact pages: contacts with search, sorting and keyset pagination, one contact with consent and message
 history, the opt-out list, and the CSV export. Lists are campaigns.views.contact_lists, the import
 flow campaigns.views.contact_import.
 
@@ -21,7 +21,7 @@ from audit.services import audit_record
 from campaigns.forms.contacts import ContactSearchForm
 from campaigns.models import Contact
 from core.csv import csv_lines
-from core.paging import keyset_page
+from core.paging import sorted_page
 from core.phone import national_format
 from messaging.models import Delivery
 
@@ -69,21 +69,23 @@ def _filtered_contacts(request, form):
     return contacts
 
 
+CONTACT_SORTS = {"name": "name", "phone": "phone", "created": "id"}  # ids grow with creation time
+
+
 @member_required("view")
 def contact_list(request):
-    """Newest first, paged by id (keyset): constant time on any page, whatever the contact count."""
+    """Newest first, or sorted by name or number; keyset pages with the total and the position."""
     form = ContactSearchForm(request.GET or None, organization=request.organization)
-    contacts = _filtered_contacts(request, form).order_by("-id")
-    before = request.GET.get("before", "")
-    page, has_next = keyset_page(contacts, before, PAGE_SIZE)
+    page = sorted_page(_filtered_contacts(request, form), request.GET, sorts=CONTACT_SORTS, default="-created",
+                       size=PAGE_SIZE)
     query = request.GET.copy()
-    query.pop("before", None)
-    has_any = has_next or bool(page) or Contact.objects.filter(organization=request.organization).exists()
+    for name in ("before", "after", "page", "sort"):
+        query.pop(name, None)
+    has_any = bool(page.total) or Contact.objects.filter(organization=request.organization).exists()
     context = {
         "form": form,
+        "page": page,
         "contacts": [(contact, national_format(contact.phone)) for contact in page],
-        "next_before": page[-1].id if has_next else None,
-        "is_first_page": not before,
         "query": query.urlencode(),
         "has_any": has_any,
     }
@@ -117,19 +119,17 @@ def contact_detail(request, pk):
     )
 
 
+OPT_OUT_SORTS = {"opted_out": "opted_out_at", "name": "name", "phone": "phone"}
+
+
 @member_required("view")
 def opt_outs(request):
-    contacts = Contact.objects.filter(organization=request.organization, opted_out_at__isnull=False).order_by("-id")
-    before = request.GET.get("before", "")
-    page, has_next = keyset_page(contacts, before, PAGE_SIZE)
+    contacts = Contact.objects.filter(organization=request.organization, opted_out_at__isnull=False)
+    page = sorted_page(contacts, request.GET, sorts=OPT_OUT_SORTS, default="-opted_out", size=PAGE_SIZE)
     return render(
         request,
         "contacts/opt_outs.html",
-        {
-            "contacts": [(contact, national_format(contact.phone)) for contact in page],
-            "next_before": page[-1].id if has_next else None,
-            "is_first_page": not before,
-        },
+        {"page": page, "contacts": [(contact, national_format(contact.phone)) for contact in page]},
     )
 
 

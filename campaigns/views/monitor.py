@@ -32,6 +32,7 @@ from campaigns.views.common import (
 )
 from core.charts import line_chart
 from core.csv import csv_lines
+from core.paging import sorted_page
 from core.phone import national_format
 from messaging import runs
 from messaging.engine.failover import sms_failover_state
@@ -39,6 +40,7 @@ from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
 from messaging.stats import campaign_stats
 
 RECIPIENTS_PAGE = 50
+RECIPIENT_SORTS = {"newest": "id"}
 FINISHED_STATES = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED}
 POLLING_STATES = {CampaignStatus.APPROVED, CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.PAUSED}
 
@@ -186,19 +188,13 @@ def _recipients_context(request, campaign) -> dict:
         channel = ""
     if query:
         rows = rows.filter(contact__organization=campaign.organization_id, **phone_filter(query))
-    after = request.GET.get("after", "")
-    if after.isdigit():
-        rows = rows.filter(id__lt=int(after))
-    page = list(rows.order_by("-id")[: RECIPIENTS_PAGE + 1])
-    more = len(page) > RECIPIENTS_PAGE
-    page = page[:RECIPIENTS_PAGE]
-    for delivery in page:
+    page = sorted_page(rows, request.GET, sorts=RECIPIENT_SORTS, default="-newest", size=RECIPIENTS_PAGE)
+    for delivery in page.rows:
         delivery.phone_display = national_format(delivery.contact.phone)
     filters = {"status": status, "channel": channel, "q": query}
     return {
-        "recipients": page,
-        "next_after": page[-1].id if more and page else None,
-        "is_first_page": not after,
+        "recipients": page.rows,
+        "page": page,
         "filters": filters,
         "filter_query": urlencode({k: v for k, v in filters.items() if v}),
         "status_choices": DeliveryStatus.choices,

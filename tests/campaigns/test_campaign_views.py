@@ -201,6 +201,44 @@ def test_list_htmx_returns_only_the_table(client, org, account, users):
     assert "部分" in body and "<html" not in body
 
 
+def test_list_shows_the_total_and_the_page_position(client, org, account, users):
+    for index in range(30):
+        campaign_for(org, account, users[Role.MARKETER], name=f"一覧{index:02d}")
+    login(client, users[Role.VIEWER])
+    first = client.get(reverse("campaigns:list")).content.decode()
+    assert "1–25 of 30" in first and "一覧29" in first and "一覧04" not in first
+    second = client.get(reverse("campaigns:list"), {"page": "last"}).content.decode()
+    assert "26–30 of 30" in second and "一覧04" in second and "一覧05" not in second
+    narrowed = client.get(reverse("campaigns:list"), {"q": "一覧1"}, HTTP_HX_REQUEST="true",
+                          HTTP_HX_TARGET="campaign-table").content.decode()
+    assert "1–10 of 10" in narrowed and 'rel="next"' not in narrowed
+
+
+def test_list_sorts_by_name_status_and_schedule_and_ignores_unknown_keys(client, org, account, users):
+    marketer = users[Role.MARKETER]
+    soon = timezone.now() + timedelta(days=1)
+    campaign_for(org, account, marketer, name="B-running", status=CampaignStatus.RUNNING, started_at=timezone.now(),
+                 approved_by=users[Role.ADMIN], approved_at=timezone.now())
+    campaign_for(org, account, marketer, name="C-draft")
+    campaign_for(org, account, marketer, name="A-scheduled", status=CampaignStatus.SCHEDULED,
+                 approved_by=users[Role.ADMIN], approved_at=timezone.now(), scheduled_at=soon)
+    login(client, users[Role.VIEWER])
+
+    def order(**params):
+        body = client.get(reverse("campaigns:list"), params).content.decode()
+        return [name for name in sorted(("A-scheduled", "B-running", "C-draft"), key=body.index)]
+
+    assert order() == ["A-scheduled", "C-draft", "B-running"]  # newest first
+    assert order(sort="name") == ["A-scheduled", "B-running", "C-draft"]
+    assert order(sort="-name") == ["C-draft", "B-running", "A-scheduled"]
+    assert order(sort="status") == ["C-draft", "A-scheduled", "B-running"]  # in a campaign's life order
+    assert order(sort="-schedule") == ["A-scheduled", "C-draft", "B-running"]
+    for unknown in ("official_account__name", "created_by__password", "-sms_text"):
+        assert order(sort=unknown) == ["A-scheduled", "C-draft", "B-running"]
+    body = client.get(reverse("campaigns:list"), {"sort": "-name"}).content.decode()
+    assert 'aria-sort="descending"' in body and '<input type="hidden" name="sort" value="-name">' in body
+
+
 # --- Composer: roles -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("role,status", [(Role.OWNER, 200), (Role.ADMIN, 200), (Role.MARKETER, 200),
@@ -786,13 +824,14 @@ def test_recipient_table_search_filters_and_keyset_pages(client, org, account, u
     url = reverse("campaigns:monitor_recipients", args=[campaign.pk])
     first = client.get(url, HTTP_HX_REQUEST="true").content.decode()
     assert first.count("<tr>") == 1 + 50
-    assert "after=" in first
+    assert "1–50 of 56" in first and "after=" in first
     after = first.split("after=")[1].split('"')[0]
     second = client.get(url, {"after": after}).content.decode()
     assert second.count("<tr>") == 1 + 6
-    assert "after=" not in second
+    assert "51–56 of 56" in second and "after=" not in second
+    assert f'hx-get="{url}?before=' in second  # the previous page swaps only the table
     found = client.get(url, {"q": "090-1111-2222"}).content.decode()
-    assert "探す人" in found and found.count("<tr>") == 2
+    assert "探す人" in found and found.count("<tr>") == 2 and "1–1 of 1" in found
     by_status = client.get(url, {"status": str(DeliveryStatus.READ), "channel": "rcs"}).content.decode()
     assert "探す人" in by_status and by_status.count("<tr>") == 2
     assert "探す人" not in client.get(url, {"channel": "sms"}).content.decode()

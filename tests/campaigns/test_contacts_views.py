@@ -2,6 +2,7 @@
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -10,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Role
 from campaigns.imports import import_job_run
-from campaigns.models import ContactList, ContactListMembership, ImportJob, ImportStatus, ListPurpose
+from campaigns.models import Contact, ContactList, ContactListMembership, ImportJob, ImportStatus, ListPurpose
 from campaigns.views import contacts as contact_views
 from tests.accounts.factories import OrganizationFactory, member
 from tests.campaigns.factories import CampaignFactory, ConsentFactory, ContactFactory, ContactListFactory
@@ -145,11 +146,51 @@ def test_keyset_pagination(as_role, org, monkeypatch):
     client = as_role(Role.VIEWER)
     first = body(client.get(reverse("contacts:list")))
     assert all(c.name in first for c in contacts[4:]) and contacts[3].name not in first
-    assert f"before={contacts[4].id}" in first
-    second = body(client.get(reverse("contacts:list"), {"before": contacts[4].id}))
+    assert f"after={contacts[4].id}" in first
+    second = body(client.get(reverse("contacts:list"), {"after": contacts[4].id}))
     assert all(c.name in second for c in contacts[1:4]) and contacts[4].name not in second
-    third = body(client.get(reverse("contacts:list"), {"before": contacts[1].id}))
-    assert contacts[0].name in third and "Next page" not in third
+    third = body(client.get(reverse("contacts:list"), {"after": contacts[1].id}))
+    assert contacts[0].name in third and 'rel="next"' not in third
+
+
+def test_contact_list_says_how_many_and_where_the_page_is_in_both_languages(as_role, org, settings):
+    Contact.objects.bulk_create(
+        [Contact(organization=org, phone=f"+8190{index:08d}", name=f"人{index:04d}") for index in range(1009)]
+    )
+    client = as_role(Role.VIEWER)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    first = body(client.get(reverse("contacts:list")))
+    assert "1–50 of 1,009" in first and 'rel="next"' in first and 'rel="prev"' not in first
+    second = body(client.get(reverse("contacts:list") + first.split('rel="next" href="')[1].split('"')[0]
+                             .replace("&amp;", "&")))
+    assert "51–100 of 1,009" in second and 'rel="prev"' in second
+    last = body(client.get(reverse("contacts:list"), {"page": "last"}))
+    assert "1,001–1,009 of 1,009" in last and "人0000" in last
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "ja"
+    assert "1–50 / 1,009件" in body(client.get(reverse("contacts:list")))
+    filtered = body(client.get(reverse("contacts:list"), {"q": "人000"}))
+    assert "1–10 / 10件" in filtered
+
+
+def test_contacts_sort_by_name_number_and_creation_and_ignore_unknown_keys(as_role, org):
+    for phone, name in (("+819011110003", "伊藤"), ("+819011110001", "佐藤"), ("+819011110002", "阿部")):
+        ContactFactory(organization=org, phone=phone, name=name)
+    client = as_role(Role.VIEWER)
+
+    def order(**params):
+        page = body(client.get(reverse("contacts:list"), params))
+        return sorted(("伊藤", "佐藤", "阿部"), key=page.index)
+
+    assert order() == ["阿部", "佐藤", "伊藤"]  # newest first
+    assert order(sort="created") == ["伊藤", "佐藤", "阿部"]
+    assert order(sort="name") == sorted(["伊藤", "佐藤", "阿部"])
+    assert order(sort="-name") == sorted(["伊藤", "佐藤", "阿部"], reverse=True)
+    assert order(sort="phone") == ["佐藤", "阿部", "伊藤"]
+    assert order(sort="-phone") == ["伊藤", "阿部", "佐藤"]
+    for unknown in ("organization__name", "attributes", "-opted_out_at", "name,id"):
+        assert order(sort=unknown) == ["阿部", "佐藤", "伊藤"]
+    page = body(client.get(reverse("contacts:list"), {"sort": "name", "q": "藤"}))
+    assert 'aria-sort="ascending"' in page and "sort=-name&amp;q=" in page
 
 
 def test_contact_detail_shows_consent_history_and_messages(as_role, org):
@@ -172,6 +213,21 @@ def test_opt_out_page_lists_opted_out_only(as_role, org):
     stay = ContactFactory(organization=org, name="受信する人")
     page = body(as_role(Role.VIEWER).get(reverse("contacts:opt_outs")))
     assert out.name in page and stay.name not in page
+
+
+def test_opt_out_page_says_how_many_newest_opt_out_first_and_sorts_by_name(as_role, org, settings):
+    now = timezone.now()
+    for minutes, name in ((3, "阿部"), (1, "伊藤"), (2, "佐藤")):
+        ContactFactory(organization=org, name=name, opted_out_at=now - timedelta(minutes=minutes))
+    ContactFactory(organization=org, name="受信する人")
+    client = as_role(Role.VIEWER)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "ja"
+    newest = body(client.get(reverse("contacts:opt_outs")))
+    assert "1–3 / 3件" in newest and newest.index("伊藤") < newest.index("佐藤") < newest.index("阿部")
+    by_name = body(client.get(reverse("contacts:opt_outs"), {"sort": "name"}))
+    assert sorted(("伊藤", "佐藤", "阿部"), key=by_name.index) == sorted(("伊藤", "佐藤", "阿部"))
+    unknown = body(client.get(reverse("contacts:opt_outs"), {"sort": "opt_out_method"}))
+    assert unknown.index("伊藤") < unknown.index("佐藤") < unknown.index("阿部")
 
 
 def test_lists_create_rename_and_errors_keep_input(as_role, org):

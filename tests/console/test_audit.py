@@ -84,6 +84,24 @@ def test_audit_page_is_for_admins_filters_and_exports(client):
     assert AuditEvent.objects.filter(action="export.audit", organization_id=organization.pk).exists()
 
 
+def test_audit_page_shows_the_total_and_pages_by_time(client, settings):
+    organization = OrganizationFactory()
+    for index in range(105):
+        audit_record("export.contacts", organization=organization, actor_label=f"actor-{index:03d}")
+    client.force_login(member(organization, Role.ADMIN, username="audit-pager"))
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = client.get(reverse("audit_log"), {"action": "export."}).content.decode()
+    assert "1–100 of 105" in page and "actor-104" in page and "actor-004" not in page
+    older = client.get(reverse("audit_log"), {"action": "export.", "page": "last"}).content.decode()
+    assert "101–105 of 105" in older and "actor-000" in older and "actor-005" not in older
+    oldest_first = client.get(reverse("audit_log"), {"action": "export.", "sort": "time"}).content.decode()
+    assert oldest_first.index("actor-000") < oldest_first.index("actor-001")
+    unknown = client.get(reverse("audit_log"), {"action": "export.", "sort": "actor_label"}).content.decode()
+    assert unknown.index("actor-104") < unknown.index("actor-103")
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "ja"
+    assert "1–100 / 105件" in client.get(reverse("audit_log"), {"action": "export."}).content.decode()
+
+
 def test_audit_csv_neutralises_formula_cells(client):
     organization = OrganizationFactory()
     admin = member(organization, Role.OWNER)

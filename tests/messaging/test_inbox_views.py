@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import GatewayKind, Role
-from campaigns.models import Classification
+from campaigns.models import Classification, Contact
 from core.signed_links import tracked_link_url
 from messaging.gateways.base import NormalizedEvent
 from messaging.inbox import inbound_apply
@@ -105,6 +105,41 @@ def test_inbox_filters(client, world):
     assert listed(campaign=campaign.pk) == {third.pk}
     client.post(reverse("messaging:inbox_status", args=[third.pk]), {"status": "done"})
     assert listed() == {first.pk, second.pk} and listed(show="done") == {third.pk}
+
+
+def test_inbox_list_pages_newest_first_with_its_total_and_position(client, world, settings):
+    organization, start = world["organization"], timezone.now()
+    contacts = Contact.objects.bulk_create(
+        [Contact(organization=organization, phone=f"+8190{index:08d}", name=f"会話{index:02d}") for index in range(55)]
+    )
+    Conversation.objects.bulk_create([
+        Conversation(organization=organization, official_account=world["account"], contact=contact,
+                     last_message_at=start - timedelta(minutes=index) if index else None)
+        for index, contact in enumerate(contacts)
+    ])
+    client.force_login(world["operator"])
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    first = client.get(reverse("messaging:inbox")).content.decode()
+    assert "1–50 of 55" in first and first.index("会話00") < first.index("会話01") < first.index("会話49")
+    assert "会話50" not in first
+    after = first.split('rel="next" href="?')[1].split('"')[0].replace("&amp;", "&")
+    partial = client.get(reverse("messaging:inbox_list") + "?" + after).content.decode()
+    assert "51–55 of 55" in partial and "会話54" in partial and "会話49" not in partial
+    assert f"{reverse('messaging:inbox_list')}?{after}".replace("&", "&amp;") in partial  # the poll keeps the page
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "ja"
+    assert "1–50 / 55件" in client.get(reverse("messaging:inbox")).content.decode()
+
+
+def test_inbox_on_a_phone_shows_the_list_or_the_thread_with_a_way_back(client, world):
+    inbound_apply([_event(world)])
+    conversation = Conversation.objects.get()
+    client.force_login(world["operator"])
+    index = client.get(reverse("messaging:inbox"), {"show": "unread"}).content.decode()
+    assert 'class="inbox"' in index and "inbox-back" not in index
+    thread = client.get(reverse("messaging:inbox_conversation", args=[conversation.pk]), {"show": "unread"})
+    html = thread.content.decode()
+    assert 'class="inbox has-thread"' in html
+    assert f'class="inbox-back" href="{reverse("messaging:inbox")}?show=unread"' in html
 
 
 def test_inbox_open_reply_assign_and_quick_replies(client, world, django_capture_on_commit_callbacks):
