@@ -16,6 +16,7 @@ urlpatterns: list = [
     path("inbox/<int:pk>/reply/", views_inbox.conversation_reply, name="inbox_reply"),
     path("inbox/<int:pk>/assign/", views_inbox.conversation_assign, name="inbox_assign"),
     path("inbox/<int:pk>/status/", views_inbox.conversation_status, name="inbox_status"),
+    path("inbox/<int:pk>/opt-out/", views_inbox.conversation_opt_out, name="inbox_opt_out"),
     path("inbox/media/<int:pk>/", views_inbox.message_media, name="inbox_media"),
     # tracked button links
     path("r/<str:token>/", views_inbox.tracked_link, name="tracked_link"),

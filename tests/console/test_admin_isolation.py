@@ -71,6 +71,7 @@ PK_MODELS = {
     "accounts/webhooks/": "accounts.webhookendpoint",
     "accounts/webhooks/deliveries/": "accounts.webhookdelivery",
     "accounts/test-numbers/": "messaging.testnumber",
+    "accounts/notifications/": "accounts.notification",
 }
 # Not member views: carriers call these, authenticated by signature or secret, not by session.
 # The opt-out link page and tracked links answer anyone holding a signed token. Public media

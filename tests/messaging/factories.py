@@ -1,7 +1,7 @@
 import factory
 from django.utils import timezone
 
-from accounts.models import ApiKey, Carrier, Role, WebhookDelivery, WebhookEndpoint
+from accounts.models import ApiKey, Carrier, Notification, Role, WebhookDelivery, WebhookEndpoint
 from campaigns.models import ContactListMembership
 from messaging.models import Conversation, ConversationMessage, Delivery
 from messaging.models import TestNumber as Number
@@ -60,7 +60,10 @@ def tenant_objects(organization, tag="", user=None):
     )
     webhook_delivery = WebhookDelivery.objects.create(endpoint=webhook_endpoint, event_type="message.sent", payload={})
     test_number = Number.objects.create(organization=organization, phone=contact.phone, label=f"{tag}-test-number")
+    notification = Notification.objects.create(organization=organization, recipient=owner, kind="conversation_assigned",
+                                               subject=f"{tag}-notification", url="/messaging/inbox/")
     return {
+        "accounts.notification": notification,
         "messaging.testnumber": test_number,
         "accounts.webhookendpoint": webhook_endpoint,
         "accounts.webhookdelivery": webhook_delivery,
