@@ -8,7 +8,8 @@
   so a retry sends it then.
 - ``notification_text`` is the sentence in the current language; the e-mail is written in the
   console's first language (Japanese).
-- ``unread_count``, ``notifications_mark_read`` and ``notification_open`` serve the bell and the list.
+- ``unread_count``, ``notifications_mark_read`` and ``notification_open`` serve the bell and the list;
+  ``notifications_read_for`` marks read what points to a page the member has opened anyway.
 """
 
 from __future__ import annotations
@@ -97,6 +98,13 @@ def notifications_mark_read(user, organization) -> int:
     return Notification.objects.filter(recipient=user, organization=organization, read_at__isnull=True).update(
         read_at=timezone.now()
     )
+
+
+def notifications_read_for(user, organization, url: str) -> int:
+    """The member looked at what these notifications point to (e.g. opened the conversation)."""
+    return Notification.objects.filter(
+        recipient=user, organization=organization, url=url, read_at__isnull=True
+    ).update(read_at=timezone.now())
 
 
 def notification_open(user, organization, pk: int) -> Notification | None:

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import member_required
 from accounts.models import Membership, Role
+from accounts.notifications import notifications_read_for
 from campaigns.models import Campaign, Consent
 from campaigns.optout import OptOutMethod, contact_opt_out
 from core.phone import mobile_search_key, national_format
@@ -181,6 +182,7 @@ def inbox_index(request):
 def conversation_detail(request, pk):
     conversation = _conversation_or_404(request, pk)
     inbox.conversation_open(conversation, request.user)
+    notifications_read_for(request.user, request.organization, request.path)  # "assigned to you", seen
     context = {
         **_list_context(request, current=conversation),
         **_thread_context(request, conversation),

@@ -269,6 +269,9 @@ def test_inbox_assigning_a_member_notifies_them(client, world):
     client.force_login(colleague)
     page = client.get(reverse("accounts:notifications")).content.decode()
     assert "inbox-op" in page and "090-1234-5678" in page
+    client.get(reverse("messaging:inbox_conversation", args=[conversation.pk]))  # seen without the bell
+    notification.refresh_from_db()
+    assert notification.read_at is not None
 
 
 def test_inbox_quick_reply_picker_sits_in_the_reply_box(client, world):
