@@ -95,6 +95,10 @@ class Membership(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.VIEWER)
+    # The member's own choice (accounts.notifications): also e-mail them what the console notifies.
+    notify_by_email = models.BooleanField(
+        _("e-mail me when a conversation is assigned to me"), default=False, db_default=False
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -666,3 +670,46 @@ class RecoveryCode(models.Model):
 
     def __str__(self):
         return f"recovery code of device {self.device_id}"
+
+
+class NotificationKind(models.TextChoices):
+    CONVERSATION_ASSIGNED = "conversation_assigned", _("Conversation assigned")
+
+
+class Notification(models.Model):
+    """Something a member should see (the bell in the console's header): who it is for, in which
+    organization, what happened and where to look. Written by ``accounts.notifications``; read once
+    the member opens it or marks them all read."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("recipient"), on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(_("kind"), max_length=40, choices=NotificationKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("by"), on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
+    subject = models.CharField(_("about"), max_length=200, blank=True)  # e.g. the person's number or name
+    url = models.CharField(_("link"), max_length=300)  # a path inside the console
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    emailed_at = models.DateTimeField(_("e-mailed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-id"]  # newest first, paged by id (core.paging)
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=NotificationKind.values), name="notification_kind_valid"),
+            models.CheckConstraint(condition=Q(url__startswith="/"), name="notification_url_is_a_path"),
+        ]
+        indexes = [
+            models.Index(fields=["recipient", "organization", "-id"], name="notification_recipient_recent"),
+            models.Index(
+                fields=["recipient", "organization"], condition=Q(read_at__isnull=True), name="notification_unread"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} → {self.recipient_id}"

@@ -6,6 +6,7 @@ Values are lazy, so a partial that never renders the shell never pays for the qu
 from django.utils.functional import SimpleLazyObject
 
 from accounts.models import Membership
+from accounts.notifications import unread_count
 from accounts.selectors import current_organization
 from accounts.tenancy import ROLE_PERMISSIONS
 from messaging.models import Conversation
@@ -48,8 +49,13 @@ def console_shell(request):
             return 0
         return Conversation.objects.filter(organization=org, unread_count__gt=0).count()
 
+    def _notifications():
+        org = _organization()
+        return {"unread": unread_count(user, org) if org is not None else 0}
+
     return {
         "shell_unread": SimpleLazyObject(_unread),
+        "shell_notifications": SimpleLazyObject(_notifications),
         "shell_memberships": memberships,
         "shell_organization": current,
         "shell_can": SimpleLazyObject(_can),

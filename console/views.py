@@ -7,6 +7,8 @@ from accounts.decorators import member_required
 from accounts.selectors import current_organization
 from accounts.tenancy import ROLE_PERMISSIONS
 from console.dashboard import dashboard_data
+from core.phone import national_format
+from messaging.inbox import oldest_waiting
 from messaging.models import ConversationMessage, MessageDirection
 
 
@@ -22,6 +24,10 @@ def _member_dashboard(request):
     context = dashboard_data(request.organization)
     context["organization"] = request.organization
     context["recent_replies"] = _recent_replies(request)
+    if context["recent_replies"] is not None:  # members who answer see how long the oldest question waits
+        oldest = oldest_waiting(request.organization)
+        context["oldest_waiting"] = oldest
+        context["oldest_waiting_phone"] = national_format(oldest.contact.phone) if oldest else ""
     return render(request, "console/dashboard.html", context)
 
 

@@ -55,6 +55,33 @@ def normalize_mobile(raw) -> str:
     return e164
 
 
+def mobile_search_key(raw) -> tuple[str, str] | None:
+    """What a search box's text means as (part of) a number stored in E.164, or None if it is not one.
+
+    ``("prefix", "+81901234")`` for the start of a number written nationally (090-1234…, full-width
+    digits too) or internationally (+81 90…, 0081 90…, 81 90… with at least 11 digits), so it matches
+    with ``startswith``; ``("contains", "5678")`` for other runs of at least 3 digits (the end of a
+    number). Names and anything with letters give None.
+    """
+    text = unicodedata.normalize("NFKC", str(raw or "")).translate(_DASHES).strip()
+    if not text or not _ALLOWED.match(text):
+        return None
+    international = text.startswith("+")
+    digits = re.sub(r"[^0-9]", "", text)
+    if digits.startswith("00"):
+        digits, international = digits[2:], True
+    if international or (digits.startswith("81") and len(digits) >= 11):
+        if not digits.startswith("81"):
+            return None  # another country's number: no Japanese mobile starts with it
+        national = digits[2:].lstrip("0")  # "+81 (0)90 …" is written too
+        return ("prefix", "+81" + national) if national else None
+    if digits.startswith("0") and len(digits) >= 2:
+        return "prefix", "+81" + digits[1:]
+    if len(digits) >= 3:
+        return "contains", digits
+    return None
+
+
 def national_format(e164: str) -> str:
     """090-1234-5678 style, for display."""
     if re.match(E164_JP_MOBILE, e164 or ""):

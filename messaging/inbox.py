@@ -14,6 +14,12 @@ Outbound: ``inbox_reply`` sends an operator's answer through ``messaging.service
 thread, where its Delivery's status shows. ``conversation_open`` marks a thread read and queues the
 RBM read receipts for the person's +Message messages.
 
+Team inbox: a conversation waits for an answer from the person's first message that nobody in the
+team has answered (``Conversation.waiting_since``; messages the product answers by itself — opt-out
+and opt-in keywords — do not start a wait); a member's reply or "done" ends it, and
+``oldest_waiting`` is what the dashboard and the inbox show. ``conversation_assign`` notifies the
+member a conversation is newly assigned to (``accounts.notifications``).
+
 Opt-out confirmation: whoever opts a person out (a keyword here, the opt-out link page, the console,
 the API) goes through ``campaigns.optout.contact_opt_out``, which sends
 ``campaigns.signals.contact_opted_out``; ``on_contact_opted_out`` answers it with one short
@@ -29,11 +35,14 @@ from datetime import timedelta
 import aiohttp
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import OfficialAccount
+from accounts.models import NotificationKind, OfficialAccount
+from accounts.notifications import notification_create
 from audit.services import audit_record
 from campaigns.models import Classification, Contact
 from campaigns.optout import (
@@ -45,7 +54,7 @@ from campaigns.optout import (
     is_opt_out_keyword,
     is_opt_out_postback,
 )
-from core.phone import normalize_mobile
+from core.phone import national_format, normalize_mobile
 from messaging import tasks
 from messaging.engagement import engagement_record
 from messaging.gateways import gateway_for
@@ -175,6 +184,11 @@ def _inbound_one(event, accounts) -> ConversationMessage | None:
         official_account=account, contact=contact, defaults={"organization": organization}
     )
     campaign_id = _attributed_campaign(contact, account, at)
+    # What the product answers by itself (opt-out, opt-in keyword) leaves nobody waiting for the team.
+    answered_automatically = (
+        (event.kind == "inbound_text" and (is_opt_out_keyword(event.text) or is_opt_in_keyword(organization, event.text)))
+        or (event.kind == "inbound_postback" and is_opt_out_postback(event.postback))
+    )
     raw = event.raw or {}
     message = ConversationMessage.objects.create(
         conversation=conversation,
@@ -201,6 +215,7 @@ def _inbound_one(event, accounts) -> ConversationMessage | None:
         last_inbound_at=at,
         status=ConversationStatus.OPEN,
         **({"last_campaign_id": campaign_id} if campaign_id else {}),
+        **({} if answered_automatically else {"waiting_since": Coalesce(F("waiting_since"), Value(at))}),
     )
     if campaign_id:
         kind = EngagementKind.CLICKED if event.kind == "inbound_postback" else EngagementKind.REPLIED
@@ -330,27 +345,60 @@ def conversation_answer(conversation: Conversation, text: str, *, user=None, aut
 
 
 def inbox_reply(conversation: Conversation, user, text: str, request=None) -> ConversationMessage:
-    """An operator answers in the thread (``conversation_answer``), audited."""
+    """An operator answers in the thread (``conversation_answer``), audited; the person no longer waits
+    (an automatic answer leaves the wait running)."""
     with transaction.atomic():
         message = conversation_answer(conversation, text, user=user)
+        Conversation.objects.filter(pk=conversation.pk).update(waiting_since=None)  # a member answered
+        conversation.waiting_since = None
         audit_record("inbox.replied", request=request, organization=conversation.organization, actor=user,
                      target=conversation.contact, target_label=conversation.contact.phone,
                      details={"conversation_id": conversation.pk, "delivery": str(message.delivery.uuid)})
     return message
 
 
-def conversation_assign(conversation: Conversation, user) -> Conversation:
-    Conversation.objects.filter(pk=conversation.pk).update(assigned_to=user)
-    conversation.assigned_to = user
+def conversation_assign(conversation: Conversation, user, actor=None) -> Conversation:
+    """Assign the conversation to ``user`` (None: unassign). The member it is newly assigned to is
+    notified (accounts.notifications: the console's bell, and an e-mail if they chose it), unless
+    they assigned it to themselves; ``actor`` is who did it (None: the product, e.g. a rule)."""
+    with transaction.atomic():
+        rows = Conversation.objects.filter(pk=conversation.pk)
+        rows = rows.exclude(assigned_to=user) if user is not None else rows.filter(assigned_to__isnull=False)
+        changed = rows.update(assigned_to=user)
+        conversation.assigned_to = user
+        if changed and user is not None and (actor is None or actor.pk != user.pk):
+            contact = conversation.contact
+            notification_create(
+                conversation.organization, user, NotificationKind.CONVERSATION_ASSIGNED,
+                subject=contact.name or national_format(contact.phone),
+                url=reverse("messaging:inbox_conversation", args=[conversation.pk]),
+                actor=actor,
+            )
     return conversation
 
 
 def conversation_set_status(conversation: Conversation, status: str) -> Conversation:
+    """Open or done; "done" also ends the wait for an answer (nothing is expected of the team)."""
     if status not in ConversationStatus.values:
         raise ValidationError({"status": [_("Unknown status.")]})
-    Conversation.objects.filter(pk=conversation.pk).update(status=status)
+    extra = {"waiting_since": None} if status == ConversationStatus.DONE else {}
+    Conversation.objects.filter(pk=conversation.pk).update(status=status, **extra)
     conversation.status = status
+    if extra:
+        conversation.waiting_since = None
     return conversation
+
+
+def oldest_waiting(organization) -> Conversation | None:
+    """The open conversation whose person has waited longest for the team's answer, or None."""
+    return (
+        Conversation.objects.filter(
+            organization=organization, status=ConversationStatus.OPEN, waiting_since__isnull=False
+        )
+        .select_related("contact")
+        .order_by("waiting_since", "id")
+        .first()
+    )
 
 
 # -- opt-out confirmation ------------------------------------------------------------------------

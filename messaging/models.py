@@ -246,6 +246,9 @@ class Conversation(models.Model):
     last_inbound_at = models.DateTimeField(_("last inbound at"), null=True, blank=True)
     # The last away message of this conversation: one per closed window (messaging.automation).
     away_message_sent_at = models.DateTimeField(_("away message sent at"), null=True, blank=True)
+    # The person's first message that nobody in the team has answered yet (messaging.inbox): set by
+    # an inbound message when empty, cleared by a member's reply or by "done". Null: nothing waits.
+    waiting_since = models.DateTimeField(_("waiting since"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -255,7 +258,13 @@ class Conversation(models.Model):
             models.UniqueConstraint(fields=["official_account", "contact"], name="conversation_unique_account_contact"),
             models.CheckConstraint(condition=Q(status__in=ConversationStatus.values), name="conversation_status_valid"),
         ]
-        indexes = [models.Index(fields=["organization", "-last_message_at"], name="conversation_org_recent")]
+        indexes = [
+            models.Index(fields=["organization", "-last_message_at"], name="conversation_org_recent"),
+            models.Index(
+                fields=["organization", "waiting_since"], condition=Q(waiting_since__isnull=False),
+                name="conversation_org_waiting",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.official_account_id}:{self.contact_id}"

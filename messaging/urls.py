@@ -21,6 +21,7 @@ urlpatterns: list = [
     path("automation/<int:pk>/away/", views_automation.automation_away, name="automation_away"),
     path("automation/rules/<int:pk>/toggle/", views_automation.automation_rule_toggle, name="automation_rule_toggle"),
     path("automation/rules/<int:pk>/delete/", views_automation.automation_rule_delete, name="automation_rule_delete"),
+    path("inbox/<int:pk>/opt-out/", views_inbox.conversation_opt_out, name="inbox_opt_out"),
     path("inbox/media/<int:pk>/", views_inbox.message_media, name="inbox_media"),
     # tracked button links
     path("r/<str:token>/", views_inbox.tracked_link, name="tracked_link"),

@@ -18,22 +18,46 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import member_required
 from accounts.models import Membership, Role
-from campaigns.models import Campaign
+from accounts.notifications import notifications_read_for
+from campaigns.models import Campaign, Consent
+from campaigns.optout import OptOutMethod, contact_opt_out
 from core.paging import sorted_page
-from core.phone import national_format
+from core.phone import mobile_search_key, national_format
 from core.private_files import private_file_response
 from messaging import inbox, links
 from messaging.models import (
     Conversation,
     ConversationMessage,
     ConversationStatus,
+    Delivery,
     MediaStatus,
     QuickReply,
 )
 
 PAGE_SIZE = 50
 CONVERSATION_SORTS = {"recent": "recent"}
-FILTERS = ("all", "unread", "mine", "opted_out", "done")
+UNANSWERED_SORTS = {"waiting": "waiting_since"}  # the longest wait first
+FILTERS = ("all", "unread", "unanswered", "mine", "opted_out", "done")
+
+
+def _operators(request) -> list:
+    """The members who may answer (and be assigned) conversations."""
+    memberships = (
+        Membership.objects.filter(organization=request.organization, role__in=[Role.OWNER, Role.ADMIN, Role.OPERATOR])
+        .select_related("user")
+        .order_by("user__username")
+    )
+    return [membership.user for membership in memberships]
+
+
+def _search(conversations, text: str):
+    """By name, or by number in any way people write it (090-…, ０９０…, +81 90…, the last digits)."""
+    matches = Q(contact__name__icontains=text)
+    key = mobile_search_key(text)
+    if key is not None:
+        how, value = key
+        matches |= Q(contact__phone__startswith=value) if how == "prefix" else Q(contact__phone__contains=value)
+    return conversations.filter(matches)
 
 
 def _conversations(request):
@@ -41,6 +65,25 @@ def _conversations(request):
         "contact", "official_account", "assigned_to", "last_campaign"
     )
     show = request.GET.get("show", "all")
+    search = request.GET.get("q", "").strip()[:100]
+    assignee = request.GET.get("assignee", "")
+    if assignee == "me":
+        conversations = conversations.filter(assigned_to=request.user)
+    elif assignee == "none":
+        conversations = conversations.filter(assigned_to__isnull=True)
+    elif assignee.isdigit():
+        conversations = conversations.filter(assigned_to_id=int(assignee))
+    if search:
+        conversations = _search(conversations, search)
+    campaign = request.GET.get("campaign", "")
+    if campaign.isdigit():
+        chosen = int(campaign)  # a recurring campaign's replies are credited to its runs
+        answered = ConversationMessage.objects.filter(conversation=OuterRef("pk")).filter(
+            Q(campaign_id=chosen) | Q(campaign__parent_id=chosen)
+        )
+        conversations = conversations.filter(Exists(answered))
+    if show == "unanswered":  # ordered by the wait (UNANSWERED_SORTS)
+        return conversations.filter(status=ConversationStatus.OPEN, waiting_since__isnull=False)
     if show == "unread":
         conversations = conversations.filter(unread_count__gt=0)
     elif show == "mine":
@@ -49,15 +92,8 @@ def _conversations(request):
         conversations = conversations.filter(contact__opted_out_at__isnull=False)
     elif show == "done":
         conversations = conversations.filter(status=ConversationStatus.DONE)
-    else:
+    elif not search:  # a search finds done conversations too
         conversations = conversations.filter(status=ConversationStatus.OPEN)
-    campaign = request.GET.get("campaign", "")
-    if campaign.isdigit():
-        chosen = int(campaign)  # a recurring campaign's replies are credited to its runs
-        answered = ConversationMessage.objects.filter(conversation=OuterRef("pk")).filter(
-            Q(campaign_id=chosen) | Q(campaign__parent_id=chosen)
-        )
-        conversations = conversations.filter(Exists(answered))
     # The newest message first; a conversation opened a moment before its first message has none yet.
     return conversations.annotate(recent=Coalesce("last_message_at", "created_at"))
 
@@ -65,10 +101,18 @@ def _conversations(request):
 def _list_context(request, current=None) -> dict:
     show = request.GET.get("show", "all")
     campaign = request.GET.get("campaign", "")
-    query = {key: value for key, value in (("show", show), ("campaign", campaign)) if value and value != "all"}
-    page = sorted_page(_conversations(request), request.GET, sorts=CONVERSATION_SORTS, default="-recent",
-                       size=PAGE_SIZE)
+    search = request.GET.get("q", "").strip()[:100]
+    assignee = request.GET.get("assignee", "")
+    filters = (("show", show), ("campaign", campaign), ("q", search), ("assignee", assignee))
+    query = {key: value for key, value in filters if value and value != "all"}
+    if show == "unanswered":
+        page = sorted_page(_conversations(request), request.GET, sorts=UNANSWERED_SORTS, default="waiting",
+                           size=PAGE_SIZE)
+    else:
+        page = sorted_page(_conversations(request), request.GET, sorts=CONVERSATION_SORTS, default="-recent",
+                           size=PAGE_SIZE)
     cursor = {key: request.GET[key] for key in ("after", "before", "page") if request.GET.get(key)}
+    oldest = inbox.oldest_waiting(request.organization)
     return {
         "conversations": [(c, national_format(c.contact.phone)) for c in page.rows],
         "page": page,
@@ -76,12 +120,18 @@ def _list_context(request, current=None) -> dict:
         "current": current,
         "show": show if show in FILTERS else "all",
         "campaign_filter": campaign,
+        "search": search,
+        "assignee": assignee,
+        "assignees": _operators(request),
+        "oldest_waiting": oldest,
+        "oldest_waiting_phone": national_format(oldest.contact.phone) if oldest else "",
+        "tab_query": urlencode({key: value for key, value in query.items() if key != "show"}),
         "campaigns": Campaign.objects.filter(organization=request.organization, parent__isnull=True)
         .order_by("-created_at")
         .only("id", "name")[:100],
         "filter_query": urlencode(query),
         "filters": [
-            ("all", _("Open")), ("unread", _("Unread")), ("mine", _("Assigned to me")),
+            ("all", _("Open")), ("unread", _("Unread")), ("unanswered", _("Unanswered")), ("mine", _("Assigned to me")),
             ("opted_out", _("Opted out")), ("done", _("Done")),
         ],
     }
@@ -101,20 +151,32 @@ def _thread_context(request, conversation) -> dict:
         .select_related("delivery", "campaign", "sent_by")
         .order_by("created_at", "id")
     )
-    operators = (
-        Membership.objects.filter(
-            organization=request.organization, role__in=[Role.OWNER, Role.ADMIN, Role.OPERATOR]
-        )
-        .select_related("user")
-        .order_by("user__username")
-    )
     return {
         "conversation": conversation,
         "phone_display": national_format(conversation.contact.phone),
         "thread": thread,
         "last_id": thread[-1].pk if thread else 0,
         "quick_replies": QuickReply.objects.filter(organization=request.organization),
-        "operators": [m.user for m in operators],
+        "operators": _operators(request),
+    }
+
+
+def _contact_panel_context(request, conversation) -> dict:
+    """The side panel: the person's consent, lists and last campaigns."""
+    contact = conversation.contact
+    return {
+        "panel_consents": list(
+            Consent.objects.filter(organization=request.organization, contact=contact).order_by("-granted_at")[:3]
+        ),
+        "panel_has_active_consent": Consent.objects.filter(
+            organization=request.organization, contact=contact, revoked_at__isnull=True
+        ).exists(),
+        "panel_lists": list(contact.lists.filter(organization=request.organization).order_by("name")[:20]),
+        "panel_deliveries": list(
+            Delivery.objects.filter(organization=request.organization, contact=contact, campaign__isnull=False)
+            .select_related("campaign")
+            .order_by("-id")[:5]
+        ),
     }
 
 
@@ -133,7 +195,12 @@ def inbox_index(request):
 def conversation_detail(request, pk):
     conversation = _conversation_or_404(request, pk)
     inbox.conversation_open(conversation, request.user)
-    context = {**_list_context(request, current=conversation), **_thread_context(request, conversation)}
+    notifications_read_for(request.user, request.organization, request.path)  # "assigned to you", seen
+    context = {
+        **_list_context(request, current=conversation),
+        **_thread_context(request, conversation),
+        **_contact_panel_context(request, conversation),
+    }
     return render(request, "inbox/inbox.html", context)
 
 
@@ -190,7 +257,7 @@ def conversation_assign(request, pk):
         if membership is None:
             raise Http404
         user = membership.user
-    inbox.conversation_assign(conversation, user)
+    inbox.conversation_assign(conversation, user, actor=request.user)
     if user is not None:
         flash.success(request, _("Assigned to %(name)s.") % {"name": user.get_username()})
     else:
@@ -211,6 +278,23 @@ def conversation_status(request, pk):
         flash.success(request, _("Marked as done."))
         return redirect("messaging:inbox")
     flash.success(request, _("Reopened."))
+    return redirect("messaging:inbox_conversation", pk=conversation.pk)
+
+
+@member_required("operate")
+@require_POST
+def conversation_opt_out(request, pk):
+    """Opt the person out from their conversation (confirmed in a dialog first), through the same
+    service as every other opt-out; they get the confirmation message if the member chose it."""
+    conversation = _conversation_or_404(request, pk)
+    if contact_opt_out(
+        conversation.contact, OptOutMethod.CONSOLE, f"inbox:{request.user.get_username()}",
+        official_account=conversation.official_account, actor=request.user, request=request,
+        confirm=request.POST.get("send_confirmation") == "on",
+    ):
+        flash.success(request, _("The person was opted out of promotional messages."))
+    else:
+        flash.info(request, _("This person had already opted out."))
     return redirect("messaging:inbox_conversation", pk=conversation.pk)
 
 

@@ -71,7 +71,8 @@ def test_inbox_operator_answers_a_reply_in_the_browser(browser, live_server, eng
     events = wait_until(lambda: sandbox.get(f"agent-events/{contact.phone}")["events"], timeout=20)
     assert events[0]["event_type"] == "READ" and events[0]["message_id"] == inbound.provider_message_id
 
-    page.click("button.quick-reply")
+    page.click("#quick-reply-toggle")  # the picker in the reply box
+    page.click("#quick-reply-options li.quick-reply")
     assert page.input_value("#reply-text").startswith("ご予約を14時に変更しました")
     page.click("#send-reply")
     page.wait_for_selector(".bubble.out")

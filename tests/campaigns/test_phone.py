@@ -4,7 +4,7 @@ else is refused with a reason code."""
 import pytest
 from django.core.exceptions import ValidationError
 
-from core.phone import national_format, normalize_mobile, to_cm_number
+from core.phone import mobile_search_key, national_format, normalize_mobile, to_cm_number
 from tests.accounts.ja_pending import assert_japanese
 
 E164 = "+819012345678"
@@ -129,3 +129,26 @@ def test_reasons_in_japanese(raw, msgid, word):
         return caught.value.messages[0]
 
     assert_japanese(message, msgid, word)
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("090-1234-5678", ("prefix", "+819012345678")),
+        ("０９０－１２３４", ("prefix", "+81901234")),
+        ("090 1234", ("prefix", "+81901234")),
+        ("+81 90-1234-5678", ("prefix", "+819012345678")),
+        ("+81 (0)90 1234", ("prefix", "+81901234")),
+        ("0081 90 1234 5678", ("prefix", "+819012345678")),
+        ("819012345678", ("prefix", "+819012345678")),
+        ("5678", ("contains", "5678")),
+        ("1234-5678", ("contains", "12345678")),
+        ("+1 415 555", None),
+        ("12", None),
+        ("山田", None),
+        ("Yamada 090", None),
+        ("", None),
+    ],
+)
+def test_mobile_search_key_reads_every_way_people_write_a_number(typed, expected):
+    assert mobile_search_key(typed) == expected

@@ -76,6 +76,7 @@ PK_MODELS = {
     "accounts/sessions/": "accounts.membersession",
     "messaging/automation/": "accounts.officialaccount",
     "messaging/automation/rules/": "messaging.keywordrule",
+    "accounts/notifications/": "accounts.notification",
 }
 # Not member views: carriers call these, authenticated by signature or secret, not by session.
 # The opt-out link page and tracked links answer anyone holding a signed token. Public media

@@ -12,9 +12,9 @@ from accounts.models import Role
 from campaigns.models import CampaignStatus
 from console.dashboard import dashboard_data
 from core.charts import bar_chart, donut_chart
-from messaging.models import CampaignCounter, CounterDelta, Metric
-from tests.accounts.factories import OrganizationFactory, UserFactory, member
-from tests.campaigns.factories import CampaignFactory
+from messaging.models import CampaignCounter, Conversation, CounterDelta, Metric
+from tests.accounts.factories import OrganizationFactory, UserFactory, approved_account, member
+from tests.campaigns.factories import CampaignFactory, ContactFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -163,3 +163,19 @@ def test_chart_geometry():
     donut = donut_chart([("rcs", 75), ("sms", 25)])
     assert [segment["percent"] for segment in donut["segments"]] == [75.0, 25.0]
     assert donut_chart([("rcs", 0), ("sms", 0)])["total"] == 0
+
+
+def test_dashboard_shows_the_oldest_unanswered_wait_to_those_who_answer(client, org):
+    account = approved_account(org)
+    contact = ContactFactory(organization=org, phone="+819012345678", name="山田花子")
+    conversation = Conversation.objects.create(organization=org, official_account=account, contact=contact,
+                                               waiting_since=timezone.now() - timedelta(hours=2, minutes=1))
+    client.force_login(member(org, Role.OPERATOR))
+    page = client.get(reverse("dashboard"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Oldest unanswered: 2\xa0hours" in page and "山田花子" in page
+    assert reverse("messaging:inbox_conversation", args=[conversation.pk]) in page
+    client.force_login(member(org, Role.MARKETER))
+    assert 'id="oldest-waiting"' not in client.get(reverse("dashboard")).content.decode()
+    Conversation.objects.filter(pk=conversation.pk).update(waiting_since=None)
+    client.force_login(member(org, Role.OWNER))
+    assert "Nobody is waiting for an answer." in client.get(reverse("dashboard"), HTTP_ACCEPT_LANGUAGE="en").content.decode()

@@ -3,7 +3,16 @@ from datetime import timedelta
 import factory
 from django.utils import timezone
 
-from accounts.models import ApiKey, Carrier, Invitation, MemberSession, Role, WebhookDelivery, WebhookEndpoint
+from accounts.models import (
+    ApiKey,
+    Carrier,
+    Invitation,
+    MemberSession,
+    Notification,
+    Role,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from campaigns.models import ContactListMembership
 from messaging.models import Conversation, ConversationMessage, Delivery, KeywordRule
 from messaging.models import TestNumber as Number
@@ -68,9 +77,12 @@ def tenant_objects(organization, tag="", user=None):
     member_session = MemberSession.objects.create(user=owner, session_key=f"{tag}-session-key")
     keyword_rule = KeywordRule.objects.create(organization=organization, official_account=account,
                                               keyword=f"{tag}-keyword", action="tag", tag=f"{tag}-tag")
+    notification = Notification.objects.create(organization=organization, recipient=owner, kind="conversation_assigned",
+                                               subject=f"{tag}-notification", url="/messaging/inbox/")
     return {
         "accounts.invitation": invitation,
         "accounts.membersession": member_session,
+        "accounts.notification": notification,
         "messaging.testnumber": test_number,
         "messaging.keywordrule": keyword_rule,
         "accounts.webhookendpoint": webhook_endpoint,

@@ -16,6 +16,7 @@ from tests.campaigns.factories import CampaignFactory, ContactListFactory
 # Every task name the project registers. A name missing here is a task someone renamed: rows and
 # queued messages written under the old name would no longer find it.
 PINNED_TASK_NAMES = {
+    "accounts.tasks.send_notification_email",
     "campaigns.import_contacts",
     "campaigns.sweep_import_files",
     "messaging.inbox.fetch_inbound_media",
