@@ -28,6 +28,7 @@ urlpatterns = [
     path("members/<int:pk>/remove/", members.member_remove, name="member_remove"),
     path("members/second-approver/", members.second_approver, name="second_approver"),
     path("quiet-hours/", organization.quiet_hours, name="quiet_hours"),
+    path("frequency-cap/", organization.frequency_cap, name="frequency_cap"),
     path("retention/", organization.retention, name="retention"),
     path("opt-in-keyword/", organization.opt_in_keyword, name="opt_in_keyword"),
     path("test-numbers/", test_numbers.test_numbers, name="test_numbers"),

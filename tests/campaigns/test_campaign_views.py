@@ -549,6 +549,28 @@ def test_audience_count_after_opt_outs(client, org, account, users, audience):
     assert 'id="sample-contact-wrap" hx-swap-oob="true"' in body and "会員1" in body
 
 
+def test_audience_count_leaves_out_people_over_the_frequency_cap(client, org, account, users, audience):
+    org.frequency_cap_count, org.frequency_cap_days = 1, 7
+    org.save()
+    earlier = campaign_for(org, account, users[Role.MARKETER])
+    DeliveryFactory(campaign=earlier, contact=audience.contacts.order_by("id").first())
+    login(client, users[Role.MARKETER])
+    data = {"audience_lists": [str(audience.pk)], "classification": "promotion"}
+    body = client.post(reverse("campaigns:compose_audience"), data).content.decode()
+    assert '<span class="value">2</span>' in body
+    assert "1 over the frequency cap" in body
+    transactional = client.post(reverse("campaigns:compose_audience"),
+                                {**data, "classification": "transaction"}).content.decode()
+    assert '<span class="value">3</span>' in transactional and "frequency cap" not in transactional
+    # The launch confirmation counts the same way.
+    approved = campaign_for(org, account, users[Role.MARKETER], status=CampaignStatus.APPROVED,
+                            approved_by=users[Role.ADMIN], approved_at=timezone.now())
+    approved.audience_lists.add(audience)
+    page = client.get(reverse("campaigns:detail", args=[approved.pk])).content.decode()
+    assert "Send to 2 recipients" in page
+    assert "1 person over the frequency cap is left out." in page
+
+
 def test_audience_ignores_other_orgs_lists(client, org, account, users):
     other_list = ContactListFactory(organization=OrganizationFactory())
     body = login(client, users[Role.MARKETER]).post(
