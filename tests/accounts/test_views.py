@@ -516,6 +516,6 @@ def test_frequency_cap_refuses_out_of_range_values_at_the_field_in_japanese(org,
     form = response.context["form"]
     assert form.errors["count"] and form.errors["days"]
     body = response.content.decode()
-    assert "頻度上限" in body  # the page is in Japanese
+    assert "配信頻度の上限" in body and "期間は 1〜90 日で指定してください。" in body  # in Japanese
     org.refresh_from_db()
     assert org.frequency_cap_count is None

@@ -2,7 +2,7 @@ import factory
 from django.utils import timezone
 
 from accounts.models import ApiKey, Carrier, Role, WebhookDelivery, WebhookEndpoint
-from campaigns.models import ContactListMembership
+from campaigns.models import CampaignTemplate, ContactListMembership
 from messaging.models import Conversation, ConversationMessage, Delivery
 from messaging.models import TestNumber as Number
 from tests.accounts.factories import (
@@ -59,6 +59,9 @@ def tenant_objects(organization, tag="", user=None):
         organization=organization, url=f"https://{tag}.example.jp/hook", events=["message.sent"], secret="whsec_test"
     )
     webhook_delivery = WebhookDelivery.objects.create(endpoint=webhook_endpoint, event_type="message.sent", payload={})
+    campaign_template = CampaignTemplate.objects.create(
+        organization=organization, name=f"{tag}-template", content={"text": f"{tag}-template"}
+    )
     test_number = Number.objects.create(organization=organization, phone=contact.phone, label=f"{tag}-test-number")
     return {
         "messaging.testnumber": test_number,
@@ -76,6 +79,7 @@ def tenant_objects(organization, tag="", user=None):
         "campaigns.contactlistmembership": list_membership,
         "campaigns.consent": consent,
         "campaigns.campaign": campaign,
+        "campaigns.campaigntemplate": campaign_template,
         "messaging.delivery": delivery,
         "messaging.conversation": conversation,
         "messaging.conversationmessage": conversation_message,
