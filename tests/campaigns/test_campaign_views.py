@@ -751,6 +751,20 @@ def test_monitor_shows_funnel_split_failures_and_chart(client, org, account, use
     assert "Clicked" in body
 
 
+def test_monitor_shows_who_was_left_out_with_their_reasons(client, org, account, users):
+    campaign = running_campaign(org, account, users)
+    minute = timezone.now().replace(second=0, microsecond=0)
+    for detail, count in (("opted_out", 2), ("no_consent", 1), ("frequency_cap", 5)):
+        CampaignCounter.objects.create(campaign=campaign, minute=minute, channel="", metric=Metric.SKIPPED,
+                                       detail=detail, count=count)
+    body = login(client, users[Role.OPERATOR]).get(reverse("campaigns:monitor", args=[campaign.pk])).content.decode()
+    assert "Left out before sending: 2 opted out, 1 without consent." in body
+    assert "5 people over the frequency cap." in body
+    client.cookies["django_language"] = "ja"
+    ja = client.get(reverse("campaigns:monitor", args=[campaign.pk]))
+    assert "頻度上限超過 5 人。" in ja.content.decode()
+
+
 def test_progress_partial_polls_while_running_and_stops_with_286(client, org, account, users):
     campaign = running_campaign(org, account, users)
     login(client, users[Role.OPERATOR])
