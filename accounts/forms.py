@@ -19,7 +19,7 @@ from accounts.models import (
     SecondApprover,
     WebhookEvent,
 )
-from accounts.services import retention_problems
+from accounts.services import frequency_cap_problems, retention_problems
 from core.egress import EgressProblem, check_url
 from core.rich_content import CARD_TITLE_MAX, LABEL_MAX, POSTBACK_MAX, URL_MAX
 
@@ -366,3 +366,20 @@ class WebhookEndpointForm(forms.Form):
         except EgressProblem as error:
             raise forms.ValidationError(error.user_message, code="egress") from None
         return url
+
+
+class FrequencyCapForm(forms.Form):
+    """Bounds are checked by accounts.services.frequency_cap_problems, the rule every path calls."""
+
+    count = forms.IntegerField(label=_("At most this many promotions per person"), required=False,
+                               widget=forms.NumberInput(attrs={"min": 1}),
+                               help_text=_("Leave empty to switch the cap off."))
+    days = forms.IntegerField(label=_("In this many days"), widget=forms.NumberInput(attrs={"min": 1}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if "count" in cleaned and "days" in cleaned:
+            for field, messages in frequency_cap_problems(cleaned["count"], cleaned["days"]).items():
+                for message in messages:
+                    self.add_error(field, message)
+        return cleaned

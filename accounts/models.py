@@ -22,6 +22,8 @@ RETENTION_MESSAGE_DAYS_MIN = 7  # a reply is credited to a campaign for a week (
 RETENTION_MESSAGE_DAYS_MAX = 3650
 RETENTION_CONSENT_YEARS_MIN = 3  # the consent ledger is kept at least 3 years (campaigns.optout.RETENTION)
 RETENTION_CONSENT_YEARS_MAX = 10
+FREQUENCY_CAP_COUNT_MIN, FREQUENCY_CAP_COUNT_MAX = 1, 100
+FREQUENCY_CAP_DAYS_MIN, FREQUENCY_CAP_DAYS_MAX = 1, 90
 
 
 class SecondApprover(models.TextChoices):
@@ -60,6 +62,10 @@ class Organization(models.Model):
     business_hours_end = models.TimeField(_("business hours end"), null=True, blank=True)
     business_days = models.CharField(_("business days"), max_length=7, default="12345", blank=True,
                                      help_text=_("ISO weekdays, Monday = 1"))
+    # Frequency cap: at most this many promotions per person in the last frequency_cap_days days
+    # (empty = off). Applied when a campaign's audience is frozen (messaging.engine.freeze).
+    frequency_cap_count = models.PositiveSmallIntegerField(_("at most this many promotions"), null=True, blank=True)
+    frequency_cap_days = models.PositiveSmallIntegerField(_("per this many days"), default=7)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -76,6 +82,12 @@ class Organization(models.Model):
                 condition=Q(retention_consent_years__gte=RETENTION_CONSENT_YEARS_MIN,
                             retention_consent_years__lte=RETENTION_CONSENT_YEARS_MAX),
                 name="organization_retention_consent_years_range",
+            ),
+            models.CheckConstraint(
+                condition=(Q(frequency_cap_count__isnull=True) | Q(frequency_cap_count__gte=FREQUENCY_CAP_COUNT_MIN,
+                                                                   frequency_cap_count__lte=FREQUENCY_CAP_COUNT_MAX))
+                & Q(frequency_cap_days__gte=FREQUENCY_CAP_DAYS_MIN, frequency_cap_days__lte=FREQUENCY_CAP_DAYS_MAX),
+                name="organization_frequency_cap_range",
             ),
         ]
 

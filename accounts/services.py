@@ -20,6 +20,10 @@ from PIL import Image, UnidentifiedImageError
 
 from accounts.fixed_menu import validate_fixed_menu
 from accounts.models import (
+    FREQUENCY_CAP_COUNT_MAX,
+    FREQUENCY_CAP_COUNT_MIN,
+    FREQUENCY_CAP_DAYS_MAX,
+    FREQUENCY_CAP_DAYS_MIN,
     RETENTION_CONSENT_YEARS_MAX,
     RETENTION_CONSENT_YEARS_MIN,
     RETENTION_MESSAGE_DAYS_MAX,
@@ -74,6 +78,39 @@ def organization_retention_update(organization: Organization, *, message_days: i
         organization.retention_message_days, organization.retention_consent_years = message_days, consent_years
         audit_record("settings.retention", request=request, actor=actor, organization=organization, target=organization,
                      details={"before": before, "after": {"message_days": message_days, "consent_years": consent_years}})
+    return organization
+
+
+# --- frequency cap -----------------------------------------------------------------------------
+
+
+def frequency_cap_problems(count, days) -> dict[str, list]:
+    """Why this frequency cap cannot be saved ({field: [message]}); empty when it can. ``count``
+    None switches the cap off (``days`` is then kept as it is)."""
+    problems = {}
+    if count is not None and (not isinstance(count, int) or not FREQUENCY_CAP_COUNT_MIN <= count
+                              <= FREQUENCY_CAP_COUNT_MAX):
+        problems["count"] = [_("Allow between %(min)d and %(max)d promotions, or leave it empty to switch the cap off.")
+                             % {"min": FREQUENCY_CAP_COUNT_MIN, "max": FREQUENCY_CAP_COUNT_MAX}]
+    if not isinstance(days, int) or not FREQUENCY_CAP_DAYS_MIN <= days <= FREQUENCY_CAP_DAYS_MAX:
+        problems["days"] = [_("Count over between %(min)d and %(max)d days.")
+                            % {"min": FREQUENCY_CAP_DAYS_MIN, "max": FREQUENCY_CAP_DAYS_MAX}]
+    return problems
+
+
+def organization_frequency_cap_update(organization: Organization, *, count, days: int, request=None,
+                                      actor=None) -> Organization:
+    """Save "at most ``count`` promotions per person in ``days`` days" (``count`` None: off); audited.
+    The freeze of each campaign's audience applies it (messaging.engine.freeze)."""
+    problems = frequency_cap_problems(count, days)
+    if problems:
+        raise ValidationError(problems)
+    before = {"count": organization.frequency_cap_count, "days": organization.frequency_cap_days}
+    with transaction.atomic():
+        Organization.objects.filter(pk=organization.pk).update(frequency_cap_count=count, frequency_cap_days=days)
+        organization.frequency_cap_count, organization.frequency_cap_days = count, days
+        audit_record("settings.frequency_cap", request=request, actor=actor, organization=organization,
+                     target=organization, details={"before": before, "after": {"count": count, "days": days}})
     return organization
 
 

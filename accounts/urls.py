@@ -45,6 +45,7 @@ urlpatterns = [
     path("notifications/preferences/", notifications.notification_preferences, name="notification_preferences"),
     path("quiet-hours/", organization.quiet_hours, name="quiet_hours"),
     path("business-hours/", organization.business_hours, name="business_hours"),
+    path("frequency-cap/", organization.frequency_cap, name="frequency_cap"),
     path("retention/", organization.retention, name="retention"),
     path("opt-in-keyword/", organization.opt_in_keyword, name="opt_in_keyword"),
     path("test-numbers/", test_numbers.test_numbers, name="test_numbers"),

@@ -123,6 +123,7 @@ class CampaignStatsSerializer(serializers.Serializer):
     targeted = serializers.IntegerField()
     skipped_opted_out = serializers.IntegerField()
     skipped_no_consent = serializers.IntegerField()
+    skipped_frequency_cap = serializers.IntegerField(help_text="Left out of a promotion by the organization's frequency cap.")
     queued = serializers.IntegerField()
     sent = serializers.IntegerField()
     delivered = serializers.IntegerField()
@@ -152,7 +153,7 @@ CAMPAIGN_EXAMPLE = {
 CAMPAIGN_CREATE_EXAMPLE = {k: CAMPAIGN_EXAMPLE[k] for k in (
     "name", "official_account", "classification", "content", "sms_text", "audience_lists", "ttl_seconds")}
 STATS_EXAMPLE = {
-    "targeted": 1000, "skipped_opted_out": 3, "skipped_no_consent": 10, "queued": 0, "sent": 987, "delivered": 950,
+    "targeted": 1000, "skipped_opted_out": 3, "skipped_no_consent": 10, "skipped_frequency_cap": 0, "queued": 0, "sent": 987, "delivered": 950,
     "read": 700, "failed": 0, "cancelled": 0, "clicked": 120, "replied": 8, "fell_back": 210,
     "fallback_by_reason": {"not_capable": 200, "ttl_expired": 10}, "failed_by_reason": {},
     "by_channel": {"rcs": {"sent": 777}, "sms": {"sent": 210}}, "progress": 1.0, "rate_per_s": 0.0,

@@ -19,7 +19,8 @@ Actions in use (keep the names stable, the audit page filters on them):
   invitation.accepted, member.deactivated, member.reactivated, session.ended, password.changed,
   password.reset_requested, password.reset_refused, password.reset,
   two_factor.enrolled, two_factor.removed, two_factor.recovery_code_used,
-  two_factor.recovery_codes_regenerated, two_factor.reset, settings.two_factor, settings.business_hours
+  two_factor.recovery_codes_regenerated, two_factor.reset, settings.two_factor, settings.business_hours,
+  settings.frequency_cap, template.created, template.renamed, template.deleted, campaign.cloned
 
 Changes made in the Django admin (platform superusers only; gateway accounts are edited there) are
 ``admin.*`` events recorded by config/admin_site.py; a campaign approved or launched through the
@@ -50,6 +51,7 @@ ACTIONS = (
     "password.changed", "password.reset_requested", "password.reset_refused", "password.reset",
     "two_factor.enrolled", "two_factor.removed", "two_factor.recovery_code_used",
     "two_factor.recovery_codes_regenerated", "two_factor.reset", "settings.two_factor", "settings.business_hours",
+    "settings.frequency_cap", "template.created", "template.renamed", "template.deleted", "campaign.cloned",
 )
 
 

@@ -243,6 +243,33 @@ class Campaign(models.Model):
         return self.name
 
 
+class CampaignTemplate(models.Model):
+    """A campaign's content and SMS text kept under a name, for the whole organization to start from
+    (campaigns.templates)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="campaign_templates")
+    name = models.CharField(_("name"), max_length=200)
+    content = models.JSONField(_("+Message content"), default=dict, validators=[validate_rich_content_field])
+    sms_text = models.TextField(_("SMS fallback text"), max_length=670, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("campaign template")
+        verbose_name_plural = _("campaign templates")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="campaign_template_unique_name_per_org"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
 class ImportStatus(models.TextChoices):
     MAPPING = "mapping", _("Waiting for column mapping")
     QUEUED = "queued", _("Queued")

@@ -1,8 +1,9 @@
-"""Campaign pages: list, composer (with its HTMX partials), campaign page and workflow, monitor."""
+"""Campaign pages: list, composer (with its HTMX partials), campaign page and workflow, monitor,
+templates and cloning."""
 
 from django.urls import path
 
-from campaigns.views import campaign_list, campaign_page, composer, monitor
+from campaigns.views import campaign_list, campaign_page, campaign_templates, composer, monitor
 
 app_name = "campaigns"
 
@@ -13,7 +14,12 @@ urlpatterns = [
     path("compose/preview/", composer.compose_preview, name="compose_preview"),
     path("compose/audience/", composer.compose_audience, name="compose_audience"),
     path("compose/media/", composer.media_upload, name="media_upload"),
+    path("templates/", campaign_templates.template_list, name="templates"),
+    path("templates/<int:pk>/rename/", campaign_templates.template_rename, name="template_rename"),
+    path("templates/<int:pk>/delete/", campaign_templates.template_delete, name="template_delete"),
     path("<int:pk>/", campaign_page.campaign_detail, name="detail"),
+    path("<int:pk>/save-as-template/", campaign_templates.template_save, name="template_save"),
+    path("<int:pk>/clone/", campaign_templates.campaign_clone, name="clone"),
     path("<int:pk>/edit/", composer.campaign_edit, name="edit"),
     path("<int:pk>/test-send/", campaign_page.campaign_test_send, name="test_send"),
     path("<int:pk>/submit/", campaign_page.campaign_submit, name="submit"),

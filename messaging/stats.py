@@ -100,6 +100,7 @@ def campaign_stats(campaign: Campaign) -> dict:
         "targeted": targeted,
         "skipped_opted_out": skipped["opted_out"],
         "skipped_no_consent": skipped["no_consent"],
+        "skipped_frequency_cap": skipped["frequency_cap"],
         "queued": queued,
         "processed": done,
         "sent": totals[Metric.SENT],

@@ -1,5 +1,5 @@
 """The organization itself: switching the organization one works in, its quiet hours, its opt-in
-keyword, its business hours and its data retention (what is kept and for how long)."""
+keyword, its business hours, its frequency cap and its data retention (what is kept and for how long)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,10 +10,20 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
-from accounts.forms import BusinessHoursForm, OptInKeywordForm, QuietHoursForm, RetentionForm
+from accounts.forms import (
+    BusinessHoursForm,
+    FrequencyCapForm,
+    OptInKeywordForm,
+    QuietHoursForm,
+    RetentionForm,
+)
 from accounts.models import Organization
 from accounts.selectors import SESSION_KEY
-from accounts.services import organization_business_hours_set, organization_retention_update
+from accounts.services import (
+    organization_business_hours_set,
+    organization_frequency_cap_update,
+    organization_retention_update,
+)
 from accounts.tenancy import user_org_ids
 from audit.services import audit_record
 from campaigns.optout import opt_in_keyword_set
@@ -77,6 +87,29 @@ def retention(request):
     useful_life = {name: life.days for name, life in USEFUL_LIFE.items()}
     return render(request, "accounts/retention.html",
                   {"form": form, "organization": organization, "useful_life": useful_life})
+
+
+@member_required("manage")
+def frequency_cap(request):
+    """Owners and admins set "at most N promotions per person in D days" (off by default); people
+    over it are left out when a promotion's audience is frozen. Transactional messages never count."""
+    organization = request.organization
+    initial = {"count": organization.frequency_cap_count, "days": organization.frequency_cap_days}
+    form = FrequencyCapForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            organization_frequency_cap_update(organization, request=request, **form.cleaned_data)
+        except ValidationError as error:
+            for field, problems in error.message_dict.items():
+                for problem in problems:
+                    form.add_error(field if field in form.fields else None, problem)
+        else:
+            if form.cleaned_data["count"] is None:
+                messages.success(request, _("The frequency cap is switched off."))
+            else:
+                messages.success(request, _("The frequency cap was saved."))
+            return redirect("accounts:frequency_cap")
+    return render(request, "accounts/frequency_cap.html", {"form": form, "organization": organization})
 
 
 @require_POST

@@ -24,9 +24,9 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from accounts.audit_hooks import permission_refused
 from accounts.tenancy import ROLE_PERMISSIONS
-from campaigns.audience import audience_count
 from campaigns.media import SizeLimitUploadHandler
 from campaigns.models import Campaign, ContactList
+from messaging.engine.freeze import audience_estimate
 
 MONITOR_PERMISSIONS = {"operate", "compose", "approve"}
 CONTROL_PERMISSIONS = {"compose", "approve"}
@@ -63,13 +63,14 @@ def hx_or_redirect(request, url):
 
 
 def audience_context(request, classification, include_ids, exclude_ids) -> dict:
-    """The live recipient count for the chosen lists (only the organization's own lists count)."""
+    """The live recipient count for the chosen lists (only the organization's own lists count),
+    decided as the freeze decides (opt-outs, consent, the frequency cap)."""
     lists = ContactList.objects.filter(organization=request.organization)
     include_ids = list(lists.filter(pk__in=include_ids).values_list("id", flat=True))
     exclude_ids = list(lists.filter(pk__in=exclude_ids).values_list("id", flat=True))
     if not include_ids:
         return {"empty": True}
-    return {"counts": audience_count(request.organization, classification, include_ids, exclude_ids)}
+    return {"counts": audience_estimate(request.organization, classification, include_ids, exclude_ids)}
 
 
 def ttl_label(seconds: int) -> str:

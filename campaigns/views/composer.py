@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponseNotAllowed
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -23,7 +23,7 @@ from campaigns.forms import content_builder as builder
 from campaigns.forms.campaign import CampaignForm, ScheduleMode, approved_accounts
 from campaigns.forms.recurrence import crontab_problem, crontab_summary
 from campaigns.media import display_url, store_media
-from campaigns.models import Campaign, CampaignStatus, Classification, Contact, ContactList
+from campaigns.models import Campaign, CampaignStatus, CampaignTemplate, Classification, Contact, ContactList
 from campaigns.views.common import audience_context, campaign_or_404, limited_uploads, ttl_label
 from campaigns.views.preview import attribute_keys, preview_context, sample_contacts
 from core.signed_links import PLACEHOLDER_KEY as OPT_OUT_KEY
@@ -236,7 +236,34 @@ def _attach_service_errors(form, errors: dict, error: ValidationError) -> None:
 @limited_uploads
 @member_required("compose")
 def campaign_create(request):
+    if request.method == "GET" and request.GET.get("template"):
+        return _composer_from_template(request, request.GET["template"])
     return _composer(request)
+
+
+def _composer_from_template(request, template_id):
+    """A new draft prefilled from one of the organization's templates (content, SMS text, name);
+    another organization's template, or a missing one, answers 404."""
+    template = get_object_or_404(CampaignTemplate, pk=template_id if str(template_id).isdigit() else 0,
+                                 organization=request.organization)
+    form = CampaignForm(organization=request.organization, initial={
+        "name": template.name, "classification": Classification.PROMOTION, "ttl_seconds": 3600,
+        "sms_text": template.sms_text,
+    })
+    state = builder.state_from_document(template.content or {})
+    context = _composer_context(request, form, state, {}, None)
+    # The context was drawn with an empty SMS text (a new draft's); draw it with the template's.
+    document = builder.document_from_state(state)
+    account = context["preview"]["account"]
+    contacts = context["sample_contacts"]
+    context["preview"] = preview_context(document, template.sms_text, account, contacts[0] if contacts else None,
+                                         "rcs")
+    context["problems"] = display_rule_problems(Campaign(
+        organization=request.organization, official_account=account, classification=Classification.PROMOTION,
+        content=document, sms_text=template.sms_text))
+    messages.info(request, _("Started from the template “%(name)s”. Choose the lists and settings, then save the "
+                             "draft.") % {"name": template.name})
+    return render(request, "campaigns/composer.html", context)
 
 
 @limited_uploads

@@ -117,7 +117,8 @@ def _monitor_context(request, campaign) -> dict:
                  for k, v in (stats.get("failed_by_reason") or {}).items()),
                 key=lambda r: -r["count"],
             ),
-            "skipped": (stats.get("skipped_opted_out") or 0) + (stats.get("skipped_no_consent") or 0),
+            "skipped": (stats.get("skipped_opted_out") or 0) + (stats.get("skipped_no_consent") or 0)
+            + (stats.get("skipped_frequency_cap") or 0),
             "chart": chart_svg(stats.get("series") or []),
             "targeted": targeted,
         }

@@ -1,31 +1,114 @@
 """Stage 1, freezing the audience: one QUEUED Delivery per (campaign, contact), in keyset-paged
 ``INSERT … SELECT`` chunks whose cursor moves in the same transaction, so a crash resumes where it
-stopped. Opted-out and unconsented contacts are left out of promotions and counted as skipped."""
+stopped. Opted-out and unconsented contacts are left out of promotions and counted as skipped, and
+so are people over the organization's frequency cap ("at most N promotions per person in D days").
+
+The cap is decided here and nowhere else: ``audience_candidates`` annotates each candidate with it,
+the freeze leaves those over it out, and ``audience_estimate`` (the composer's and the launch
+confirmation's count) counts them from the same annotation."""
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 from django.db import connection, transaction
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from campaigns.audience import annotated_candidates
+from accounts.models import Organization
+from campaigns.audience import annotated_candidates, audience_count
 from campaigns.models import Campaign, Classification, Contact
 from messaging.counters import counters_add
-from messaging.models import Delivery, Metric
+from messaging.models import Delivery, DeliveryStatus, Metric
 
 FREEZE_CHUNK = 10_000
 FREEZE_LOCK = 0x46524545  # advisory lock namespace of audience freezing ("FREE")
 
 
+def frequency_cap(organization_id) -> tuple[int, int] | None:
+    """The organization's cap as (promotions, days), or None when it is off."""
+    count, days = Organization.objects.values_list("frequency_cap_count", "frequency_cap_days").get(
+        pk=organization_id
+    )
+    return (count, days) if count else None
+
+
+def recent_promotions(since, exclude_campaign_id=None):
+    """How many promotions the candidate (OuterRef "pk") was given since ``since``: campaign
+    deliveries of promotions and single promotions (API), not failed or cancelled. Transactional
+    messages never count."""
+    deliveries = Delivery.objects.filter(
+        contact_id=OuterRef("pk"), created_at__gte=since, status__lt=DeliveryStatus.FAILED
+    ).filter(
+        Q(campaign__classification=Classification.PROMOTION)
+        | Q(campaign__isnull=True, classification=Classification.PROMOTION)
+    )
+    if exclude_campaign_id is not None:
+        deliveries = deliveries.exclude(campaign_id=exclude_campaign_id)
+    counted = deliveries.order_by().values("contact_id").annotate(n=Count("id")).values("n")[:1]
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def audience_candidates(organization_id, classification, include, exclude, *, campaign_id=None):
+    """The candidates with what the freeze decides on: opted out, has consent, the consent relied
+    on, and ``over_cap`` (a promotion's candidate who already had the frequency cap's number of
+    promotions in its period; never for transactional messages or with the cap off)."""
+    queryset = annotated_candidates(organization_id, include, exclude)
+    cap = frequency_cap(organization_id) if classification == Classification.PROMOTION else None
+    if cap is None:
+        return queryset.annotate(over_cap=Value(False, output_field=BooleanField()))
+    count, days = cap
+    since = timezone.now() - timedelta(days=days)
+    return queryset.annotate(recent_promotions=recent_promotions(since, campaign_id)).annotate(
+        over_cap=ExpressionWrapper(Q(recent_promotions__gte=count), output_field=BooleanField())
+    )
+
+
 def _audience_sql(campaign: Campaign):
-    """SQL and params selecting (contact id, opted out, has consent) of the campaign's candidates."""
+    """SQL and params selecting (contact id, opted out, has consent, consent, over the cap) of the
+    campaign's candidates."""
     include = list(campaign.audience_lists.values_list("id", flat=True))
     exclude = list(campaign.exclusion_lists.values_list("id", flat=True))
-    queryset = annotated_candidates(campaign.organization_id, include, exclude).values_list(
-        "id", "opted_out_at", "has_consent", "active_consent_id"
-    )
+    queryset = audience_candidates(
+        campaign.organization_id, campaign.classification, include, exclude, campaign_id=campaign.pk
+    ).values_list("id", "opted_out_at", "has_consent", "active_consent_id", "over_cap")
     return queryset.query.sql_with_params()
+
+
+def audience_estimate(organization, classification, include_list_ids, exclude_list_ids) -> dict:
+    """The recipient count before launch (composer, launch confirmation): the total, who is left
+    out and why — opted out, no consent, over the frequency cap — and who would be sent to, decided
+    as the freeze decides."""
+    counts = audience_count(organization, classification, include_list_ids, exclude_list_ids)
+    counts["frequency_cap"] = 0
+    organization_id = getattr(organization, "id", organization)
+    if (
+        classification != Classification.PROMOTION
+        or not counts["total"]
+        or frequency_cap(organization_id) is None
+    ):
+        return counts
+    capped = (
+        audience_candidates(
+            organization_id, classification, list(include_list_ids), list(exclude_list_ids or [])
+        )
+        .filter(opted_out_at__isnull=True, has_consent=True, over_cap=True)
+        .count()
+    )
+    counts["frequency_cap"] = capped
+    counts["eligible"] -= capped
+    return counts
 
 
 def audience_freeze_chunk(campaign: Campaign, chunk: int = FREEZE_CHUNK) -> bool:
@@ -59,16 +142,17 @@ def audience_freeze_chunk(campaign: Campaign, chunk: int = FREEZE_CHUNK) -> bool
             cursor.execute(
                 f"SELECT COUNT(*), MAX(p.id), "
                 f"SUM(CASE WHEN p.opted_out_at IS NOT NULL THEN 1 ELSE 0 END), "
-                f"SUM(CASE WHEN p.opted_out_at IS NULL AND NOT p.has_consent THEN 1 ELSE 0 END) "
+                f"SUM(CASE WHEN p.opted_out_at IS NULL AND NOT p.has_consent THEN 1 ELSE 0 END), "
+                f"SUM(CASE WHEN p.opted_out_at IS NULL AND p.has_consent AND p.over_cap THEN 1 ELSE 0 END) "
                 f"FROM ({page}) AS p",
                 page_params,
             )
-            count, last_id, opted_out, no_consent = cursor.fetchone()
+            count, last_id, opted_out, no_consent, over_cap = cursor.fetchone()
             if not count and upper_id is None:
                 Campaign.objects.filter(pk=campaign.pk).update(audience_frozen_at=timezone.now())
                 return True
             last_id = upper_id if upper_id is not None else last_id
-            eligible = "p.opted_out_at IS NULL AND p.has_consent" if promotion else "1=1"
+            eligible = "p.opted_out_at IS NULL AND p.has_consent AND NOT p.over_cap" if promotion else "1=1"
             cursor.execute(
                 f"INSERT INTO {delivery} (uuid, organization_id, campaign_id, contact_id, channel, status, "
                 f"rcs_provider_id, sms_provider_id, error_code, error_reason, fallback_reason, pending_fallback, "
@@ -84,6 +168,7 @@ def audience_freeze_chunk(campaign: Campaign, chunk: int = FREEZE_CHUNK) -> bool
         if promotion:
             increments[(campaign.pk, "", Metric.SKIPPED, "opted_out")] += opted_out or 0
             increments[(campaign.pk, "", Metric.SKIPPED, "no_consent")] += no_consent or 0
+            increments[(campaign.pk, "", Metric.SKIPPED, "frequency_cap")] += over_cap or 0
         counters_add(increments)
     return False
 

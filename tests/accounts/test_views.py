@@ -503,3 +503,43 @@ def test_away_message_business_hours_page_is_for_admins_checks_input_and_is_audi
     assert client.post(url, {"start": "", "end": ""}).status_code == 302  # switched off
     org.refresh_from_db()
     assert org.business_hours_start is None
+
+
+# --- frequency cap ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_frequency_cap_page_is_for_owners_and_admins(org, login, role):
+    response = login(member(org, role)).get(reverse("accounts:frequency_cap"))
+    assert response.status_code == (200 if role in MANAGERS else 403)
+
+
+def test_frequency_cap_is_off_by_default_then_saved_audited_and_switched_off(org, login):
+    from audit.models import AuditEvent
+
+    client = login(member(org, Role.ADMIN))
+    client.cookies["django_language"] = "en"
+    page = client.get(reverse("accounts:frequency_cap")).content.decode()
+    assert "Now: off." in page
+    response = client.post(reverse("accounts:frequency_cap"), {"count": "3", "days": "7"}, follow=True)
+    org.refresh_from_db()
+    assert (org.frequency_cap_count, org.frequency_cap_days) == (3, 7)
+    assert "Now: at most 3 promotions per person in 7 days." in response.content.decode()
+    event = AuditEvent.objects.filter(organization=org, action="settings.frequency_cap").get()
+    assert event.details == {"before": {"count": None, "days": 7}, "after": {"count": 3, "days": 7}}
+    client.post(reverse("accounts:frequency_cap"), {"count": "", "days": "7"})
+    org.refresh_from_db()
+    assert org.frequency_cap_count is None
+
+
+def test_frequency_cap_refuses_out_of_range_values_at_the_field_in_japanese(org, login):
+    client = login(member(org, Role.OWNER))
+    client.cookies["django_language"] = "ja"
+    response = client.post(reverse("accounts:frequency_cap"), {"count": "0", "days": "365"})
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert form.errors["count"] and form.errors["days"]
+    body = response.content.decode()
+    assert "配信頻度の上限" in body and "期間は 1〜90 日で指定してください。" in body  # in Japanese
+    org.refresh_from_db()
+    assert org.frequency_cap_count is None

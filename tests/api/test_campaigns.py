@@ -39,7 +39,7 @@ def test_full_lifecycle(api, tenant, audience):
         assert response.status_code == 200, (verb, response.json())
         assert response.json()["status"] == expected
     stats = api.get(f"/api/v1/campaigns/{campaign_id}/stats/").json()
-    assert stats["finished"] is True and "targeted" in stats
+    assert stats["finished"] is True and "targeted" in stats and stats["skipped_frequency_cap"] == 0
     again = api.post(f"/api/v1/campaigns/{campaign_id}/launch/", {}, format="json")
     assert again.status_code == 409 and again.json()["code"] == "invalid_transition"
 

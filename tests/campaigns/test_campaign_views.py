@@ -587,6 +587,28 @@ def test_audience_count_after_opt_outs(client, org, account, users, audience):
     assert 'id="sample-contact-wrap" hx-swap-oob="true"' in body and "会員1" in body
 
 
+def test_audience_count_leaves_out_people_over_the_frequency_cap(client, org, account, users, audience):
+    org.frequency_cap_count, org.frequency_cap_days = 1, 7
+    org.save()
+    earlier = campaign_for(org, account, users[Role.MARKETER])
+    DeliveryFactory(campaign=earlier, contact=audience.contacts.order_by("id").first())
+    login(client, users[Role.MARKETER])
+    data = {"audience_lists": [str(audience.pk)], "classification": "promotion"}
+    body = client.post(reverse("campaigns:compose_audience"), data).content.decode()
+    assert '<span class="value">2</span>' in body
+    assert "1 over the frequency cap" in body
+    transactional = client.post(reverse("campaigns:compose_audience"),
+                                {**data, "classification": "transaction"}).content.decode()
+    assert '<span class="value">3</span>' in transactional and "frequency cap" not in transactional
+    # The launch confirmation counts the same way.
+    approved = campaign_for(org, account, users[Role.MARKETER], status=CampaignStatus.APPROVED,
+                            approved_by=users[Role.ADMIN], approved_at=timezone.now())
+    approved.audience_lists.add(audience)
+    page = client.get(reverse("campaigns:detail", args=[approved.pk])).content.decode()
+    assert "Send to 2 recipients" in page
+    assert "1 person over the frequency cap is left out." in page
+
+
 def test_audience_ignores_other_orgs_lists(client, org, account, users):
     other_list = ContactListFactory(organization=OrganizationFactory())
     body = login(client, users[Role.MARKETER]).post(
@@ -765,6 +787,20 @@ def test_monitor_shows_funnel_split_failures_and_chart(client, org, account, use
     assert "invalid_number" in body
     assert '<polyline class="series sent"' in body
     assert "Clicked" in body
+
+
+def test_monitor_shows_who_was_left_out_with_their_reasons(client, org, account, users):
+    campaign = running_campaign(org, account, users)
+    minute = timezone.now().replace(second=0, microsecond=0)
+    for detail, count in (("opted_out", 2), ("no_consent", 1), ("frequency_cap", 5)):
+        CampaignCounter.objects.create(campaign=campaign, minute=minute, channel="", metric=Metric.SKIPPED,
+                                       detail=detail, count=count)
+    body = login(client, users[Role.OPERATOR]).get(reverse("campaigns:monitor", args=[campaign.pk])).content.decode()
+    assert "Left out before sending: 2 opted out, 1 without consent." in body
+    assert "5 people over the frequency cap." in body
+    client.cookies["django_language"] = "ja"
+    ja = client.get(reverse("campaigns:monitor", args=[campaign.pk]))
+    assert "頻度上限超過 5 人。" in ja.content.decode()
 
 
 def test_progress_partial_polls_while_running_and_stops_with_286(client, org, account, users):

@@ -65,6 +65,7 @@ PK_MODELS = {
     "campaigns/contacts/import/": "campaigns.importjob",
     "campaigns/contacts/": "campaigns.contact",
     "campaigns/": "campaigns.campaign",
+    "campaigns/templates/": "campaigns.campaigntemplate",
     "messaging/inbox/": "messaging.conversation",
     "messaging/inbox/media/": "messaging.conversationmessage",
     "consent/": "campaigns.contact",

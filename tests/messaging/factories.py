@@ -13,7 +13,7 @@ from accounts.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from campaigns.models import ContactListMembership
+from campaigns.models import CampaignTemplate, ContactListMembership
 from messaging.models import Conversation, ConversationMessage, Delivery, KeywordRule
 from messaging.models import TestNumber as Number
 from tests.accounts.factories import (
@@ -70,6 +70,9 @@ def tenant_objects(organization, tag="", user=None):
         organization=organization, url=f"https://{tag}.example.jp/hook", events=["message.sent"], secret="whsec_test"
     )
     webhook_delivery = WebhookDelivery.objects.create(endpoint=webhook_endpoint, event_type="message.sent", payload={})
+    campaign_template = CampaignTemplate.objects.create(
+        organization=organization, name=f"{tag}-template", content={"text": f"{tag}-template"}
+    )
     test_number = Number.objects.create(organization=organization, phone=contact.phone, label=f"{tag}-test-number")
     invitation = Invitation.objects.create(organization=organization, email=f"{tag}-invitee@example.jp",
                                            token_hash=Invitation.hash_token(f"{tag}-invitation"),
@@ -99,6 +102,7 @@ def tenant_objects(organization, tag="", user=None):
         "campaigns.contactlistmembership": list_membership,
         "campaigns.consent": consent,
         "campaigns.campaign": campaign,
+        "campaigns.campaigntemplate": campaign_template,
         "messaging.delivery": delivery,
         "messaging.conversation": conversation,
         "messaging.conversationmessage": conversation_message,
