@@ -193,7 +193,9 @@ class Supervised:
         for name in names:
             series = [(elapsed, memory[name]) for elapsed, memory in self.samples if name in memory]
             settled = [mb for elapsed, mb in series if elapsed >= flat_after] or [series[-1][1]]
+            per_minute = {int(elapsed // 60): mb for elapsed, mb in series}  # the last sample of each minute
             report[name] = {
+                "rss_mb_by_minute": [per_minute[minute] for minute in sorted(per_minute)],
                 "peak_rss_mb": max(mb for _elapsed, mb in series),
                 "rss_after_warm_up_mb": settled[0],
                 "rss_last_mb": series[-1][1],
