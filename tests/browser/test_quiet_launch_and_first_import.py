@@ -155,6 +155,12 @@ def test_a_first_import_into_a_promotional_list(browser, live_server, org, tmp_p
     # With one: nothing else is required; 「店頭申込書」 is kept, as a paper form.
     upload("会員.csv", DATED)
     assert page.locator("label[for=id_wording_version] .required-mark").count() == 0
+    assert page.locator("label[for=id_attested] .required-mark").count() == 0
+    page.select_option("select[name=col_2]", "")  # without the date column the marks come back
+    assert page.locator("label[for=id_wording_version] .required-mark").is_visible()
+    assert page.locator("label[for=id_attested] .required-mark").is_visible()
+    page.select_option("select[name=col_2]", "consent_granted_at")
+    assert page.locator("label[for=id_wording_version] .required-mark").count() == 0
     shot(page, f"first-import-2-mapping-{size}")
     page.click("form button.btn-primary")
     page.wait_for_selector("#import-progress")
