@@ -687,6 +687,7 @@ QUIET_TEXTS = {
         "note": "Held for quiet hours until 09:00 (Japan time).",
         "immediately": "Sending starts immediately",
         "started": "Sending has started.",
+        "title": "Schedule this campaign?",
     },
     "ja": {
         "button": "09:00（日本時間）に予約する",
@@ -698,6 +699,7 @@ QUIET_TEXTS = {
         "note": "配信自粛時間帯のため 09:00（日本時間）まで送信を保留しています。",
         "immediately": "すぐに送信が始まり",
         "started": "開始しました",
+        "title": "このキャンペーンを予約しますか？",
     },
 }
 
@@ -749,6 +751,7 @@ def test_launch_inside_quiet_hours_says_it_schedules_for_when_they_end(
     assert texts["button"] in dialog
     assert texts["held_now"] in dialog
     assert texts["immediately"] not in dialog
+    assert texts["title"] in dialog
 
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(reverse("campaigns:launch", args=[campaign.pk]), follow=True)
