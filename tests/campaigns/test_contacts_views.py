@@ -233,7 +233,7 @@ def test_viewer_cannot_post_lists(as_role):
     assert response.status_code == 403
 
 
-def test_csv_export_neutralises_formulas(as_role, org):
+def test_csv_export_neutralises_formulas_and_writes_numbers_as_the_screen_shows_them(as_role, org):
     ContactFactory(organization=org, phone="+819012345678", name="=HYPERLINK(\"http://evil\")",
                    attributes={"memo": "+SUM(1)", "note": "-2", "tag": "@x", "ok": "普通"})
     ContactFactory(organization=org, phone="+819011112222", name="\tタブ")
@@ -247,11 +247,12 @@ def test_csv_export_neutralises_formulas(as_role, org):
     header = rows[0]
     assert header[:2] == ["Mobile number", "Name"]
     by_phone = {row[0]: dict(zip(header, row, strict=True)) for row in rows[1:]}
-    assert set(by_phone) == {"'+819012345678", "'+819011112222"}
-    first = by_phone["'+819012345678"]
+    # 090-1234-5678 as on the screen: a digit first, so no visible ' (and an import reads it back)
+    assert set(by_phone) == {"090-1234-5678", "090-1111-2222"}
+    first = by_phone["090-1234-5678"]
     assert first["Name"] == "'=HYPERLINK(\"http://evil\")"
     assert first["memo"] == "'+SUM(1)" and first["note"] == "'-2" and first["tag"] == "'@x" and first["ok"] == "普通"
-    assert by_phone["'+819011112222"]["Name"] == "'\tタブ"
+    assert by_phone["090-1111-2222"]["Name"] == "'\tタブ"
     assert header[-1] == "Other attributes" and first["Other attributes"] == ""
 
 
