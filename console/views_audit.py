@@ -1,4 +1,7 @@
-"""The audit log page for admins: filter by action, person and time; export the selection as CSV."""
+"""The audit log page for admins: filter by action, person and time; export the selection as CSV.
+
+Actions show as words in the reader's language (audit.services.action_label), on the page, in the
+filter and in the export; a person's number as the screen shows it (090-…)."""
 
 import json
 from datetime import datetime, time, timedelta
@@ -11,8 +14,8 @@ from django.views.decorators.http import require_GET
 
 from accounts.decorators import member_required
 from audit.models import AuditEvent
-from audit.services import ACTIONS, audit_record
-from core.csv import csv_lines
+from audit.services import ACTION_GROUP_LABELS, ACTIONS, action_label, audit_record
+from core.csv import csv_lines, phone_cell
 from core.paging import keyset_page
 
 PAGE_SIZE = 100
@@ -52,7 +55,11 @@ def audit_log(request):
     page, has_next = keyset_page(events, request.GET.get("before", ""), PAGE_SIZE)
     query = request.GET.copy()
     query.pop("before", None)
-    groups = sorted({action.split(".")[0] + "." for action in ACTIONS})
+    groups = {action.split(".")[0] + "." for action in ACTIONS}
+    for event in page:
+        event.action_label = action_label(event.action)
+        event.actor_display = phone_cell(event.actor_label)
+        event.target_display = phone_cell(event.target_label)
     return render(
         request,
         "console/audit.html",
@@ -60,8 +67,8 @@ def audit_log(request):
             "events": page,
             "next_before": page[-1].id if has_next else None,
             "query": query.urlencode(),
-            "actions": ACTIONS,
-            "groups": groups,
+            "actions": [(action, action_label(action)) for action in ACTIONS],
+            "groups": [(group, str(label)) for group, label in ACTION_GROUP_LABELS.items() if group in groups],
             "values": {key: request.GET.get(key, "") for key in ("action", "who", "target", "from", "to")},
         },
     )
@@ -70,17 +77,18 @@ def audit_log(request):
 @member_required("manage")
 @require_GET
 def audit_export(request):
-    """The filtered events as CSV (core.csv: UTF-8 with BOM, formula cells neutralised)."""
+    """The filtered events as CSV (core.csv: UTF-8 with BOM, formula cells neutralised), actions in words."""
     events = _filtered(request)
     audit_record("export.audit", request=request, details={"filters": request.GET.dict()})
-    header = [_("At"), _("Action"), _("Who"), _("Object type"), _("Object id"), _("Object"), _("IP address"),
-              _("Details")]
+    header = [_("At"), _("Action"), _("Action code"), _("Who"), _("Object type"), _("Object id"), _("Object"),
+              _("IP address"), _("Details")]
 
     def values():
         for event in events.iterator(chunk_size=2000):
             yield [
-                timezone.localtime(event.occurred_at).isoformat(), event.action, event.actor_label,
-                event.target_type, event.target_id, event.target_label, event.ip_address,
+                timezone.localtime(event.occurred_at).isoformat(), action_label(event.action), event.action,
+                phone_cell(event.actor_label), event.target_type, event.target_id, phone_cell(event.target_label),
+                event.ip_address,
                 json.dumps(event.details, ensure_ascii=False),
             ]
 
