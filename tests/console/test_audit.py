@@ -176,6 +176,10 @@ def test_audit_page_and_export_name_events_in_the_readers_language(client):
     opted_out = next(row for row in rows[1:] if row[2] == "contact.opted_out")
     assert opted_out[3] == "090-1234-5678" and opted_out[6] == "090-1234-5678"  # no ' before a number
 
+    # the number as the page shows it finds the event (stored as +81…)
+    page = client.get(reverse("audit_log"), {"target": "090-1234-5678"}).content.decode()
+    assert '<td title="contact.opted_out">' in page and "冬のセール" not in page
+
 
 def test_every_action_the_product_records_has_a_label():
     """A new audit_record("x.y") without a label would show its code: the mapping lists every action used."""
