@@ -588,9 +588,12 @@ def test_marketer_submits_and_admin_approves(client, org, account, users, audien
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.PENDING_APPROVAL
     assert client.post(reverse("campaigns:approve", args=[campaign.pk])).status_code == 403
+    body = client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert "Waiting for an owner or admin to approve" in body  # said, not a silently missing button
     login(client, users[Role.ADMIN])
     body = client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
     assert reverse("campaigns:approve", args=[campaign.pk]) in body
+    assert "Waiting for an owner or admin to approve" not in body
     client.post(reverse("campaigns:approve", args=[campaign.pk]))
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.APPROVED
