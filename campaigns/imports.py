@@ -45,7 +45,14 @@ from django.utils.translation import gettext_lazy
 
 from audit.services import audit_record
 from campaigns.contacts import UPSERT_BATCH, ContactRow, contacts_upsert
-from campaigns.models import ConsentMethod, ContactList, ImportJob, ImportStatus, ListPurpose
+from campaigns.models import (
+    CONSENT_WORDING_NOT_STATED,
+    ConsentMethod,
+    ContactList,
+    ImportJob,
+    ImportStatus,
+    ListPurpose,
+)
 from core.csv import csv_safe
 from core.phone import normalize_mobile
 
@@ -105,14 +112,24 @@ _METHOD_ALIASES = {
     "store": ConsentMethod.IN_STORE, "店頭": ConsentMethod.IN_STORE, "店舗": ConsentMethod.IN_STORE,
     "keyword": ConsentMethod.KEYWORD, "キーワード": ConsentMethod.KEYWORD,
 }
+# Words that, inside a longer cell (「店頭申込書」, 「Webサイト登録」), point to the nearest method; the
+# longest word found wins (「申込書」 over 「店頭」: a form filled in at a shop is a paper form).
+_METHOD_HINTS = sorted(
+    {**_METHOD_ALIASES, "申込": ConsentMethod.PAPER, "用紙": ConsentMethod.PAPER, "はがき": ConsentMethod.PAPER,
+     "ハガキ": ConsentMethod.PAPER, "来店": ConsentMethod.IN_STORE, "窓口": ConsentMethod.IN_STORE,
+     "レジ": ConsentMethod.IN_STORE, "サイト": ConsentMethod.WEB_FORM, "ホームページ": ConsentMethod.WEB_FORM,
+     "オンライン": ConsentMethod.WEB_FORM, "ネット": ConsentMethod.WEB_FORM, "返信": ConsentMethod.KEYWORD}.items(),
+    key=lambda item: -len(item[0]),
+)
 
 # --- reading files ------------------------------------------------------------------------------
 
 
 def detect_csv_encoding(stream) -> str:
-    """utf-8-sig if the whole file decodes as UTF-8 (with or without BOM), else cp932.
+    """utf-8-sig if the whole file decodes as UTF-8 and starts with a BOM (Excel's “CSV UTF-8”),
+    utf-8 without it, else cp932 (Shift_JIS as Japanese Excel writes it).
 
-    Raises ValidationError when it is neither.
+    Raises ValidationError when it is neither. ``ImportJob.encoding_label`` says which in words.
     """
     stream.seek(0)
     head = stream.read(4096)
@@ -129,9 +146,14 @@ def detect_csv_encoding(stream) -> str:
         except UnicodeDecodeError:
             continue
         stream.seek(0)
+        if encoding == "utf-8-sig" and not head.startswith(codecs.BOM_UTF8):
+            return "utf-8"
         return encoding
     stream.seek(0)
-    raise ValidationError(_("The file is neither UTF-8 nor Shift_JIS (CP932) text. Save it as CSV or XLSX."))
+    raise ValidationError(
+        _("The characters of this file could not be read (it is neither UTF-8 nor Shift_JIS text). "
+          "Save it from Excel as “CSV UTF-8” or as .xlsx.")
+    )
 
 
 def _csv_dialect(sample: str):
@@ -285,26 +307,66 @@ def import_job_create(organization, user, uploaded, contact_list: ContactList) -
     return job
 
 
+@dataclass(frozen=True)
+class ImportRequirements:
+    """What the mapping page must be given for a list, given the columns mapped so far."""
+
+    consent_needed: bool  # a promotional list: every person needs a consent record
+    attestation_needed: bool  # … and no consent date column is mapped: the importer must confirm
+    wording_needed: bool  # … and then the wording version people agreed to (typed or a column)
+
+
+def import_requirements(contact_list: ContactList, targets) -> ImportRequirements:
+    """The consent rule of an import (design §6: who, when, how, which wording, what evidence).
+
+    A promotional list needs a consent record per person. When the file gives each person's consent
+    date (a mapped date column), that is the record: the method, source and wording version come
+    from their columns or the defaults, and a wording version that neither gives is recorded as
+    “not stated” (``CONSENT_WORDING_NOT_STATED``) rather than refusing the file. Without a date
+    column the importer's confirmation is the only evidence, so it must say which wording people
+    agreed to. A transactional list needs nothing (consent columns, if mapped, are recorded)."""
+    targets = set(targets)
+    consent_needed = contact_list.purpose == ListPurpose.PROMOTION
+    attestation_needed = consent_needed and TARGET_CONSENT_GRANTED_AT not in targets
+    return ImportRequirements(
+        consent_needed=consent_needed,
+        attestation_needed=attestation_needed,
+        wording_needed=attestation_needed and TARGET_CONSENT_WORDING not in targets,
+    )
+
+
 def import_job_set_mapping(job: ImportJob, mapping: dict, consent_defaults: dict) -> ImportJob:
-    """Record the column mapping and consent defaults; check that the import can run."""
-    errors = []
+    """Record the column mapping and consent defaults; check that the import can run.
+
+    Refuses with a ValidationError whose messages are keyed by what they are about, so a form can
+    show each beside its field: ``columns`` (the mapping as a whole), ``column_<index>`` (one
+    column), ``attested`` and ``wording_version`` (the consent defaults)."""
+    errors: dict[str, list[str]] = {}
     targets = list(mapping.values())
     if targets.count(TARGET_PHONE) != 1:
-        errors.append(_("Choose exactly one column as the mobile number."))
+        errors.setdefault("columns", []).append(_("Choose exactly one column as the mobile number."))
     for target in SINGLE_TARGETS - {TARGET_PHONE}:
         if targets.count(target) > 1:
             label = dict(TARGET_CHOICES)[target]
-            errors.append(_("Only one column can be “%(target)s”.") % {"target": label})
+            for key, chosen in mapping.items():
+                if chosen == target:
+                    errors.setdefault(f"column_{key}", []).append(
+                        _("Only one column can be “%(target)s”.") % {"target": label}
+                    )
     if targets.count(TARGET_ATTRIBUTE) > ATTRIBUTE_MAX:
-        errors.append(_("At most %(max)d custom attribute columns.") % {"max": ATTRIBUTE_MAX})
-    promotional = job.contact_list.purpose == ListPurpose.PROMOTION
-    has_consent_column = TARGET_CONSENT_GRANTED_AT in targets
-    if promotional and not has_consent_column and not consent_defaults.get("attested"):
-        errors.append(
+        errors.setdefault("columns", []).append(
+            _("At most %(max)d custom attribute columns.") % {"max": ATTRIBUTE_MAX}
+        )
+    required = import_requirements(job.contact_list, targets)
+    if required.attestation_needed and not consent_defaults.get("attested"):
+        errors.setdefault("attested", []).append(
             _("This is a promotional list: map the consent date column, or confirm that every person gave prior consent.")
         )
-    if promotional and TARGET_CONSENT_WORDING not in targets and not consent_defaults.get("wording_version"):
-        errors.append(_("Give the version of the consent wording people agreed to."))
+    if required.wording_needed and not consent_defaults.get("wording_version"):
+        errors.setdefault("wording_version", []).append(
+            _("Give the version of the consent wording people agreed to (the file has no consent date column, "
+              "so your confirmation is the record).")
+        )
     if errors:
         raise ValidationError(errors)
     job.mapping = mapping
@@ -322,6 +384,9 @@ class _Run:
     job: ImportJob
     chunk: list = field(default_factory=list)
     errors: list = field(default_factory=list)
+    # Consent-method cells that are no known method, by their text: the rows were imported, with
+    # the nearest (or the file's default) method and the text kept as the consent source.
+    method_notes: dict = field(default_factory=dict)
     created: int = 0
     updated: int = 0
 
@@ -360,6 +425,15 @@ def _consent_method(text: str) -> str | None:
     if key in ConsentMethod.values:
         return key
     return _METHOD_ALIASES.get(key)
+
+
+def nearest_consent_method(text: str) -> str | None:
+    """The known method a free-text cell points to (「店頭申込書」 → paper), or None."""
+    folded = unicodedata.normalize("NFKC", text).strip().lower()
+    for word, method in _METHOD_HINTS:
+        if word in folded:
+            return method
+    return None
 
 
 def import_job_run(job: ImportJob) -> ImportJob:
@@ -496,7 +570,8 @@ def _run(job: ImportJob) -> None:
                     bad(number, raw_phone, _("Duplicate: the same number is on row %(row)d.") % {"row": seen[phone]})
                 else:
                     good = _build_row(number, cells, phone, raw_phone, cell, attribute_cols, bad, tz, promotional,
-                                      defaults, attested_at, default_method, default_source, default_wording)
+                                      defaults, attested_at, default_method, default_source, default_wording,
+                                      run.method_notes)
                     if good is not None:
                         seen[phone] = number
                         run.chunk.append(good)
@@ -512,13 +587,31 @@ def _run(job: ImportJob) -> None:
         created_count=run.created,
         updated_count=run.updated,
         error_count=len(run.errors),
-        row_errors=run.errors,
+        row_errors=_method_note_entries(run.method_notes) + run.errors,
         finished_at=timezone.now(),
     )
 
 
+def _method_note_entries(notes: dict) -> list[dict]:
+    """One row-report line per unknown consent-method text: imported rows, said how they were kept."""
+    labels = dict(ConsentMethod.choices)
+    entries = []
+    for text, note in notes.items():
+        values = {"value": text, "method": labels[note["method"]], "count": f"{note['count']:,}", "row": note["row"]}
+        if note["nearest"]:
+            reason = _("Imported. The consent method “%(value)s” is not a known method: recorded as “%(method)s”, "
+                       "the nearest, with “%(value)s” kept as the consent source (%(count)s rows, first on row "
+                       "%(row)s).") % values
+        else:
+            reason = _("Imported. The consent method “%(value)s” is not a known method: recorded as “%(method)s”, "
+                       "the method chosen for the file, with “%(value)s” kept as the consent source (%(count)s rows, "
+                       "first on row %(row)s).") % values
+        entries.append({"row": note["row"], "value": text, "reason": reason, "imported": True})
+    return entries
+
+
 def _build_row(number, cells, phone, raw_phone, cell, attribute_cols, bad, tz, promotional, defaults,
-               attested_at, default_method, default_source, default_wording):
+               attested_at, default_method, default_source, default_wording, method_notes):
     name = cell(cells, TARGET_NAME)[:200]
     attributes = {}
     for index, key in attribute_cols:
@@ -537,19 +630,29 @@ def _build_row(number, cells, phone, raw_phone, cell, attribute_cols, bad, tz, p
     if granted_at is None and promotional and defaults.get("attested"):
         granted_at = attested_at
     if granted_at is not None:
+        wording = cell(cells, TARGET_CONSENT_WORDING)[:50] or default_wording
+        if not wording and granted_text:
+            wording = CONSENT_WORDING_NOT_STATED  # the file gives the date, not the wording shown
+        if not wording:
+            bad(number, raw_phone, _("The consent wording version is missing: fill its column or type it on the "
+                                     "mapping page."))
+            return None
         method_text = cell(cells, TARGET_CONSENT_METHOD)
         method = _consent_method(method_text) if method_text else default_method
+        source = cell(cells, TARGET_CONSENT_SOURCE)
         if method is None:
-            bad(number, raw_phone, _("Unknown consent method “%(value)s”.") % {"value": method_text})
-            return None
-        wording = cell(cells, TARGET_CONSENT_WORDING)[:50] or default_wording
-        if not wording:
-            bad(number, raw_phone, _("The consent wording version is missing."))
-            return None
+            # Not a known method: the row stays; the nearest method (or the file's) is recorded and
+            # the cell's own words are kept as (part of) the source, so nothing the file said is lost.
+            nearest = nearest_consent_method(method_text)
+            method = nearest or default_method
+            source = f"{source} ({method_text})" if source else method_text
+            note = method_notes.setdefault(method_text, {"method": method, "nearest": bool(nearest),
+                                                         "count": 0, "row": number})
+            note["count"] += 1
         consent = {
             "granted_at": granted_at,
             "method": method,
-            "source": (cell(cells, TARGET_CONSENT_SOURCE) or default_source)[:300],
+            "source": (source or default_source)[:300],
             "wording_version": wording,
             "evidence": cell(cells, TARGET_CONSENT_EVIDENCE)
             or (_("Attested by the importer.") if not granted_text else ""),
@@ -597,10 +700,12 @@ def row_report_lines(job: ImportJob):
         buffer.truncate()
         return value
 
-    writer.writerow([_("Row"), _("Value"), _("Reason")])
+    writer.writerow([_("Row"), _("Value"), _("Reason"), _("Result")])
     yield flush()
+    imported, refused = _("Imported"), _("Refused")
     for error in job.row_errors:
-        writer.writerow([error["row"], csv_safe(error["value"]), csv_safe(error["reason"])])
+        result = imported if error.get("imported") else refused
+        writer.writerow([error["row"], csv_safe(error["value"]), csv_safe(error["reason"]), result])
         yield flush()
 
 

@@ -96,6 +96,11 @@ class ConsentMethod(models.TextChoices):
     KEYWORD = "keyword", _("Reply keyword")
 
 
+# The wording version of a consent imported from a file that gives each person's consent date but
+# not the version of the wording they agreed to (campaigns.imports.import_requirements).
+CONSENT_WORDING_NOT_STATED = "not-stated"
+
+
 class Consent(models.Model):
     """A record of prior opt-in (特定電子メール法): who, when, how, which wording, what evidence."""
 
@@ -134,6 +139,12 @@ class Consent(models.Model):
     @property
     def is_active(self):
         return self.revoked_at is None
+
+    @property
+    def wording_version_display(self):
+        if self.wording_version == CONSENT_WORDING_NOT_STATED:
+            return _("not stated in the imported file")
+        return self.wording_version
 
 
 class Classification(models.TextChoices):
@@ -288,7 +299,8 @@ class ImportJob(models.Model):
     """One contact import: the uploaded file, its column mapping, progress, counts and row report.
 
     The file is read twice at most (a row count for the progress bar, then the import) and never
-    held whole in memory; bad rows are kept in ``row_errors`` as {"row", "value", "reason"}. It lives
+    held whole in memory; the row report is kept in ``row_errors`` as {"row", "value", "reason"} for
+    each refused row, and with ``"imported": true`` for rows imported with a note. It lives
     in private storage and is deleted when the job ends (``file`` is empty then).
     """
 
@@ -345,3 +357,14 @@ class ImportJob(models.Model):
     @property
     def imported_count(self):
         return self.created_count + self.updated_count
+
+    @property
+    def encoding_label(self):
+        """The file's kind and character encoding in a marketer's words (not a codec's name)."""
+        if self.file_format == "xlsx":
+            return _("Excel workbook (.xlsx)")
+        return {
+            "utf-8-sig": _("UTF-8 (Excel format)"),
+            "utf-8": _("UTF-8"),
+            "cp932": _("Shift_JIS (Japanese Excel)"),
+        }.get(self.encoding, self.encoding)

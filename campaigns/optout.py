@@ -44,7 +44,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from campaigns.models import Consent, ConsentMethod, Contact, ContactListMembership
 from campaigns.signals import contact_erased, contact_opted_out
-from core.csv import csv_safe
+from core.csv import csv_safe, phone_cell
 
 OPT_OUT_KEYWORDS = ("配信停止", "停止", "ストップ", "stop", "解除", "unsubscribe")
 OPT_OUT_POSTBACKS = ("optout", "opt_out", "opt-out")
@@ -304,13 +304,13 @@ def consent_ledger_lines(contact: Contact):
                      _("Evidence"), _("Revoked at"), _("Revoked how"), _("Recorded at")])
     yield flush()
     for consent in contact.consents.order_by("granted_at", "id"):
-        writer.writerow([csv_safe(contact.phone), "consent", when(consent.granted_at), consent.method,
+        writer.writerow([csv_safe(phone_cell(contact.phone)), "consent", when(consent.granted_at), consent.method,
                          csv_safe(consent.source), csv_safe(consent.wording_version), csv_safe(consent.evidence),
                          when(consent.revoked_at), csv_safe(consent.revoke_method), when(consent.created_at)])
         yield flush()
     for event in consent_history_events(contact):
         details = event.details or {}
-        writer.writerow([csv_safe(contact.phone), event.action, when(event.occurred_at),
+        writer.writerow([csv_safe(phone_cell(contact.phone)), event.action, when(event.occurred_at),
                          csv_safe(str(details.get("method", ""))), csv_safe(str(details.get("source", ""))),
                          csv_safe(str(details.get("wording_version", ""))), "", "", "", when(event.occurred_at)])
         yield flush()

@@ -302,6 +302,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Nothing from the internet: no validator badge (validator.swagger.io), system fonts in ReDoc
+    # (its default theme asks for Montserrat and Roboto from Google Fonts; templates/api/ drops the links),
+    # and ReDoc's menu starts below the bar that leads back to the console (44 px).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "REDOC_UI_SETTINGS": {
+        "scrollYOffset": 44,
+        "theme": {
+            "typography": {
+                "fontFamily": 'system-ui, -apple-system, "Hiragino Sans", "Yu Gothic UI", "Noto Sans JP", sans-serif',
+                "headings": {"fontFamily": 'system-ui, -apple-system, "Hiragino Sans", "Noto Sans JP", sans-serif'},
+            }
+        },
+    },
     "DESCRIPTION": "Transactional sends with automatic SMS fallback, contacts, lists, campaigns and signed webhooks. "
     "Authenticate with `Authorization: Bearer <API key>`; errors are always `{code, message, field}`.",
     "SCHEMA_PATH_PREFIX": "/api/v1",

@@ -4,7 +4,10 @@ Every export (contacts, a campaign's recipients, the audit log, a person's conse
 import's bad-row report) goes through here, for two reasons:
 
 - a spreadsheet runs a cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
-  as a formula (CSV injection), so such a cell gets a leading ``'``; a phone number ``+81…`` too;
+  as a formula (CSV injection), so such a cell gets a leading ``'``. Every such cell, whatever it
+  holds: a ``'`` shows in the spreadsheet, so the exports write the numbers they hold as the screen
+  shows them (``phone_cell``: 090-1234-5678, a digit first, nothing to neutralise) rather than
+  ``+81…``, and text people typed (a name, an attribute, a raw import cell) keeps the guard;
 - Excel reads a CSV file as UTF-8 only when it starts with a byte-order mark.
 
 Lines are produced one at a time, so a view can stream a large export in constant memory.
@@ -15,6 +18,8 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 
+from core.phone import national_format
+
 BOM = "\ufeff"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -23,6 +28,17 @@ def csv_safe(value) -> str:
     """The cell as text that a spreadsheet will show and not run: None is empty, formulas get a ``'``."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def phone_cell(e164: str | None) -> str:
+    """A stored mobile number as the screen shows it (090-1234-5678), for a CSV cell.
+
+    Starts with a digit, so ``csv_safe`` leaves it alone and the spreadsheet shows no ``'``; it keeps
+    its leading 0 (the hyphens make it text) and an import reads it back as the same number. A
+    number that is not a Japanese mobile (none is stored, but a file may hold anything) stays as it
+    is and is guarded like any other cell.
+    """
+    return national_format(e164 or "")
 
 
 class _Echo:

@@ -10,6 +10,8 @@ work on commit.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 
 from celery.schedules import crontab as celery_crontab
 from django.core.exceptions import ValidationError
@@ -18,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, PeriodicTask
 
-from campaigns.compliance import quiet_hours_hold
+from campaigns.compliance import quiet_hours_held_reason, quiet_hours_hold
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.services import campaign_audit_record, campaign_validate_for_send
 from campaigns.status import campaign_transition
@@ -27,6 +29,36 @@ from messaging.engine.dispatch import dispatch_chains_start
 from messaging.engine.sweep import cancel_remaining
 
 S = CampaignStatus
+
+
+@dataclass(frozen=True)
+class LaunchTiming:
+    """When a launch of the campaign really starts sending — what the launch confirmation says.
+
+    ``starts_at`` None: at once (or, ``recurring``, on each occurrence). ``held_by_quiet_hours``: the
+    launch (now, or at the chosen time) falls in the organization's quiet hours, so sending starts
+    at ``starts_at``, when they end; ``requested_at`` is the chosen time of a scheduled launch."""
+
+    starts_at: datetime | None = None
+    held_by_quiet_hours: bool = False
+    recurring: bool = False
+    requested_at: datetime | None = None
+
+
+def campaign_launch_timing(campaign: Campaign, now: datetime | None = None) -> LaunchTiming:
+    """When launching ``campaign`` now would start sending: the same decisions as
+    ``campaign_launch`` and ``campaign_start`` — a future ``scheduled_at`` waits for its time, and
+    the held-until time comes from ``quiet_hours_hold``, the one quiet-hours decision the engine
+    asks at every claim."""
+    if campaign.recurrence:
+        return LaunchTiming(recurring=True)
+    now = now or timezone.now()
+    requested = campaign.scheduled_at if campaign.scheduled_at and campaign.scheduled_at > now else None
+    moment = requested or now
+    opens = quiet_hours_hold(campaign.organization, campaign.classification, now=moment)
+    if opens is not None:
+        return LaunchTiming(starts_at=opens, held_by_quiet_hours=True, requested_at=requested)
+    return LaunchTiming(starts_at=requested, requested_at=requested)
 
 
 def campaign_launch(campaign: Campaign, user, *, api_key=None) -> Campaign:
@@ -61,14 +93,11 @@ def campaign_start(campaign: Campaign) -> Campaign:
         with transaction.atomic():
             _schedule_once(campaign, opens)
             if campaign.status == S.SCHEDULED:
-                Campaign.objects.filter(pk=campaign.pk).update(
-                    scheduled_at=opens, status_reason=_("Waiting for quiet hours to end.")
-                )
-                campaign.scheduled_at = opens
+                reason = quiet_hours_held_reason(opens)
+                Campaign.objects.filter(pk=campaign.pk).update(scheduled_at=opens, status_reason=reason)
+                campaign.scheduled_at, campaign.status_reason = opens, reason
                 return campaign
-            return campaign_transition(
-                campaign, S.SCHEDULED, scheduled_at=opens, reason=_("Waiting for quiet hours to end.")
-            )
+            return campaign_transition(campaign, S.SCHEDULED, scheduled_at=opens, reason=quiet_hours_held_reason(opens))
     with transaction.atomic():
         campaign = campaign_transition(campaign, S.RUNNING)
         transaction.on_commit(lambda: tasks.launch_campaign.delay(campaign.pk))

@@ -3,7 +3,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from campaigns.imports import TARGET_CHOICES
+from campaigns.imports import TARGET_CHOICES, import_requirements
 from campaigns.models import ConsentMethod, ContactList
 
 
@@ -73,13 +73,17 @@ class ImportMappingForm(forms.Form):
                                help_text=_("Used for rows without a method column."))
     source = forms.CharField(label=_("Consent source"), max_length=300, required=False,
                              help_text=_("Where consent was collected: a form URL, a shop… Defaults to the file name."))
-    wording_version = forms.CharField(label=_("Consent wording version"), max_length=50, required=False,
-                                      help_text=_("The version of the text people agreed to, e.g. “2024-04 v2”."))
+    wording_version = forms.CharField(
+        label=_("Consent wording version"), max_length=50, required=False,
+        help_text=_("The version of the text people agreed to, e.g. “2024-04 v2”. Needed when no consent date "
+                    "column is mapped; with one, a missing version is recorded as “not stated”."),
+    )
 
     def __init__(self, *args, job, **kwargs):
         super().__init__(*args, **kwargs)
         self.job = job
         self.column_fields = []
+        self.column_errors = []  # about the mapping as a whole, shown above the columns
         for index, header in enumerate(job.headers):
             name = f"col_{index}"
             self.fields[name] = forms.ChoiceField(
@@ -87,6 +91,15 @@ class ImportMappingForm(forms.Form):
             )
             samples = [row[index] for row in job.sample_rows if index < len(row) and row[index]]
             self.column_fields.append((self[name], samples))
+        # Marked required as the service will require them, for the columns as submitted (or guessed).
+        self.requirements = import_requirements(job.contact_list, self._chosen_targets())
+        self.fields["attested"].required_mark = self.requirements.attestation_needed
+        self.fields["wording_version"].required_mark = self.requirements.wording_needed
+
+    def _chosen_targets(self):
+        if self.is_bound:
+            return [self.data.get(self.add_prefix(f"col_{index}"), "") for index in range(len(self.job.headers))]
+        return [self.job.mapping.get(str(index), "") for index in range(len(self.job.headers))]
 
     def mapping(self):
         return {str(index): self.cleaned_data.get(f"col_{index}", "") for index in range(len(self.job.headers))}
@@ -98,3 +111,13 @@ class ImportMappingForm(forms.Form):
             "source": self.cleaned_data["source"].strip(),
             "wording_version": self.cleaned_data["wording_version"].strip(),
         }
+
+    def add_service_errors(self, error):
+        """Put the import service's refusal (``import_job_set_mapping``) beside what it is about."""
+        for key, messages in error.message_dict.items():
+            if key.startswith("column_") and f"col_{key.removeprefix('column_')}" in self.fields:
+                self.add_error(f"col_{key.removeprefix('column_')}", messages)
+            elif key in self.fields:
+                self.add_error(key, messages)
+            else:
+                self.column_errors.extend(messages)

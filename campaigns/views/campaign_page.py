@@ -7,12 +7,13 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
 from campaigns import services
-from campaigns.compliance import display_rule_problems, quiet_hours_notice
+from campaigns.compliance import TOKYO, display_rule_problems, quiet_hours_notice
 from campaigns.forms.campaign import SendBackForm, TestSendForm
 from campaigns.forms.recurrence import crontab_summary
 from campaigns.models import CampaignStatus
@@ -58,6 +59,7 @@ def campaign_detail(request, pk):
         "problems": display_rule_problems(campaign),
         "quiet_notice": quiet_hours_notice(request.organization, campaign.classification,
                                            scheduled_at=campaign.scheduled_at, recurrence=campaign.recurrence),
+        "launch": _launch_context(campaign) if campaign.status == CampaignStatus.APPROVED else None,
         "cron_summary": crontab_summary(campaign.recurrence),
         "audience": audience,
         "audience_lists": campaign.audience_lists.all(),
@@ -69,6 +71,35 @@ def campaign_detail(request, pk):
         "ttl_label": ttl_label(campaign.ttl_seconds),
     }
     return render(request, "campaigns/detail.html", context)
+
+
+def _launch_context(campaign):
+    """What the launch confirmation says will happen: its times from ``runs.campaign_launch_timing``
+    (the held-until time is the engine's own quiet-hours decision), on the Japan wall clock."""
+    timing = runs.campaign_launch_timing(campaign)
+    organization = campaign.organization
+    return {
+        "timing": timing,
+        "starts_at": timezone.localtime(timing.starts_at, TOKYO) if timing.starts_at else None,
+        "requested_at": timezone.localtime(timing.requested_at, TOKYO) if timing.requested_at else None,
+        "window": {"start": organization.quiet_hours_start.strftime("%H:%M"),
+                   "end": organization.quiet_hours_end.strftime("%H:%M")},
+    }
+
+
+def _launched_message(campaign, timing) -> str:
+    """Says what the launch did: started, or scheduled — for when, and why (quiet hours)."""
+    if campaign.status != CampaignStatus.SCHEDULED:
+        return _("Sending has started.")
+    if timing.recurring:
+        return _("Scheduled: the campaign sends on its schedule.")
+    held = timing.held_by_quiet_hours
+    when = timezone.localtime(timing.starts_at if held else (campaign.scheduled_at or timing.starts_at or timezone.now()),
+                               TOKYO)
+    values = {"time": when.strftime("%H:%M"), "date": when.strftime("%Y/%m/%d")}
+    if held:
+        return _("Scheduled for %(time)s (Japan time, %(date)s), when quiet hours end.") % values
+    return _("Scheduled for %(time)s (Japan time, %(date)s).") % values
 
 
 def _workflow(request, pk, service, success_message, *args, permissions=None):
@@ -114,7 +145,16 @@ def campaign_send_back(request, pk):
 @require_POST
 @member_required("view")
 def campaign_launch(request, pk):
-    campaign = _workflow(request, pk, runs.campaign_launch, _("Launched."), permissions=CONTROL_PERMISSIONS)
+    campaign = campaign_or_404(request, pk)
+    require_any(request, CONTROL_PERMISSIONS)
+    timing = runs.campaign_launch_timing(campaign)  # what the confirmation said, for the message after
+    try:
+        campaign = runs.campaign_launch(campaign, request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        campaign.refresh_from_db()
+        messages.success(request, _launched_message(campaign, timing))
     campaign.refresh_from_db()
     if campaign.status in (CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.COMPLETED):
         return hx_or_redirect(request, reverse("campaigns:monitor", args=[pk]))

@@ -71,8 +71,8 @@ def import_mapping(request, pk):
         try:
             import_job_set_mapping(job, form.mapping(), defaults)
         except ValidationError as error:
-            for message in error.messages:
-                form.add_error(None, message)
+            form.add_service_errors(error)
+            form.add_error(None, _("The import cannot start yet: see the messages beside the fields below."))
         else:
             audit_record("consent.imported", request=request, target=job.contact_list, details={
                 "import_job": job.pk, "file": job.original_name, "purpose": job.contact_list.purpose,

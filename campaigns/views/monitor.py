@@ -31,7 +31,7 @@ from campaigns.views.common import (
     require_any,
 )
 from core.charts import line_chart
-from core.csv import csv_lines
+from core.csv import csv_lines, phone_cell
 from core.paging import sorted_page
 from core.phone import national_format
 from messaging import runs
@@ -236,7 +236,7 @@ def monitor_export(request, pk):
         for (uuid, phone, name, status, channel, fallback, code, reason, sent, delivered, read, failed) in rows.iterator(
             chunk_size=2000
         ):
-            yield (uuid, phone, name, statuses.get(status, status), channels.get(channel, channel),
+            yield (uuid, phone_cell(phone), name, statuses.get(status, status), channels.get(channel, channel),
                    reasons.get(fallback, fallback), code, reason, _local(sent), _local(delivered), _local(read),
                    _local(failed))
 

@@ -16,6 +16,7 @@ from tests.accounts.factories import (
     approved_account,
     member,
 )
+from tests.campaigns.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -170,6 +171,43 @@ def test_official_account_pages_by_role(login, org, role):
     assert client.get(reverse("accounts:official_create")).status_code == expected
     assert client.get(reverse("accounts:fixed_menu_item", args=[account.pk])).status_code == expected
     assert client.get(reverse("accounts:members")).status_code == expected
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_pages_a_role_cannot_edit_say_only_admins_can(login, org, role):
+    """Where the controls are hidden from a role, the page says who edits (「編集は管理者のみ」) instead."""
+    account = approved_account(org)
+    contact = ContactFactory(organization=org)
+    client = login(member(org, role))
+    client.cookies["django_language"] = "ja"
+    pages = {
+        "list": client.get(reverse("accounts:official_list")).content.decode(),
+        "detail": client.get(reverse("accounts:official_detail", args=[account.pk])).content.decode(),
+        "menu": client.get(reverse("accounts:fixed_menu", args=[account.pk])).content.decode(),
+    }
+    for name, page in pages.items():
+        assert ("編集は管理者のみ" in page) is (role not in MANAGERS), name
+    assert (reverse("accounts:official_edit", args=[account.pk]) in pages["detail"]) is (role in MANAGERS)
+    assert (reverse("accounts:fixed_menu_item", args=[account.pk]) in pages["menu"]) is (role in MANAGERS)
+    contact_page = client.get(reverse("contacts:detail", args=[contact.pk])).content.decode()
+    assert ("開示用エクスポートと消去は管理者のみ" in contact_page) is (role not in MANAGERS)
+
+
+def test_only_admins_can_edit_reads_in_english_too(login, org):
+    account = approved_account(org)
+    client = login(member(org, Role.MARKETER))
+    client.cookies["django_language"] = "en"
+    assert "Only admins can edit" in client.get(reverse("accounts:fixed_menu", args=[account.pk])).content.decode()
+
+
+def test_sign_in_form_submits_itself_and_the_language_switch_is_another_form(client, org):
+    """Enter in a field submits the field's form with its first submit button: the sign-in form's own."""
+    page = client.get(reverse("login")).content.decode()
+    sign_in_form = page[page.index('<form method="post" novalidate'):]
+    sign_in_form = sign_in_form[: sign_in_form.index("</form>")]
+    buttons = sign_in_form.split("<button")[1:]
+    assert len(buttons) == 1 and 'type="submit"' in buttons[0] and 'name="language"' not in sign_in_form
+    assert 'name="username"' in sign_in_form and 'name="password"' in sign_in_form
 
 
 def test_official_account_list_empty_state(login, org):

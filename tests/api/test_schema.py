@@ -29,3 +29,15 @@ def test_docs_are_served_from_local_static_files(client):
     assert "cdn" not in swagger.lower() and "cdn" not in redoc.lower()
 
 
+
+
+def test_docs_load_nothing_from_the_internet_and_lead_back_to_the_console(client):
+    for url in ("/api/v1/redoc/", "/api/v1/docs/"):
+        response = client.get(url)
+        page = response.content.decode()
+        assert "fonts.googleapis" not in page and "fonts.gstatic" not in page
+        assert 'href="/"' in page and 'id="docs-back"' in page  # back to the console
+        # ReDoc's bundle fetches its logo from cdn.redoc.ly: the browser is told to load from here only
+        policy = response["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "img-src 'self' data:" in policy and "https:" not in policy
+    assert '"validatorUrl": null' in client.get("/api/v1/docs/").content.decode()  # no validator.swagger.io badge

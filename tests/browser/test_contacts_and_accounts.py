@@ -73,7 +73,8 @@ def test_marketer_imports_a_shift_jis_csv_and_reads_the_row_report(browser, live
     page.select_option("select[name=contact_list]", index=1)
     shot(page, "03-import-upload")
     page.click("form.card button[type=submit]")
-    page.wait_for_selector("text=cp932")
+    page.wait_for_selector("#file-encoding")
+    assert "Shift_JIS" in page.locator("#file-encoding").inner_text()  # said in words, not “cp932”
     assert page.locator("select[name=col_0]").input_value() == "phone"
     assert page.locator("select[name=col_3]").input_value() == "consent_granted_at"
     page.fill("input[name=wording_version]", "2024-04")

@@ -648,9 +648,12 @@ def test_marketer_submits_and_admin_approves(client, org, account, users, audien
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.PENDING_APPROVAL
     assert client.post(reverse("campaigns:approve", args=[campaign.pk])).status_code == 403
+    body = client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert "Waiting for an owner or admin to approve" in body  # said, not a silently missing button
     login(client, users[Role.ADMIN])
     body = client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
     assert reverse("campaigns:approve", args=[campaign.pk]) in body
+    assert "Waiting for an owner or admin to approve" not in body
     client.post(reverse("campaigns:approve", args=[campaign.pk]))
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.APPROVED
@@ -730,6 +733,140 @@ def test_test_send_calls_the_test_send_service(client, org, account, users, monk
     assert len(calls) == 1
     login(client, users[Role.VIEWER])
     assert client.post(reverse("campaigns:test_send", args=[campaign.pk]), {"phone": "09012345678"}).status_code == 403
+
+
+# --- Launch inside quiet hours ----------------------------------------------------------------------
+# The clock is frozen (django.utils.timezone.now, which the quiet-hours service and the engine read);
+# the confirmation and the message after must say what the launch will really do.
+
+QUIET_TEXTS = {
+    "en": {
+        "button": "Schedule for 09:00 (Japan time)",
+        "held_now": "It is quiet hours now (21:00–09:00, Japan time): nothing is sent now. The campaign is "
+                    "scheduled and sending starts at 2026/12/04 09:00 (Japan time)",
+        "held_at": "The chosen time, 2026/12/03 23:00, is within quiet hours (21:00–09:00, Japan time): sending "
+                   "starts at 2026/12/04 09:00 (Japan time)",
+        "scheduled": "Scheduled for 09:00 (Japan time, 2026/12/04), when quiet hours end.",
+        "note": "Held for quiet hours until 09:00 (Japan time).",
+        "immediately": "Sending starts immediately",
+        "started": "Sending has started.",
+        "title": "Schedule this campaign?",
+    },
+    "ja": {
+        "button": "09:00（日本時間）に予約する",
+        "held_now": "現在は配信自粛時間帯（日本時間 21:00〜09:00）のため、今は送信しません。予約され、"
+                    "配信自粛時間帯が終わる 2026/12/04 09:00（日本時間）に送信を始めます",
+        "held_at": "指定した日時 2026/12/03 23:00 は配信自粛時間帯（日本時間 21:00〜09:00）です。"
+                   "配信自粛時間帯が終わる 2026/12/04 09:00（日本時間）に送信を始めます",
+        "scheduled": "09:00に配信を予約しました（2026/12/04、日本時間）。配信自粛時間帯が終わる時刻です。",
+        "note": "配信自粛時間帯のため 09:00（日本時間）まで送信を保留しています。",
+        "immediately": "すぐに送信が始まり",
+        "started": "開始しました",
+        "title": "このキャンペーンを予約しますか？",
+    },
+}
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Freeze “now” at a Japan wall-clock time, for every caller of django.utils.timezone.now."""
+
+    def freeze(wall: str):
+        moment = datetime.fromisoformat(wall).replace(tzinfo=TOKYO)
+        monkeypatch.setattr(timezone, "now", lambda: moment)
+        return moment
+
+    return freeze
+
+
+def approved_promotion(org, account, users, audience, **kwargs):
+    org.quiet_hours_start, org.quiet_hours_end = time(21, 0), time(9, 0)
+    org.save()
+    campaign = campaign_for(org, account, users[Role.MARKETER], status=CampaignStatus.APPROVED,
+                            approved_by=users[Role.ADMIN], approved_at=timezone.now(), **kwargs)
+    campaign.audience_lists.add(audience)
+    return campaign
+
+
+def read_as(client, user, language):
+    from django.conf import settings
+
+    client.force_login(user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    return client
+
+
+def launch_dialog(page: str) -> str:
+    return page[page.index('id="launch-dialog"'):page.index("</dialog>", page.index('id="launch-dialog"'))]
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_launch_inside_quiet_hours_says_it_schedules_for_when_they_end(
+    client, org, account, users, audience, clock, language, django_capture_on_commit_callbacks
+):
+    from campaigns.compliance import quiet_hours_hold
+
+    texts = QUIET_TEXTS[language]
+    clock("2026-12-03T22:30:00")
+    campaign = approved_promotion(org, account, users, audience)
+    read_as(client, users[Role.MARKETER], language)
+    dialog = launch_dialog(client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode())
+    assert texts["button"] in dialog
+    assert texts["held_now"] in dialog
+    assert texts["immediately"] not in dialog
+    assert texts["title"] in dialog
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("campaigns:launch", args=[campaign.pk]), follow=True)
+    page = response.content.decode()
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SCHEDULED
+    # The time the confirmation named is the engine's own decision, and what the launch scheduled.
+    opens = quiet_hours_hold(org, Classification.PROMOTION)
+    assert opens == campaign.scheduled_at == datetime(2026, 12, 4, 9, 0, tzinfo=TOKYO)
+    assert texts["scheduled"] in page
+    assert texts["note"] in page
+    assert texts["started"] not in page
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_a_launch_scheduled_inside_quiet_hours_names_when_sending_really_starts(
+    client, org, account, users, audience, clock, language
+):
+    texts = QUIET_TEXTS[language]
+    clock("2026-12-03T20:00:00")
+    campaign = approved_promotion(org, account, users, audience,
+                                  scheduled_at=datetime(2026, 12, 3, 23, 0, tzinfo=TOKYO))
+    read_as(client, users[Role.MARKETER], language)
+    dialog = launch_dialog(client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode())
+    assert texts["held_at"] in dialog
+    assert texts["button"] in dialog
+
+
+def test_outside_quiet_hours_the_launch_sends_at_once_and_says_so(
+    client, org, account, users, audience, clock, django_capture_on_commit_callbacks
+):
+    texts = QUIET_TEXTS["en"]
+    clock("2026-12-03T12:00:00")
+    campaign = approved_promotion(org, account, users, audience)
+    read_as(client, users[Role.MARKETER], "en")
+    dialog = launch_dialog(client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode())
+    assert "Send to 3 recipients" in dialog and texts["immediately"] in dialog
+    assert "Schedule for" not in dialog
+    with django_capture_on_commit_callbacks(execute=False):
+        page = client.post(reverse("campaigns:launch", args=[campaign.pk]), follow=True).content.decode()
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.RUNNING
+    assert texts["started"] in page
+
+
+def test_a_transactional_launch_at_night_is_not_held(client, org, account, users, audience, clock):
+    clock("2026-12-03T23:30:00")
+    campaign = approved_promotion(org, account, users, audience, classification=Classification.TRANSACTION,
+                                  content={"text": "発送しました"}, sms_text="発送しました")
+    dialog = launch_dialog(read_as(client, users[Role.MARKETER], "en").get(
+        reverse("campaigns:detail", args=[campaign.pk])).content.decode())
+    assert "Send to 3 recipients" in dialog and "Schedule for" not in dialog
 
 
 # --- Tenant isolation ------------------------------------------------------------------------------
@@ -886,7 +1023,8 @@ def test_csv_export_neutralises_formula_cells(client, org, account, users):
     names = [row[2] for row in rows[1:]]
     assert names == ["'=HYPERLINK(\"http://evil\")", "'+SUM(A1)", "'-1", "'@cmd", "'\tTab", "'\rCR", "普通"]
     assert rows[1][7] == "'=2+3"
-    assert all(row[1].startswith("'+81") for row in rows[1:])  # “+81…” would start a formula too
+    # numbers as the monitor shows them (070-3000-0000): a digit first, nothing to neutralise, no visible '
+    assert [row[1] for row in rows[1:]] == [f"070-{3000 + index // 10000:04d}-{index:04d}" for index in range(7)]
 
 
 def test_chart_svg_scales_series():

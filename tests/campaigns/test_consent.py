@@ -14,6 +14,7 @@ from audit.models import AuditEvent
 from campaigns.models import CampaignStatus, Classification, Consent, Contact, ContactListMembership
 from campaigns.optout import OptOutMethod, consent_grant, contact_opt_out
 from campaigns.services import campaign_approve
+from core.phone import national_format
 from core.quiet_hours import quiet_hours_end
 from messaging.runs import campaign_launch, campaign_start
 from tests.accounts.factories import GatewayAccountFactory, OrganizationFactory, approved_account, member
@@ -42,6 +43,7 @@ def test_consent_ledger_export_per_contact(client, contact):
     assert "https://shop.example.jp/signup" in body and "2024-04" in body and "keyword" in body
     assert "店頭 新宿店" in body and "contact.opted_out" in body and "consent.granted" in body
     assert "'=SUM(A1)" in body  # formula cells neutralised
+    assert contact.phone not in body and national_format(contact.phone) in body  # the number as on screen
     assert AuditEvent.objects.filter(action="export.consent", target_id=str(contact.pk)).exists()
 
 

@@ -41,6 +41,20 @@ def body(response):
     return response.content.decode()
 
 
+def field_errors(page: str, field_id: str) -> str:
+    """The error list shown beside one field (``<ul class="errorlist" id="<field id>_errors">``)."""
+    start = page.find(f'id="{field_id}_errors"')
+    assert start != -1, f"no errors beside {field_id}"
+    return page[start:page.index("</ul>", start)]
+
+
+def required_marked(page: str, field_id: str) -> bool:
+    """Whether the label of ``field_id`` carries the visible required mark."""
+    start = page.index(f'for="{field_id}"')
+    label = page[start:page.index("</label>", start)]
+    return 'class="required-mark"' in label
+
+
 @pytest.mark.parametrize("role", ALL_ROLES)
 def test_every_contact_page_by_role(as_role, org, role, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
@@ -275,7 +289,7 @@ def test_viewer_cannot_post_lists(as_role):
     assert response.status_code == 403
 
 
-def test_csv_export_neutralises_formulas(as_role, org):
+def test_csv_export_neutralises_formulas_and_writes_numbers_as_the_screen_shows_them(as_role, org):
     ContactFactory(organization=org, phone="+819012345678", name="=HYPERLINK(\"http://evil\")",
                    attributes={"memo": "+SUM(1)", "note": "-2", "tag": "@x", "ok": "普通"})
     ContactFactory(organization=org, phone="+819011112222", name="\tタブ")
@@ -289,11 +303,12 @@ def test_csv_export_neutralises_formulas(as_role, org):
     header = rows[0]
     assert header[:2] == ["Mobile number", "Name"]
     by_phone = {row[0]: dict(zip(header, row, strict=True)) for row in rows[1:]}
-    assert set(by_phone) == {"'+819012345678", "'+819011112222"}
-    first = by_phone["'+819012345678"]
+    # 090-1234-5678 as on the screen: a digit first, so no visible ' (and an import reads it back)
+    assert set(by_phone) == {"090-1234-5678", "090-1111-2222"}
+    first = by_phone["090-1234-5678"]
     assert first["Name"] == "'=HYPERLINK(\"http://evil\")"
     assert first["memo"] == "'+SUM(1)" and first["note"] == "'-2" and first["tag"] == "'@x" and first["ok"] == "普通"
-    assert by_phone["'+819011112222"]["Name"] == "'\tタブ"
+    assert by_phone["090-1111-2222"]["Name"] == "'\tタブ"
     assert header[-1] == "Other attributes" and first["Other attributes"] == ""
 
 
@@ -323,14 +338,15 @@ def test_import_flow_upload_mapping_progress_report(as_role, org, settings, tmp_
     assert response.status_code == 302
     job = ImportJob.objects.get(organization=org)
     page = body(client.get(response["Location"]))
-    assert "電話番号" in page and "090-1234-5678" in page and "cp932" in page
+    assert "電話番号" in page and "090-1234-5678" in page
+    assert "Character encoding: Shift_JIS (Japanese Excel)" in page and "cp932" not in page
 
-    # an error comes back beside the form, with the choices kept
+    # an error comes back beside its field, with the choices kept
     response = client.post(reverse("contacts:import_mapping", args=[job.pk]),
                            {"col_0": "phone", "col_1": "name", "col_2": "", "method": "import", "source": "",
                             "wording_version": "v9"})
     assert response.status_code == 200
-    assert "promotional list" in body(response)
+    assert "promotional list" in field_errors(body(response), "id_attested")
     assert 'value="v9"' in body(response)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -363,7 +379,109 @@ def test_import_flow_upload_mapping_progress_report(as_role, org, settings, tmp_
     report = client.get(reverse("contacts:import_report", args=[job.pk]))
     text = b"".join(report.streaming_content).decode("utf-8").lstrip("\ufeff")
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["Row", "Value", "Reason"]
+    assert rows[0] == ["Row", "Value", "Reason", "Result"]
     assert [row[0] for row in rows[1:]] == ["3", "4", "5"]
     assert rows[1][1] == "03-1234-5678"
     assert enqueued == [job.pk]
+
+
+# --- The first import into a promotional list ------------------------------------------------------
+
+DATED = "電話番号,氏名,同意日\r\n090-1234-5678,山田 太郎,2024/04/01\r\n".encode("cp932")
+UNDATED = "電話番号,氏名\r\n090-1234-5678,山田 太郎\r\n".encode("cp932")
+
+
+def upload(client, org, data, name="会員.csv"):
+    contact_list = ContactListFactory(organization=org, purpose=ListPurpose.PROMOTION, name=f"会員 {name}")
+    response = client.post(reverse("contacts:import"), {"file": SimpleUploadedFile(name, data),
+                                                         "contact_list": contact_list.pk})
+    assert response.status_code == 302
+    return ImportJob.objects.get(contact_list=contact_list)
+
+
+def test_a_consent_date_column_is_enough_to_import_into_a_promotional_list(as_role, org, settings, tmp_path,
+                                                                          django_capture_on_commit_callbacks):
+    from campaigns.models import CONSENT_WORDING_NOT_STATED, Consent
+
+    settings.MEDIA_ROOT = tmp_path
+    client = as_role(Role.MARKETER)
+    job = upload(client, org, DATED)
+    page = body(client.get(reverse("contacts:import_mapping", args=[job.pk])))
+    # The date column was recognised: neither the confirmation nor the wording version is required.
+    assert not required_marked(page, "id_attested") and not required_marked(page, "id_wording_version")
+    assert "One column must be the mobile number." in page
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("contacts:import_mapping", args=[job.pk]),
+                               {"col_0": "phone", "col_1": "name", "col_2": "consent_granted_at",
+                                "method": "paper", "source": "", "wording_version": ""})
+    assert response.status_code == 302
+    job = import_job_run(ImportJob.objects.get(pk=job.pk))
+    assert (job.created_count, job.error_count) == (1, 0)
+    consent = Consent.objects.get(contact__organization=org)
+    assert consent.wording_version == CONSENT_WORDING_NOT_STATED and consent.method == "paper"
+    detail = body(client.get(reverse("contacts:detail", args=[consent.contact_id])))
+    assert "not stated in the imported file" in detail
+
+
+def test_without_a_date_column_the_required_fields_are_marked_and_refusals_sit_at_them(as_role, org, settings,
+                                                                                       tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    client = as_role(Role.MARKETER)
+    job = upload(client, org, UNDATED)
+    url = reverse("contacts:import_mapping", args=[job.pk])
+    page = body(client.get(url))
+    assert required_marked(page, "id_attested") and required_marked(page, "id_wording_version")
+
+    page = body(client.post(url, {"col_0": "phone", "col_1": "name", "method": "import", "source": "",
+                                  "wording_version": ""}))
+    assert "promotional list" in field_errors(page, "id_attested")
+    assert "version of the consent wording" in field_errors(page, "id_wording_version")
+    assert "see the messages beside the fields" in page  # the banner only points to them
+
+    page = body(client.post(url, {"col_0": "", "col_1": "name", "attested": "on", "method": "import",
+                                  "source": "", "wording_version": "2024-04"}))
+    assert "exactly one column as the mobile number" in field_errors(page, "columns")
+    page = body(client.post(url, {"col_0": "phone", "col_1": "phone", "attested": "on", "method": "import",
+                                  "source": "", "wording_version": "2024-04"}))
+    assert "exactly one column as the mobile number" in field_errors(page, "columns")
+    response = client.post(url, {"col_0": "phone", "col_1": "name", "attested": "on", "method": "import",
+                                 "source": "", "wording_version": "2024-04"})
+    assert response.status_code == 302  # confirmed, with the wording version: accepted
+    job.refresh_from_db()
+    assert job.status == ImportStatus.QUEUED
+
+
+def test_the_mapping_page_in_japanese_says_the_encoding_and_marks_required_fields(client, org, settings, tmp_path):
+    from django.conf import settings as django_settings
+
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(member(org, Role.MARKETER))
+    client.cookies[django_settings.LANGUAGE_COOKIE_NAME] = "ja"
+    job = upload(client, org, UNDATED)
+    page = body(client.get(reverse("contacts:import_mapping", args=[job.pk])))
+    assert "文字コード: Shift_JIS（Excel日本語版）" in page
+    assert "cp932" not in page and "として読み込みました" not in page
+    assert required_marked(page, "id_wording_version") and ">必須<" in page
+    page = body(client.post(reverse("contacts:import_mapping", args=[job.pk]),
+                            {"col_0": "phone", "col_1": "name", "method": "import", "source": "", "wording_version": ""}))
+    assert "同意文言のバージョン" in field_errors(page, "id_wording_version")
+    bom = upload(client, org, "\ufeff電話番号\r\n090-1234-5678\r\n".encode(), name="utf8.csv")
+    assert "文字コード: UTF-8（Excel形式）" in body(client.get(reverse("contacts:import_mapping", args=[bom.pk])))
+
+
+def test_the_row_report_shows_rows_imported_with_an_unknown_consent_method(as_role, org, settings, tmp_path):
+    from campaigns.imports import import_job_set_mapping
+
+    settings.MEDIA_ROOT = tmp_path
+    client = as_role(Role.MARKETER)
+    data = "電話番号,同意日,同意方法\r\n090-1234-5678,2024/04/01,店頭申込書\r\n03-1234-5678,2024/04/01,Web\r\n"
+    job = upload(client, org, data.encode("cp932"))
+    import_job_set_mapping(job, job.mapping, {"method": "import"})
+    import_job_run(job)
+    page = body(client.get(reverse("contacts:import_status", args=[job.pk])))
+    assert "店頭申込書" in page and "Paper form" in page and "kept as the consent source" in page
+    assert ">Imported<" in page and ">Refused<" in page
+    report = client.get(reverse("contacts:import_report", args=[job.pk]))
+    rows = list(csv.reader(io.StringIO(b"".join(report.streaming_content).decode("utf-8").lstrip("\ufeff"))))
+    assert [(row[0], row[1], row[3]) for row in rows[1:]] == [("2", "店頭申込書", "Imported"),
+                                                             ("3", "03-1234-5678", "Refused")]

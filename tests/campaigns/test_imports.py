@@ -57,6 +57,7 @@ def test_cp932_csv_with_bad_rows(org, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     job = make_job(org, SJIS_CSV.encode("cp932"))
     assert job.encoding == "cp932"
+    assert job.encoding_label == "Shift_JIS (Japanese Excel)"
     assert job.headers == ["電話番号", "氏名", "会員ランク", "同意日時"]
     assert job.mapping == {"0": TARGET_PHONE, "1": TARGET_NAME, "2": TARGET_ATTRIBUTE, "3": TARGET_CONSENT_GRANTED_AT}
     assert job.sample_rows[0][0] == "090-1234-5678"
@@ -82,8 +83,8 @@ def test_cp932_csv_with_bad_rows(org, settings, tmp_path):
     assert consent.granted_at.isoformat() == "2024-04-01T01:00:00+00:00"  # 10:00 Asia/Tokyo
 
     lines = "".join(row_report_lines(job)).splitlines()
-    assert lines[0] == "Row,Value,Reason"
-    assert lines[1].startswith("4,03-1234-5678,")
+    assert lines[0] == "Row,Value,Reason,Result"
+    assert lines[1].startswith("4,03-1234-5678,") and lines[1].endswith(",Refused")
     assert len(lines) == 6
 
 
@@ -93,6 +94,7 @@ def test_utf8_bom_csv_and_reimport_updates_without_losing_data(org, settings, tm
     data = "\ufeffphone,name,rank\n090-1111-2222,,gold\n090-3333-4444,New Person,\n".encode()
     job = make_job(org, data, purpose=ListPurpose.TRANSACTION)
     assert job.encoding == "utf-8-sig"
+    assert job.encoding_label == "UTF-8 (Excel format)"  # Excel's “CSV UTF-8” starts with a BOM
     assert job.headers[0] == "phone"  # the BOM is not part of the first header
     job = run(job)
     assert (job.created_count, job.updated_count, job.error_count) == (1, 1, 0)
@@ -130,7 +132,8 @@ def test_an_empty_name_cell_keeps_the_stored_name_and_a_filled_one_replaces_it(o
 def test_utf8_without_bom(org, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     job = make_job(org, "電話,名前\n090-1234-5678,テスト\n".encode(), purpose=ListPurpose.TRANSACTION)
-    assert job.encoding == "utf-8-sig"
+    assert job.encoding == "utf-8"
+    assert job.encoding_label == "UTF-8"
     job = run(job)
     assert job.created_count == 1
     assert Contact.objects.get(organization=org).name == "テスト"
@@ -164,10 +167,16 @@ def test_mapping_requires_phone_and_consent_for_promotions(org, settings, tmp_pa
     job = make_job(org, b"phone,name\n09012345678,a\n")
     with pytest.raises(ValidationError) as error:
         import_job_set_mapping(job, {"0": TARGET_IGNORE, "1": TARGET_NAME}, {"wording_version": "v1"})
-    assert "exactly one column" in str(error.value)
+    assert "exactly one column" in error.value.message_dict["columns"][0]
     with pytest.raises(ValidationError) as error:
         import_job_set_mapping(job, {"0": TARGET_PHONE, "1": TARGET_NAME}, {"wording_version": "v1"})
-    assert "promotional list" in str(error.value)
+    assert "promotional list" in error.value.message_dict["attested"][0]
+    with pytest.raises(ValidationError) as error:  # a confirmation alone must name the wording
+        import_job_set_mapping(job, {"0": TARGET_PHONE, "1": TARGET_NAME}, {"attested": True})
+    assert list(error.value.message_dict) == ["wording_version"]
+    with pytest.raises(ValidationError) as error:  # each column chosen twice says so at the column
+        import_job_set_mapping(job, {"0": TARGET_PHONE, "1": TARGET_PHONE}, {"attested": True, "wording_version": "v1"})
+    assert "columns" in error.value.message_dict
     import_job_set_mapping(job, {"0": TARGET_PHONE, "1": TARGET_NAME}, {"attested": True, "wording_version": "v1"})
     job = import_job_run(job)
     assert job.created_count == 1
@@ -247,3 +256,62 @@ def test_through_the_celery_task_eagerly(org, settings, tmp_path, django_capture
 )
 def test_csv_safe(value, expected):
     assert csv_safe(value) == expected
+
+
+def test_a_column_chosen_twice_is_refused_at_each_of_those_columns(org, settings, tmp_path):
+    from django.core.exceptions import ValidationError
+
+    settings.MEDIA_ROOT = tmp_path
+    job = make_job(org, "電話,氏名,お名前\n09012345678,a,b\n".encode(), purpose=ListPurpose.TRANSACTION)
+    with pytest.raises(ValidationError) as error:
+        import_job_set_mapping(job, {"0": TARGET_PHONE, "1": TARGET_NAME, "2": TARGET_NAME}, {})
+    assert sorted(error.value.message_dict) == ["column_1", "column_2"]
+    assert error.value.message_dict["column_2"] == ["Only one column can be “Name”."]
+
+
+def test_a_consent_date_column_needs_no_wording_version_which_is_then_recorded_as_not_stated(org, settings, tmp_path):
+    from campaigns.models import CONSENT_WORDING_NOT_STATED
+
+    settings.MEDIA_ROOT = tmp_path
+    job = make_job(org, "電話番号,同意日,文言\n090-1234-5678,2024/04/01,\n080-2222-3333,2024/04/02,2024-03\n".encode())
+    import_job_set_mapping(job, job.mapping, {"method": "web_form"})  # nothing typed: the file gives the dates
+    job = import_job_run(job)
+    assert (job.created_count, job.error_count) == (2, 0)
+    versions = dict(Consent.objects.values_list("contact__phone", "wording_version"))
+    assert versions == {"+819012345678": CONSENT_WORDING_NOT_STATED, "+818022223333": "2024-03"}
+
+
+def test_an_unknown_consent_method_keeps_the_row_and_says_how_it_was_recorded(org, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    data = ("電話番号,同意日,同意方法,同意取得元\n"
+            "090-1234-5678,2024/04/01,店頭申込書,\n"  # nearest: a paper form
+            "080-2222-3333,2024/04/02,店頭申込書,渋谷店\n"
+            "070-3333-4444,2024/04/03,ＬＩＮＥ友だち,\n"  # nothing near: the file's method
+            "090-5555-6666,2024/04/04,Web,\n")  # a known method: no note
+    job = make_job(org, data.encode())
+    import_job_set_mapping(job, job.mapping, {"method": "import", "wording_version": "v1"})
+    job = import_job_run(job)
+    assert (job.created_count, job.error_count) == (4, 0)
+    consents = {c.contact.phone: (c.method, c.source) for c in Consent.objects.select_related("contact")}
+    assert consents == {
+        "+819012345678": ("paper", "店頭申込書"),
+        "+818022223333": ("paper", "渋谷店 (店頭申込書)"),
+        "+817033334444": ("import", "ＬＩＮＥ友だち"),
+        "+819055556666": ("web_form", "contacts.csv"),
+    }
+    notes = {entry["value"]: entry for entry in job.row_errors}
+    assert set(notes) == {"店頭申込書", "ＬＩＮＥ友だち"} and all(entry["imported"] for entry in notes.values())
+    assert notes["店頭申込書"]["row"] == 2
+    assert "recorded as “Paper form”, the nearest" in notes["店頭申込書"]["reason"]
+    assert "(2 rows, first on row 2)" in notes["店頭申込書"]["reason"]
+    assert "the method chosen for the file" in notes["ＬＩＮＥ友だち"]["reason"]
+    lines = "".join(row_report_lines(job)).splitlines()
+    assert lines[1].startswith("2,店頭申込書,") and lines[1].endswith(",Imported")
+
+
+@pytest.mark.parametrize("text,method", [("店頭申込書", "paper"), ("来店時アンケート", "in_store"),
+                                         ("Webサイト登録", "web_form"), ("ＳＭＳ返信", "keyword"), ("LINE", None)])
+def test_nearest_consent_method(text, method):
+    from campaigns.imports import nearest_consent_method
+
+    assert nearest_consent_method(text) == method

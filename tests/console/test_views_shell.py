@@ -86,3 +86,14 @@ def test_member_without_permission_gets_403_not_the_page(client, org):
     client.force_login(member(org, Role.VIEWER))
     assert client.get(reverse("accounts:members")).status_code == 403
     assert client.get(reverse("contacts:import")).status_code == 403
+
+
+def test_the_user_menu_says_that_it_opens(client, org):
+    """A caret and aria-expanded on the menu's summary (static/console/user_menu.js keeps it in step)."""
+    client.force_login(member(org, Role.MARKETER, username="menu-user"))
+    page = client.get(reverse("dashboard")).content.decode()
+    summary = page[page.index('<details class="user-menu"'):]
+    summary = summary[: summary.index("</summary>")]
+    assert 'aria-expanded="false"' in summary and 'aria-controls="user-menu-items"' in summary
+    assert 'class="caret"' in summary and "menu-user" in summary
+    assert 'id="user-menu-items"' in page and "/static/console/user_menu.js" in page
