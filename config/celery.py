@@ -6,7 +6,7 @@ import os
 
 from celery import Celery, signals
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, reset_queries
 
 from core.logs import bind, log_context, replace_context, unbind
 
@@ -27,6 +27,9 @@ def _close_old_connections(sender=None, **kwargs):
     Django's own check still closes a connection that has expired or broken."""
     if not getattr(getattr(sender, "request", None), "is_eager", False):
         close_old_connections()
+        # With DEBUG on (the embedded default runs so) Django keeps every query a connection ran,
+        # up to 9,000 each; a request starts afresh, a long-lived worker must be told to.
+        reset_queries()
 
 
 # --- structured logs (core.logs) ------------------------------------------------------------------
