@@ -4,6 +4,8 @@ chosen days, every month on a day, at a time) or, as the advanced option, a raw 
 
 from __future__ import annotations
 
+from datetime import time
+
 from cron_descriptor import Options, get_description
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -134,7 +136,9 @@ def recurrence_initial(expression: str) -> dict:
     """The form's words for a stored crontab; the advanced option for one that has none."""
     recurrence = recurrence_parse(expression)
     if recurrence is None:
-        return {"repeat_kind": RepeatKind.CUSTOM if expression else RepeatKind.WEEKLY}
+        if expression:
+            return {"repeat_kind": RepeatKind.CUSTOM}
+        return {"repeat_kind": RepeatKind.WEEKLY, "repeat_time": time(10, 0)}  # a starting point
     return {
         "repeat_kind": recurrence.kind,
         "repeat_time": recurrence.at,

@@ -96,3 +96,8 @@ def test_weekday_choices_read_monday_first_in_japanese():
 def test_posted_crontab_is_empty_while_incomplete():
     assert posted_crontab({"repeat_kind": "weekly", "repeat_time": "10:00"}) == ""
     assert posted_crontab({"repeat_kind": "weekly", "repeat_time": "10:00", "repeat_weekdays": ["2"]}) == "0 10 * * 2"
+
+
+def test_a_new_recurrence_starts_weekly_at_ten():
+    form = RecurrenceForm()
+    assert (form.initial["repeat_kind"], form.initial["repeat_time"]) == ("weekly", time(10, 0))
