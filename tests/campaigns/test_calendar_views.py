@@ -227,3 +227,11 @@ def test_entries_kinds_from_the_selector(org, owner, account):
                                                  for n in range(3)]
     assert all(e.campaign.pk != cancelled.pk for e in entries)
     assert all(e.quiet is False for e in entries)  # 09:30 is after the window closes at 09:00
+
+
+def test_the_sidebar_and_the_campaign_list_link_the_calendar(client, org, owner):
+    login(client, owner)
+    listing = client.get(reverse("campaigns:list")).content.decode()
+    assert listing.count(f'href="{URL}"') == 2  # the sidebar and the list's actions
+    page = client.get(URL).content.decode()
+    assert f'<a href="{URL}" class="active">' in page
