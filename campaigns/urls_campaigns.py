@@ -1,14 +1,15 @@
-"""Campaign pages: list, composer (with its HTMX partials), campaign page and workflow, monitor,
-templates and cloning."""
+"""Campaign pages: list, calendar, composer (with its HTMX partials), campaign page and workflow,
+monitor, templates and cloning."""
 
 from django.urls import path
 
-from campaigns.views import campaign_list, campaign_page, campaign_templates, composer, monitor
+from campaigns.views import calendar, campaign_list, campaign_page, campaign_templates, composer, monitor
 
 app_name = "campaigns"
 
 urlpatterns = [
     path("", campaign_list.campaign_list, name="list"),
+    path("calendar/", calendar.campaign_calendar, name="calendar"),
     path("new/", composer.campaign_create, name="create"),
     path("compose/builder/", composer.compose_builder, name="compose_builder"),
     path("compose/preview/", composer.compose_preview, name="compose_preview"),

@@ -22,6 +22,7 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Periodic
 
 from campaigns.compliance import quiet_hours_held_reason, quiet_hours_hold
 from campaigns.models import Campaign, CampaignStatus
+from campaigns.recurrence import BEAT_TIMEZONE
 from campaigns.services import campaign_audit_record, campaign_validate_for_send
 from campaigns.status import campaign_transition
 from messaging import tasks
@@ -181,7 +182,7 @@ def _schedule_recurring(campaign: Campaign) -> None:
         day_of_month=day_of_month,
         month_of_year=month_of_year,
         day_of_week=day_of_week,
-        timezone="Asia/Tokyo",
+        timezone=BEAT_TIMEZONE,  # the clock campaigns.recurrence projects the calendar's runs on
     )
     PeriodicTask.objects.update_or_create(
         name=_beat_task_name(campaign),

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import OfficialAccount, ReviewStatus
 from campaigns.compliance import TOKYO
-from campaigns.forms.recurrence import crontab_problem
+from campaigns.forms.recurrence import RecurrenceForm
 from campaigns.models import Campaign, Classification, ContactList
 from core.phone import normalize_mobile
 from core.sms_text import DEFAULT_LIMIT, validate_sms_text
@@ -31,7 +31,9 @@ def approved_accounts(organization):
     )
 
 
-class CampaignForm(forms.ModelForm):
+class CampaignForm(RecurrenceForm, forms.ModelForm):
+    """The composer's settings; the recurrence (in words, or a crontab) comes from RecurrenceForm."""
+
     schedule_mode = forms.ChoiceField(label=_("When"), choices=ScheduleMode.CHOICES, initial=ScheduleMode.NOW,
                                       widget=forms.RadioSelect)
     scheduled_at = forms.DateTimeField(
@@ -49,7 +51,6 @@ class CampaignForm(forms.ModelForm):
             "sms_text": forms.Textarea(attrs={"rows": 5}),
             "audience_lists": forms.CheckboxSelectMultiple,
             "exclusion_lists": forms.CheckboxSelectMultiple,
-            "recurrence": forms.TextInput(attrs={"placeholder": "0 10 * * 1", "spellcheck": "false"}),
         }
 
     def __init__(self, *args, organization, **kwargs):
@@ -99,6 +100,9 @@ class CampaignForm(forms.ModelForm):
     def clean_recurrence(self):
         return (self.cleaned_data.get("recurrence") or "").strip()
 
+    def recurrence_applies(self) -> bool:
+        return self.cleaned_data.get("schedule_mode") == ScheduleMode.RECURRING
+
     def clean(self):
         data = super().clean()
         mode = data.get("schedule_mode")
@@ -110,10 +114,7 @@ class CampaignForm(forms.ModelForm):
                 self.add_error("scheduled_at", _("The time must be in the future."))
             data["recurrence"] = ""
         elif mode == ScheduleMode.RECURRING:
-            problem = crontab_problem(data.get("recurrence") or "")
-            if problem:
-                self.add_error("recurrence", problem)
-            data["scheduled_at"] = None
+            data["scheduled_at"] = None  # the recurrence was turned into its crontab (RecurrenceForm)
         else:
             data["scheduled_at"] = None
             data["recurrence"] = ""

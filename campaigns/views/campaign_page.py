@@ -15,7 +15,6 @@ from accounts.decorators import member_required
 from campaigns import services
 from campaigns.compliance import TOKYO, display_rule_problems, quiet_hours_notice
 from campaigns.forms.campaign import SendBackForm, TestSendForm
-from campaigns.forms.recurrence import crontab_summary
 from campaigns.models import CampaignStatus
 from campaigns.views.common import (
     CONTROL_PERMISSIONS,
@@ -60,7 +59,6 @@ def campaign_detail(request, pk):
         "quiet_notice": quiet_hours_notice(request.organization, campaign.classification,
                                            scheduled_at=campaign.scheduled_at, recurrence=campaign.recurrence),
         "launch": _launch_context(campaign) if campaign.status == CampaignStatus.APPROVED else None,
-        "cron_summary": crontab_summary(campaign.recurrence),
         "audience": audience,
         "audience_lists": campaign.audience_lists.all(),
         "exclusion_lists": campaign.exclusion_lists.all(),

@@ -21,7 +21,7 @@ from campaigns import services
 from campaigns.compliance import OPT_OUT_PLACEHOLDER, display_rule_problems, quiet_hours_notice
 from campaigns.forms import content_builder as builder
 from campaigns.forms.campaign import CampaignForm, ScheduleMode, approved_accounts
-from campaigns.forms.recurrence import crontab_problem, crontab_summary
+from campaigns.forms.recurrence import crontab_summary, posted_crontab
 from campaigns.media import display_url, store_media
 from campaigns.models import Campaign, CampaignStatus, CampaignTemplate, Classification, Contact, ContactList
 from campaigns.views.common import audience_context, campaign_or_404, limited_uploads, ttl_label
@@ -107,8 +107,8 @@ def _composer_context(request, form, state, errors, campaign=None) -> dict:
                                    contacts[0] if contacts else None, "rcs"),
         "problems": display_rule_problems(probe),
         "quiet_notice": _quiet_notice_from(request, form, classification, campaign),
-        "cron_summary": crontab_summary((form.data.get("recurrence") if form.is_bound else
-                                         (campaign.recurrence if campaign else "")) or ""),
+        "cron_summary": crontab_summary(posted_crontab(form.data) if form.is_bound else
+                                        (campaign.recurrence if campaign else "")),
         "sms_limit": form.sms_limit(),
         "organization": organization,
     }
@@ -151,8 +151,8 @@ def _quiet_notice_from(request, form, classification, campaign):
                 scheduled_at = None
             if scheduled_at is None:
                 return None
-        recurrence = form.data.get("recurrence", "") if mode == ScheduleMode.RECURRING else ""
-        if mode == ScheduleMode.RECURRING and crontab_problem(recurrence):
+        recurrence = posted_crontab(form.data) if mode == ScheduleMode.RECURRING else ""
+        if mode == ScheduleMode.RECURRING and not recurrence:
             return None
         return quiet_hours_notice(request.organization, classification, scheduled_at=scheduled_at,
                                   recurrence=recurrence)
@@ -310,7 +310,7 @@ def compose_preview(request):
         "preview": preview_context(document, sms_text, account, contact, request.POST.get("preview_mode")),
         "problems": display_rule_problems(probe),
         "quiet_notice": _quiet_notice_from(request, form, classification, None),
-        "cron_summary": crontab_summary(request.POST.get("recurrence", "")),
+        "cron_summary": crontab_summary(posted_crontab(request.POST)),
         "form": form,
         "oob": True,
     }

@@ -380,6 +380,44 @@ def test_schedule_at_a_time_and_recurring(client, org, account, users):
     assert "Sending every minute is not allowed" in bad.content.decode()
 
 
+def test_recurrence_chosen_in_words_and_shown_in_words(client, org, account, users):
+    login(client, users[Role.MARKETER])
+    client.post(reverse("campaigns:create"),
+                composer_data(account, schedule_mode="recurring", repeat_kind="weekly", repeat_time="10:00",
+                              repeat_weekdays=["1", "3"]))
+    campaign = Campaign.objects.get()
+    assert campaign.recurrence == "0 10 * * 1,3"
+    edit = client.get(reverse("campaigns:edit", args=[campaign.pk])).content.decode()
+    assert 'name="repeat_kind" value="weekly" id="id_repeat_kind_1" checked' in edit
+    assert 'value="3" id="id_repeat_weekdays_2" checked' in edit
+    assert "↻ Every Monday, Wednesday at 10:00" in edit  # the live reading under the fields
+    missing = client.post(reverse("campaigns:edit", args=[campaign.pk]),
+                          composer_data(account, schedule_mode="recurring", repeat_kind="monthly", repeat_time="09:00"))
+    assert 'data-field="repeat_day"' in missing.content.decode()
+    assert "Choose the day of the month." in missing.content.decode()
+    campaign.refresh_from_db()
+    assert campaign.recurrence == "0 10 * * 1,3"
+    listing = client.get(reverse("campaigns:list")).content.decode()
+    assert "↻ Every Monday, Wednesday at 10:00" in listing
+    detail = client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert "↻ Every Monday, Wednesday at 10:00" in detail
+    client.cookies["django_language"] = "ja"
+    assert "↻ 毎週月曜・水曜 10:00" in client.get(reverse("campaigns:list")).content.decode()
+
+
+def test_a_crontab_without_words_stays_raw(client, org, account, users):
+    login(client, users[Role.MARKETER])
+    client.post(reverse("campaigns:create"),
+                composer_data(account, schedule_mode="recurring", repeat_kind="custom", recurrence="0 9,18 * * 1-5"))
+    campaign = Campaign.objects.get()
+    assert campaign.recurrence == "0 9,18 * * 1-5"
+    edit = client.get(reverse("campaigns:edit", args=[campaign.pk])).content.decode()
+    assert 'name="repeat_kind" value="custom" id="id_repeat_kind_3" checked' in edit
+    assert "↻ <code>0 9,18 * * 1-5</code>" in client.get(reverse("campaigns:list")).content.decode()
+    assert "↻ <code>0 9,18 * * 1-5</code>" in client.get(
+        reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+
+
 def test_builder_operations_add_cards_and_cap_buttons(client, org, account, users):
     login(client, users[Role.MARKETER])
     data = carousel_data(account, op="add_card")
