@@ -34,6 +34,7 @@ from core.charts import line_chart
 from core.csv import csv_lines
 from core.phone import national_format
 from messaging import runs
+from messaging.costs import campaign_actual_cost
 from messaging.engine.failover import sms_failover_state
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
 from messaging.stats import campaign_stats
@@ -136,6 +137,7 @@ def campaign_monitor(request, pk):
     _monitor_permission(request)
     context = _monitor_context(request, campaign)
     context.update(_recipients_context(request, campaign))
+    context.update(_cost_context(campaign))
     return render(request, "campaigns/monitor.html", context)
 
 
@@ -147,6 +149,25 @@ def monitor_progress(request, pk):
     context = _monitor_context(request, campaign)
     response = render(request, "campaigns/monitor.html#live", context)
     if not context["polling"]:
+        response.status_code = 286
+    return response
+
+
+def _cost_context(campaign) -> dict:
+    finished = campaign.status in FINISHED_STATES
+    return {"campaign": campaign, "actual_cost": campaign_actual_cost(campaign),
+            "cost_polling": not finished and campaign.status in POLLING_STATES}
+
+
+@member_required("view")
+def monitor_cost(request, pk):
+    """The monitor's cost so far (priced deliveries: ``messaging.costs``); polled every 15 s while
+    the campaign may send, answers 286 (stop polling) when it is finished."""
+    campaign = campaign_or_404(request, pk)
+    _monitor_permission(request)
+    context = _cost_context(campaign)
+    response = render(request, "campaigns/_monitor_cost.html", context)
+    if not context["cost_polling"]:
         response.status_code = 286
     return response
 
