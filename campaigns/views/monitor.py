@@ -153,16 +153,23 @@ def monitor_progress(request, pk):
     return response
 
 
+# The cost card reads the campaign's sent deliveries (messaging.costs): shared for this long by all
+# viewers while sending, longer once finished (a late receipt can still record a send).
+COST_MAX_AGE, FINISHED_COST_MAX_AGE = 30, 300
+
+
 def _cost_context(campaign) -> dict:
     finished = campaign.status in FINISHED_STATES
-    return {"campaign": campaign, "actual_cost": campaign_actual_cost(campaign),
+    max_age = FINISHED_COST_MAX_AGE if finished else COST_MAX_AGE
+    return {"campaign": campaign, "actual_cost": campaign_actual_cost(campaign, max_age=max_age),
             "cost_polling": not finished and campaign.status in POLLING_STATES}
 
 
 @member_required("view")
 def monitor_cost(request, pk):
-    """The monitor's cost so far (priced deliveries: ``messaging.costs``); polled every 15 s while
-    the campaign may send, answers 286 (stop polling) when it is finished."""
+    """The monitor's cost so far (priced deliveries: ``messaging.costs``, at most ``COST_MAX_AGE``
+    seconds old); polled every 30 s while the campaign may send, answers 286 (stop polling) when it
+    is finished."""
     campaign = campaign_or_404(request, pk)
     _monitor_permission(request)
     context = _cost_context(campaign)

@@ -108,7 +108,7 @@ def test_the_monitor_shows_the_cost_so_far(client, priced):
     card = card[:card.index("</section>")]
     assert "Cost so far" in card and "¥21.1" in card  # 3.5 + 2 × 8.8
     assert "Rakuten Mobile" in card and "docomo" in card
-    assert 'hx-trigger="every 15s"' in card
+    assert 'hx-trigger="every 30s"' in card
     partial = client.get(reverse("campaigns:monitor_cost", args=[campaign.pk]))
     assert partial.status_code == 200 and "¥21.1" in partial.content.decode()
 

@@ -160,3 +160,15 @@ def test_the_monthly_usage_counts_campaigns_and_single_messages_of_the_month():
     only_other = monthly_usage(p.org, datetime(2026, 11, 1).date(), TOKYO, other_account.pk)
     assert [item.account for item in only_other.accounts] == [other_account]
     assert only_other.organization.total == Decimal("3.3")
+
+
+def test_the_actual_cost_is_shared_for_max_age_seconds():
+    p = priced_organization()
+    campaign = CampaignFactory(organization=p.org, official_account=p.account)
+    sent(campaign, Channel.RCS, "docomo")
+    assert campaign_actual_cost(campaign, max_age=30).total == Decimal("3.5")
+    sent(campaign, Channel.SMS, "", segments=1)
+    assert campaign_actual_cost(campaign, max_age=30).total == Decimal("3.5")  # the shared result
+    assert campaign_actual_cost(campaign).total == Decimal("6.8")  # read afresh
+    cached = campaign_actual_cost(campaign, max_age=30)
+    assert lines(cached) == {("rcs", "docomo"): (1, 0, Decimal("3.5"), 0)}
