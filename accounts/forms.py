@@ -342,6 +342,11 @@ class WebhookEndpointForm(forms.Form):
         return url
 
 
+def _plain(amount: Decimal | None) -> str | None:
+    """3.3 rather than the column's 3.3000 (and 100, not 1E+2)."""
+    return None if amount is None else format(amount.normalize(), "f")
+
+
 class GatewayPriceForm(forms.Form):
     """A gateway account's price table: one yen amount per (unit, carrier) of
     ``accounts.pricing.PRICE_COLUMNS``; a blank carrier price falls back to the any-carrier one."""
@@ -359,7 +364,7 @@ class GatewayPriceForm(forms.Form):
                     max_value=MAX_PRICE,
                     max_digits=10,
                     decimal_places=4,
-                    initial=current.get((unit, carrier)),
+                    initial=_plain(current.get((unit, carrier))),
                     widget=forms.NumberInput(attrs={"step": "0.0001", "min": "0", "inputmode": "decimal"}),
                     error_messages={
                         "invalid": _("Enter an amount in yen, e.g. 3.3."),

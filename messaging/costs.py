@@ -41,6 +41,12 @@ from messaging.models import Channel, Delivery
 
 ESTIMATE_SAMPLE = 10_000
 RCS, SMS = Channel.RCS.value, Channel.SMS.value
+_CARRIER_ORDER = {carrier: index for index, carrier in enumerate(CARRIER_LABELS)}
+
+
+def _line_order(line) -> tuple:
+    """+Message before SMS, carriers in the price table's order (any carrier, docomo, au, …)."""
+    return (line.channel != RCS, _CARRIER_ORDER.get(line.carrier, len(_CARRIER_ORDER)), line.carrier)
 
 
 @dataclass
@@ -177,7 +183,8 @@ def campaign_cost_estimate(campaign: Campaign, include_ids, exclude_ids, audienc
     estimate.segments_per_sms = (fewest or 0, most or 0)
     scale = Decimal(audience) / Decimal(len(people))
     tables = price_tables([_rcs_gateway_id(account), account.sms_gateway_id])
-    for (channel, carrier), (messages, segments) in sorted(tally.items()):
+    ordered = sorted(tally.items(), key=lambda item: _line_order(CostLine(*item[0])))
+    for (channel, carrier), (messages, segments) in ordered:
         gateway_id = _rcs_gateway_id(account) if channel == RCS else account.sms_gateway_id
         estimate.lines.append(
             _priced_line(tables, gateway_id, channel, carrier, _scaled(messages, scale), _scaled(segments, scale))
@@ -212,7 +219,7 @@ def _priced(groups, accounts: dict[int, OfficialAccount]) -> dict[int | None, li
         messages, segments = group["messages"], group["segments"] or 0
         line = merged[group["account_id"]].setdefault((channel, carrier), CostLine(channel, carrier))
         line.add(messages, segments, message_cost(tables.get(gateway_id), channel, carrier, messages, segments))
-    return {key: sorted(lines.values(), key=lambda x: (x.channel, x.carrier)) for key, lines in merged.items()}
+    return {key: sorted(lines.values(), key=_line_order) for key, lines in merged.items()}
 
 
 def _grouped(queryset, account_expression):
@@ -320,5 +327,5 @@ def monthly_usage(organization, month: date, tz, official_account_id: int | None
     return MonthUsage(
         month=month.replace(day=1),
         accounts=usage,
-        organization=CostSummary(lines=sorted(org_lines.values(), key=lambda x: (x.channel, x.carrier))),
+        organization=CostSummary(lines=sorted(org_lines.values(), key=_line_order)),
     )

@@ -164,3 +164,11 @@ def test_an_outside_next_url_is_not_followed(client, org, gateway):
     url = reverse("accounts:gateway_prices", args=[gateway.pk])
     response = client.post(url, {"sms_any": "3", "next": "https://evil.example.com/"})
     assert response.status_code == 302 and response["Location"] == url
+
+
+@pytest.mark.django_db
+def test_the_form_shows_prices_without_the_columns_trailing_zeros(client, org, gateway):
+    gateway_prices_set(gateway, {("sms", ""): Decimal("3.3"), ("sms", "au"): Decimal("100")}, None)
+    login(client, member(org, Role.OWNER))
+    page = client.get(reverse("accounts:gateway_prices", args=[gateway.pk])).content.decode()
+    assert 'name="sms_any" value="3.3"' in page and 'name="sms_au" value="100"' in page
