@@ -3,6 +3,7 @@ hours, API keys and webhook endpoints."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django import forms
@@ -15,10 +16,12 @@ from accounts.models import (
     GatewayAccount,
     GatewayKind,
     OfficialAccount,
+    PriceUnit,
     Role,
     SecondApprover,
     WebhookEvent,
 )
+from accounts.pricing import CARRIER_LABELS, MAX_PRICE, PRICE_COLUMNS
 from accounts.services import frequency_cap_problems, retention_problems
 from core.egress import EgressProblem, check_url
 from core.rich_content import CARD_TITLE_MAX, LABEL_MAX, POSTBACK_MAX, URL_MAX
@@ -383,3 +386,53 @@ class FrequencyCapForm(forms.Form):
                 for message in messages:
                     self.add_error(field, message)
         return cleaned
+
+
+def _plain(amount: Decimal | None) -> str | None:
+    """3.3 rather than the column's 3.3000 (and 100, not 1E+2)."""
+    return None if amount is None else format(amount.normalize(), "f")
+
+
+class GatewayPriceForm(forms.Form):
+    """A gateway account's price table: one yen amount per (unit, carrier) of
+    ``accounts.pricing.PRICE_COLUMNS``; a blank carrier price falls back to the any-carrier one."""
+
+    def __init__(self, *args, gateway: GatewayAccount, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gateway = gateway
+        current = {(p.unit, p.carrier): p.price for p in gateway.prices.all()}
+        for unit, carriers in PRICE_COLUMNS.items():
+            for carrier in carriers:
+                self.fields[self.field_name(unit, carrier)] = forms.DecimalField(
+                    label=CARRIER_LABELS[carrier],
+                    required=False,
+                    min_value=Decimal("0"),
+                    max_value=MAX_PRICE,
+                    max_digits=10,
+                    decimal_places=4,
+                    initial=_plain(current.get((unit, carrier))),
+                    widget=forms.NumberInput(attrs={"step": "0.0001", "min": "0", "inputmode": "decimal"}),
+                    error_messages={
+                        "invalid": _("Enter an amount in yen, e.g. 3.3."),
+                        "max_decimal_places": _("Use at most 4 decimal places."),
+                        "min_value": _("A price cannot be negative."),
+                    },
+                )
+
+    @staticmethod
+    def field_name(unit: str, carrier: str) -> str:
+        return f"{unit}_{carrier or 'any'}"
+
+    def rows(self):
+        """(unit label, [bound fields]) per unit, for the table."""
+        return [
+            (PriceUnit(unit).label, [self[self.field_name(unit, carrier)] for carrier in carriers])
+            for unit, carriers in PRICE_COLUMNS.items()
+        ]
+
+    def prices(self) -> dict[tuple[str, str], Decimal | None]:
+        return {
+            (unit, carrier): self.cleaned_data.get(self.field_name(unit, carrier))
+            for unit, carriers in PRICE_COLUMNS.items()
+            for carrier in carriers
+        }

@@ -206,6 +206,51 @@ class GatewayAccount(models.Model):
         return [base_host] if base_host else []
 
 
+class PriceUnit(models.TextChoices):
+    """What a gateway account charges for: each +Message message, or each SMS segment."""
+
+    RCS_MESSAGE = "rcs", _("per +Message message")
+    SMS_SEGMENT = "sms", _("per SMS segment")
+
+
+# The carriers a price may name ("" = every carrier without a price of its own). Rakuten Mobile has
+# no +Message, so only SMS prices name it (accounts.pricing.PRICE_COLUMNS).
+PRICE_CARRIERS = [
+    ("", _("Any carrier")),
+    ("docomo", _("docomo")),
+    ("au", _("au")),
+    ("softbank", _("SoftBank")),
+    ("rakuten", _("Rakuten Mobile")),
+]
+
+
+class GatewayPrice(models.Model):
+    """One price of a gateway account's price table, in yen (with decimals; never a float):
+    per +Message message or per SMS segment, for one carrier or for any (see accounts.pricing)."""
+
+    gateway = models.ForeignKey(GatewayAccount, on_delete=models.CASCADE, related_name="prices")
+    unit = models.CharField(_("unit"), max_length=3, choices=PriceUnit.choices)
+    carrier = models.CharField(_("carrier"), max_length=10, blank=True, choices=PRICE_CARRIERS)
+    price = models.DecimalField(_("price (yen)"), max_digits=10, decimal_places=4)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("gateway price")
+        verbose_name_plural = _("gateway prices")
+        ordering = ["gateway", "unit", "carrier"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "unit", "carrier"], name="gateway_price_unique"),
+            models.CheckConstraint(condition=Q(unit__in=PriceUnit.values), name="gateway_price_unit_valid"),
+            models.CheckConstraint(
+                condition=Q(carrier__in=[value for value, _label in PRICE_CARRIERS]), name="gateway_price_carrier_valid"
+            ),
+            models.CheckConstraint(condition=Q(price__gte=0), name="gateway_price_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.gateway_id} {self.unit} {self.carrier or '*'} = {self.price}"
+
+
 def mask_secret(value) -> str:
     text = str(value)
     if len(text) <= 4:

@@ -2,6 +2,7 @@ from django.urls import path
 
 from accounts.views import (
     api_keys,
+    gateway_prices,
     invitations,
     members,
     menu_editor,
@@ -27,6 +28,7 @@ urlpatterns = [
     path("official/<int:pk>/menu/item/", menu_editor.fixed_menu_item, name="fixed_menu_item"),
     path("official/<int:pk>/menu/move/", menu_editor.fixed_menu_move, name="fixed_menu_move"),
     path("official/<int:pk>/menu/delete/", menu_editor.fixed_menu_delete, name="fixed_menu_delete"),
+    path("gateways/<int:pk>/prices/", gateway_prices.gateway_prices, name="gateway_prices"),
     path("members/", members.members, name="members"),
     path("members/<int:pk>/role/", members.member_role, name="member_role"),
     path("members/<int:pk>/remove/", members.member_remove, name="member_remove"),

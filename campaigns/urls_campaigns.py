@@ -29,6 +29,7 @@ urlpatterns = [
     path("<int:pk>/launch/", campaign_page.campaign_launch, name="launch"),
     path("<int:pk>/monitor/", monitor.campaign_monitor, name="monitor"),
     path("<int:pk>/monitor/progress/", monitor.monitor_progress, name="monitor_progress"),
+    path("<int:pk>/monitor/cost/", monitor.monitor_cost, name="monitor_cost"),
     path("<int:pk>/monitor/recipients/", monitor.monitor_recipients, name="monitor_recipients"),
     path("<int:pk>/monitor/export.csv", monitor.monitor_export, name="monitor_export"),
     path("<int:pk>/pause/", monitor.campaign_pause, name="pause"),

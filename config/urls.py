@@ -6,7 +6,7 @@ from django.urls import include, path
 from accounts.views import passwords
 from accounts.views import two_factor as views_two_factor
 from campaigns.views import optout as views_optout
-from console import health, metrics, views, views_audit, views_media
+from console import health, metrics, views, views_audit, views_media, views_usage
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -31,6 +31,8 @@ urlpatterns = [
     path("campaigns/", include("campaigns.urls")),
     path("messaging/", include("messaging.urls")),
     path("o/<str:token>/", views_optout.opt_out_page, name="opt_out"),
+    path("usage/", views_usage.usage, name="usage"),
+    path("usage/export.csv", views_usage.usage_export, name="usage_export"),
     path("audit/", views_audit.audit_log, name="audit_log"),
     path("audit/export.csv", views_audit.audit_export, name="audit_export"),
     path("consent/<int:pk>/ledger.csv", views_optout.consent_ledger_export, name="consent_ledger"),

@@ -80,6 +80,9 @@ class Delivery(models.Model):
     # The network the number is on, as the gateway reported it when the channel was decided
     # (``core.carriers``; "" when it did not say). Never guessed from the number's prefix.
     carrier = models.CharField(_("carrier"), max_length=10, blank=True, default="", db_default="")
+    # Segments of the SMS text as this person was sent it (core.sms_text), written with the send's
+    # record; 0 until an SMS leg went out (or when a receipt recorded the send first). What costs count.
+    sms_segments = models.PositiveSmallIntegerField(_("SMS segments"), default=0, db_default=0)
     pending_fallback = models.BooleanField(_("SMS fallback pending"), default=False)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     lease_until = models.DateTimeField(null=True, blank=True)

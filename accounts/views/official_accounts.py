@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from accounts.decorators import member_required
 from accounts.forms import LogoForm, OfficialAccountForm
 from accounts.models import Carrier, CarrierReview, OfficialAccount, ReviewStatus
+from accounts.pricing import price_summary, price_tables
 from accounts.services import official_account_set_logo
 from accounts.tenancy import ROLE_PERMISSIONS
 from messaging.engine.failover import sms_failover_state
@@ -61,13 +62,17 @@ def official_account_list(request):
 @member_required("view")
 def official_account_detail(request, pk):
     account = official_account_or_404(request, pk)
+    gateways = [g for g in (account.rcs_gateway, account.sms_gateway, account.backup_sms_gateway) if g]
+    tables = price_tables([g.pk for g in gateways])
+    for gateway in gateways:
+        gateway.price_lines = price_summary(tables.get(gateway.pk))
     return render(
         request,
         "accounts/official_detail.html",
         {
             "account": account,
             "reviews": _reviews_by_carrier(account),
-            "gateways": [g for g in (account.rcs_gateway, account.sms_gateway, account.backup_sms_gateway) if g],
+            "gateways": gateways,
             "sms_failover": sms_failover_state(account),
             "can_manage": can_manage(request),
         },

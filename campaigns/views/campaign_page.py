@@ -29,6 +29,7 @@ from campaigns.views.common import (
 from campaigns.views.preview import preview_context, sample_contacts
 from core.phone import national_format
 from messaging import runs
+from messaging.costs import campaign_cost_estimate
 from messaging.testsends import campaign_test_send as test_send_service
 from messaging.testsends import confirmed_test_numbers
 
@@ -68,6 +69,10 @@ def campaign_detail(request, pk):
         "account_can_send": account.can_send if account else False,
         "ttl_label": ttl_label(campaign.ttl_seconds),
     }
+    if campaign.status == CampaignStatus.APPROVED and context["can_compose"] and audience and audience.get("counts"):
+        # The launch confirmation's cost block (campaigns/_cost_estimate.html).
+        context["cost_estimate"] = campaign_cost_estimate(campaign, include_ids, exclude_ids,
+                                                          audience["counts"]["eligible"])
     return render(request, "campaigns/detail.html", context)
 
 

@@ -35,6 +35,7 @@ from core.csv import csv_lines, phone_cell
 from core.paging import sorted_page
 from core.phone import national_format
 from messaging import runs
+from messaging.costs import campaign_actual_cost
 from messaging.engine.failover import sms_failover_state
 from messaging.models import Channel, Delivery, DeliveryStatus, FallbackReason
 from messaging.stats import campaign_stats
@@ -139,6 +140,7 @@ def campaign_monitor(request, pk):
     _monitor_permission(request)
     context = _monitor_context(request, campaign)
     context.update(_recipients_context(request, campaign))
+    context.update(_cost_context(campaign))
     return render(request, "campaigns/monitor.html", context)
 
 
@@ -150,6 +152,32 @@ def monitor_progress(request, pk):
     context = _monitor_context(request, campaign)
     response = render(request, "campaigns/monitor.html#live", context)
     if not context["polling"]:
+        response.status_code = 286
+    return response
+
+
+# The cost card reads the campaign's sent deliveries (messaging.costs): shared for this long by all
+# viewers while sending, longer once finished (a late receipt can still record a send).
+COST_MAX_AGE, FINISHED_COST_MAX_AGE = 30, 300
+
+
+def _cost_context(campaign) -> dict:
+    finished = campaign.status in FINISHED_STATES
+    max_age = FINISHED_COST_MAX_AGE if finished else COST_MAX_AGE
+    return {"campaign": campaign, "actual_cost": campaign_actual_cost(campaign, max_age=max_age),
+            "cost_polling": not finished and campaign.status in POLLING_STATES}
+
+
+@member_required("view")
+def monitor_cost(request, pk):
+    """The monitor's cost so far (priced deliveries: ``messaging.costs``, at most ``COST_MAX_AGE``
+    seconds old); polled every 30 s while the campaign may send, answers 286 (stop polling) when it
+    is finished."""
+    campaign = campaign_or_404(request, pk)
+    _monitor_permission(request)
+    context = _cost_context(campaign)
+    response = render(request, "campaigns/_monitor_cost.html", context)
+    if not context["cost_polling"]:
         response.status_code = 286
     return response
 

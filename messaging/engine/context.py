@@ -36,6 +36,7 @@ class Row:
     attempts: int = 1
     carrier: str = ""
     sms_gateway_id: int | None = None  # the gateway the SMS leg went (or may have gone) through
+    sms_segments: int | None = None  # segments of the SMS text as sent (set when its leg is built)
 
 
 @dataclass

@@ -32,10 +32,10 @@ def record_outcome(cid: int | None, outcome: Outcome, cancelled: list[Row]) -> N
     increments: Counter = Counter()
     with transaction.atomic():
         for rows, channel in ((outcome.rcs_sent, Channel.RCS), (outcome.sms_sent, Channel.SMS)):
-            if rows:
-                mark_sent("id", [r.id for r in rows], channel, now, increments)
-        if outcome.fallback_sms_sent:
-            mark_fallback_leg_sent("id", [r.id for r in outcome.fallback_sms_sent], now, increments)
+            for segments, ids in _by_segments(rows).items():
+                mark_sent("id", ids, channel, now, increments, sms_segments=segments)
+        for segments, ids in _by_segments(outcome.fallback_sms_sent).items():
+            mark_fallback_leg_sent("id", ids, now, increments, sms_segments=segments)
         for row, code, reason in outcome.failed:
             updated = Delivery.objects.filter(id=row.id, status__lt=D.FAILED).update(
                 status=D.FAILED, error_code=code[:50], error_reason=reason, failed_at=now, lease_until=None,
@@ -62,6 +62,21 @@ def record_outcome(cid: int | None, outcome: Outcome, cancelled: list[Row]) -> N
             counters_add(increments, now.replace(second=0, microsecond=0))
 
 
+def _by_segments(rows: list[Row]) -> dict[int | None, list[int]]:
+    """Row ids by the SMS segments of their text as sent (None: no SMS text was built, as for a
+    +Message send): one UPDATE per distinct count, which is one for a text without placeholders."""
+    groups: dict[int | None, list[int]] = defaultdict(list)
+    for row in rows:
+        groups[row.sms_segments].append(row.id)
+    return groups
+
+
+def _segments_sql(set_sql: str, set_params: list, sms_segments: int | None) -> tuple[str, list]:
+    if sms_segments is None:
+        return set_sql, set_params
+    return f"{set_sql}, sms_segments = %s", [*set_params, sms_segments]
+
+
 def _update_returning(set_sql: str, set_params: list, key: str, keys: list, where_sql: str) -> list[tuple]:
     """UPDATE deliveries matched by ``key`` (id or uuid) IN ``keys``; returns the rows that changed
     as (id, campaign id, channel, fallback reason, carrier)."""
@@ -77,12 +92,12 @@ def _update_returning(set_sql: str, set_params: list, key: str, keys: list, wher
         return cursor.fetchall()
 
 
-def mark_sent(key: str, keys: list, channel: str, now, increments: Counter) -> list[tuple]:
+def mark_sent(key: str, keys: list, channel: str, now, increments: Counter, sms_segments: int | None = None) -> list[tuple]:
     """QUEUED → SENT on ``channel``, counted once whoever gets there first: the send's own record or
-    a receipt that arrived before it (a worker died between the carrier's answer and the record)."""
+    a receipt that arrived before it (a worker died between the carrier's answer and the record).
+    ``sms_segments``: the segments of the SMS text sent (when one was), kept for costs."""
     rows = _update_returning(
-        "status = %s, sent_at = COALESCE(sent_at, %s), lease_until = NULL",
-        [D.SENT, now],
+        *_segments_sql("status = %s, sent_at = COALESCE(sent_at, %s), lease_until = NULL", [D.SENT, now], sms_segments),
         key,
         keys,
         f"status = {D.QUEUED} AND channel = '{channel}'",
@@ -98,11 +113,10 @@ def mark_sent(key: str, keys: list, channel: str, now, increments: Counter) -> l
     return rows
 
 
-def mark_fallback_leg_sent(key: str, keys: list, now, increments: Counter) -> list[tuple]:
+def mark_fallback_leg_sent(key: str, keys: list, now, increments: Counter, sms_segments: int | None = None) -> list[tuple]:
     """The SMS leg after a revoked RCS message went out: it moves from the RCS to the SMS tally."""
     rows = _update_returning(
-        "pending_fallback = %s, lease_until = NULL, sent_at = %s",
-        [False, now],
+        *_segments_sql("pending_fallback = %s, lease_until = NULL, sent_at = %s", [False, now], sms_segments),
         key,
         keys,
         f"pending_fallback AND channel = '{Channel.SMS}'",

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from accounts.models import GatewayAccount
 from core import gateway_health, throttle
+from core.sms_text import measure_sms
 from messaging import gateway_metrics
 from messaging.engine.context import Row, SendContext, content_for, sms_text_for
 from messaging.gateways import GatewayError, NotReachable, OutboundMessage, Permanent, Retryable, gateway_for
@@ -175,19 +176,22 @@ def _gateway_failed(error: GatewayError) -> bool:
 async def _send_sms_through(session, ctx, gateway: GatewayAccount, rows, outcome: Outcome, fallback_leg, provider_path):
     adapter = gateway_for(gateway)
     channels = ("RCS", "SMS") if provider_path else ("SMS",)
-    messages = [
-        OutboundMessage(
-            message_id=row.uuid if provider_path else sms_leg_id(row.uuid),
-            phone=row.phone,
-            content=content_for(ctx, row) if provider_path else None,
-            sms_text=sms_text_for(ctx, row),
-            sms_sender=ctx.sms_sender,
-            traffic_type=ctx.traffic_type,
-            ttl_seconds=ctx.ttl_seconds,
-            allowed_channels=channels,
+    messages = []
+    for row in rows:
+        text = sms_text_for(ctx, row)
+        row.sms_segments = measure_sms(text).segments  # what the SMS leg costs (messaging.costs)
+        messages.append(
+            OutboundMessage(
+                message_id=row.uuid if provider_path else sms_leg_id(row.uuid),
+                phone=row.phone,
+                content=content_for(ctx, row) if provider_path else None,
+                sms_text=text,
+                sms_sender=ctx.sms_sender,
+                traffic_type=ctx.traffic_type,
+                ttl_seconds=ctx.ttl_seconds,
+                allowed_channels=channels,
+            )
         )
-        for row in rows
-    ]
     largest = max(1, min(adapter.max_send_batch, 100))
     size = gateway_health.batch_size(gateway.pk, largest)
     chunks = [list(range(i, min(i + size, len(rows)))) for i in range(0, len(rows), size)]

@@ -59,6 +59,7 @@ def test_session_cannot_switch_into_another_org(client, world):
 # its URL must be added here, so its tenant isolation is proved like the others'.
 PK_MODELS = {
     "accounts/official/": "accounts.officialaccount",
+    "accounts/gateways/": "accounts.gatewayaccount",
     "accounts/members/": "accounts.membership",
     "accounts/two-factor/members/": "accounts.membership",
     "campaigns/contacts/lists/": "campaigns.contactlist",

@@ -3,6 +3,7 @@
 coupon campaign. Safe to run again."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -10,7 +11,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Membership, Role
+from accounts.models import GatewayPrice, Membership, Role
 from campaigns.models import (
     Campaign,
     Classification,
@@ -70,6 +71,9 @@ COUPON_SMS = (
 )
 
 
+DEMO_PRICES = [("rbm", "rcs", "", "4"), ("cm", "sms", "", "3.3"), ("cm", "sms", "rakuten", "8.8")]
+
+
 class Command(BaseCommand):
     help = "Create (or refresh) the demo organization, its login and its data."
 
@@ -92,6 +96,11 @@ class Command(BaseCommand):
                 approved_at=timezone.now() - timedelta(days=30),
             )
             organization, account = demo.organization, demo.account
+            # Example prices (yen, illustrative), so estimates and usage show amounts; never overwritten.
+            for gateway, unit, carrier, price in DEMO_PRICES:
+                GatewayPrice.objects.get_or_create(
+                    gateway=getattr(demo, gateway), unit=unit, carrier=carrier, defaults={"price": Decimal(price)}
+                )
             users = {}
             for username, role in DEMO_USERS:
                 user, created = get_user_model().objects.get_or_create(
