@@ -50,6 +50,9 @@ class Organization(models.Model):
     )
     # A person who texts this word (e.g. 登録) gets a consent record and a confirmation (campaigns.optout).
     opt_in_keyword = models.CharField(_("opt-in keyword"), max_length=20, blank=True)
+    # Tracked links in SMS text go out as <base><token> (core.short_links); empty = the console's own
+    # {PUBLIC_BASE_URL}/s/. Another base (e.g. https://s.example.jp/s/) must reach this console's /s/.
+    short_link_base = models.CharField(_("short-link base"), max_length=100, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

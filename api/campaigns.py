@@ -81,7 +81,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         if sms_text and account is not None:
             limit = account.sms_gateway.sms_char_limit if account.sms_gateway else 660
             try:
-                validate_sms_text(sms_text, limit=limit)
+                validate_sms_text(sms_text, limit=limit, short_link_base_setting=account.organization.short_link_base)
             except DjangoValidationError as error:
                 raise serializers.ValidationError(error.message_dict) from None
         return attrs

@@ -1,10 +1,11 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from campaigns.views import optout as views_optout
 from console import health, metrics, views, views_audit, views_media
+from messaging import views_links
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -21,6 +22,8 @@ urlpatterns = [
     path("campaigns/", include("campaigns.urls")),
     path("messaging/", include("messaging.urls")),
     path("o/<str:token>/", views_optout.opt_out_page, name="opt_out"),
+    # A tracked link in an SMS text (core.short_links): short, so no trailing slash is needed.
+    re_path(r"^s/(?P<token>[0-9a-z]{1,40})/?$", views_links.short_link, name="short_link"),
     path("audit/", views_audit.audit_log, name="audit_log"),
     path("audit/export.csv", views_audit.audit_export, name="audit_export"),
     path("consent/<int:pk>/ledger.csv", views_optout.consent_ledger_export, name="consent_ledger"),

@@ -91,7 +91,10 @@ class CampaignForm(forms.ModelForm):
     def clean_sms_text(self):
         text = self.cleaned_data.get("sms_text") or ""
         try:
-            validate_sms_text(text, limit=self.sms_limit(), field="sms_text")
+            validate_sms_text(
+                text, limit=self.sms_limit(), field="sms_text",
+                short_link_base_setting=self.organization.short_link_base,
+            )
         except ValidationError as error:
             raise ValidationError(error.message_dict["sms_text"]) from None
         return text
