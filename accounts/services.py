@@ -31,6 +31,7 @@ from accounts.models import (
     SecondApprover,
 )
 from audit.services import audit_record
+from core.short_links import base_problem
 
 security_log = logging.getLogger("console.security")
 
@@ -73,6 +74,23 @@ def organization_retention_update(organization: Organization, *, message_days: i
         audit_record("settings.retention", request=request, actor=actor, organization=organization, target=organization,
                      details={"before": before, "after": {"message_days": message_days, "consent_years": consent_years}})
     return organization
+
+
+def organization_short_link_base_set(organization: Organization, value: str, *, request=None, actor=None) -> str:
+    """Set where the tracked links of SMS texts point (core.short_links); empty = the console's own
+    ``/s/``. Audited. Campaigns already sent keep working: their tokens are checked wherever they land."""
+    value = (value or "").strip()
+    problem = base_problem(value)
+    if problem:
+        raise ValidationError({"short_link_base": [problem]})
+    if value and not value.endswith("/"):
+        value += "/"
+    before = organization.short_link_base
+    Organization.objects.filter(pk=organization.pk).update(short_link_base=value)
+    organization.short_link_base = value
+    audit_record("settings.short_link_base", request=request, actor=actor, organization=organization,
+                 target=organization, details={"before": before, "after": value})
+    return value
 
 
 # --- members ------------------------------------------------------------------------------------

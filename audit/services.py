@@ -15,7 +15,7 @@ Actions in use (keep the names stable, the audit page filters on them):
   webhook.enabled, webhook.paused, webhook.disabled, webhook.deleted, media.uploaded,
   export.import_errors, admin.added, admin.changed, admin.deleted, admin.action,
   settings.opt_in_keyword, campaign.test_sent, campaign.test_refused, test_number.registered,
-  test_number.code_sent, test_number.confirmed, test_number.removed
+  test_number.code_sent, test_number.confirmed, test_number.removed, settings.short_link_base
 
 Changes made in the Django admin (platform superusers only; gateway accounts are edited there) are
 ``admin.*`` events recorded by config/admin_site.py; a campaign approved or launched through the
@@ -41,7 +41,7 @@ ACTIONS = (
     "webhook.enabled", "webhook.paused", "webhook.disabled", "webhook.deleted", "media.uploaded",
     "export.import_errors", "admin.added", "admin.changed", "admin.deleted", "admin.action",
     "settings.opt_in_keyword", "campaign.test_sent", "campaign.test_refused", "test_number.registered",
-    "test_number.code_sent", "test_number.confirmed", "test_number.removed",
+    "test_number.code_sent", "test_number.confirmed", "test_number.removed", "settings.short_link_base",
 )
 
 
