@@ -1017,3 +1017,13 @@ def test_monitor_shows_sms_link_clicks_next_to_message_clicks(client, org, accou
     client.cookies["django_language"] = "ja"
     body = client.get(reverse("campaigns:monitor", args=[campaign.pk])).content.decode()
     assert "SMSのリンク 5件" in body
+
+
+def test_a_long_link_typed_in_a_full_sms_text_is_fine_when_the_text_fits_as_sent(client, org, account, users):
+    login(client, users[Role.MARKETER])
+    link = "{{link:https://shop.example.jp/" + "campaign/" * 12 + "coupon}}"
+    text = PROMO_SMS + "あ" * (600 - len(PROMO_SMS)) + link  # 600 + 47 as sent; over 670 as typed
+    assert len(text) > 670
+    response = client.post(reverse("campaigns:create"), composer_data(account, sms_text=text))
+    assert response.status_code == 302, response.context["form"].errors
+    assert Campaign.objects.get().sms_text == text
