@@ -34,7 +34,11 @@ class CampaignSerializer(serializers.ModelSerializer):
     audience_lists = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=ContactList.objects.none())
     exclusion_lists = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=ContactList.objects.none())
     content = serializers.JSONField(required=False, help_text="The +Message rich-content document.")
-    sms_text = serializers.CharField(required=False, allow_blank=True, max_length=670, trim_whitespace=False)
+    sms_text = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, trim_whitespace=False,
+        help_text="The SMS fallback text. {{link:https://…}} becomes each person's tracked short URL; the gateway's "
+                  "limit (660 by default) applies to the text as sent, each link at its short URL's length.",
+    )
     ttl_seconds = serializers.IntegerField(required=False, min_value=60, max_value=30 * 86400)
     recurrence = serializers.CharField(required=False, allow_blank=True, max_length=100)
 
