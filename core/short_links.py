@@ -31,7 +31,7 @@ MAX_LINKS = 5
 LINK_SYNTAX_EXAMPLE = "{{link:https://example.jp/page}}"
 MAX_TARGET_LENGTH = 2048
 # An opening that looks like a link placeholder, closed or not (to tell the marketer about a typo).
-_OPENING = re.compile(r"\{\{\s*link\s*:", re.IGNORECASE)
+LINK_OPENING = re.compile(r"\{\{\s*link\s*:", re.IGNORECASE)
 LINK_PLACEHOLDER = re.compile(r"\{\{\s*link\s*:([^\n{}]*)\}\}", re.IGNORECASE)
 # What a short-link base may hold: ASCII that is GSM-7 and counts one place each in an SMS.
 _BASE = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9.\-/]*)?")
@@ -95,7 +95,7 @@ def link_problems(text: str) -> list[str]:
     if not text or "{{" not in text:
         return []
     problems = []
-    if len(_OPENING.findall(text)) != len(LINK_PLACEHOLDER.findall(text)):
+    if len(LINK_OPENING.findall(text)) != len(LINK_PLACEHOLDER.findall(text)):
         problems.append(
             _("A link placeholder is not closed or holds a brace. Write it as {{link:https://example.jp/page}}.")
         )
