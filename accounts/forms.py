@@ -331,6 +331,14 @@ class OptInKeywordForm(forms.Form):
     )
 
 
+class ShortLinkBaseForm(forms.Form):
+    short_link_base = forms.CharField(
+        label=_("Short-link base"), max_length=100, required=False,
+        help_text=_("Where the tracked links of SMS texts point, e.g. https://s.example.jp/s/ — that address "
+                    "must reach this console's /s/ path (and be in ALLOWED_HOSTS). Empty: the console's own address."),
+    )
+
+
 class TestNumberForm(forms.Form):
     phone = forms.CharField(label=_("Mobile number"), max_length=32,
                             widget=forms.TextInput(attrs={"placeholder": "090-1234-5678", "inputmode": "tel"}))

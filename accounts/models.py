@@ -66,6 +66,9 @@ class Organization(models.Model):
     # (empty = off). Applied when a campaign's audience is frozen (messaging.engine.freeze).
     frequency_cap_count = models.PositiveSmallIntegerField(_("at most this many promotions"), null=True, blank=True)
     frequency_cap_days = models.PositiveSmallIntegerField(_("per this many days"), default=7)
+    # Tracked links in SMS text go out as <base><token> (core.short_links); empty = the console's own
+    # {PUBLIC_BASE_URL}/s/. Another base (e.g. https://s.example.jp/s/) must reach this console's /s/.
+    short_link_base = models.CharField(_("short-link base"), max_length=100, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

@@ -37,6 +37,7 @@ from accounts.models import (
 )
 from accounts.sessions import user_sessions_end_all
 from audit.services import audit_record
+from core.short_links import base_problem
 
 security_log = logging.getLogger("console.security")
 
@@ -112,6 +113,23 @@ def organization_frequency_cap_update(organization: Organization, *, count, days
         audit_record("settings.frequency_cap", request=request, actor=actor, organization=organization,
                      target=organization, details={"before": before, "after": {"count": count, "days": days}})
     return organization
+
+
+def organization_short_link_base_set(organization: Organization, value: str, *, request=None, actor=None) -> str:
+    """Set where the tracked links of SMS texts point (core.short_links); empty = the console's own
+    ``/s/``. Audited. Campaigns already sent keep working: their tokens are checked wherever they land."""
+    value = (value or "").strip()
+    problem = base_problem(value)
+    if problem:
+        raise ValidationError({"short_link_base": [problem]})
+    if value and not value.endswith("/"):
+        value += "/"
+    before = organization.short_link_base
+    Organization.objects.filter(pk=organization.pk).update(short_link_base=value)
+    organization.short_link_base = value
+    audit_record("settings.short_link_base", request=request, actor=actor, organization=organization,
+                 target=organization, details={"before": before, "after": value})
+    return value
 
 
 # --- members ------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ urlpatterns = [
     path("frequency-cap/", organization.frequency_cap, name="frequency_cap"),
     path("retention/", organization.retention, name="retention"),
     path("opt-in-keyword/", organization.opt_in_keyword, name="opt_in_keyword"),
+    path("short-links/", organization.short_link_base_view, name="short_link_base"),
     path("test-numbers/", test_numbers.test_numbers, name="test_numbers"),
     path("test-numbers/<int:pk>/confirm/", test_numbers.test_number_confirm, name="test_number_confirm"),
     path("test-numbers/<int:pk>/resend/", test_numbers.test_number_resend, name="test_number_resend"),

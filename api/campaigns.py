@@ -34,7 +34,11 @@ class CampaignSerializer(serializers.ModelSerializer):
     audience_lists = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=ContactList.objects.none())
     exclusion_lists = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=ContactList.objects.none())
     content = serializers.JSONField(required=False, help_text="The +Message rich-content document.")
-    sms_text = serializers.CharField(required=False, allow_blank=True, max_length=670, trim_whitespace=False)
+    sms_text = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, trim_whitespace=False,
+        help_text="The SMS fallback text. {{link:https://…}} becomes each person's tracked short URL; the gateway's "
+                  "limit (660 by default) applies to the text as sent, each link at its short URL's length.",
+    )
     ttl_seconds = serializers.IntegerField(required=False, min_value=60, max_value=30 * 86400)
     recurrence = serializers.CharField(required=False, allow_blank=True, max_length=100)
 
@@ -81,7 +85,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         if sms_text and account is not None:
             limit = account.sms_gateway.sms_char_limit if account.sms_gateway else 660
             try:
-                validate_sms_text(sms_text, limit=limit)
+                validate_sms_text(sms_text, limit=limit, short_link_base_setting=account.organization.short_link_base)
             except DjangoValidationError as error:
                 raise serializers.ValidationError(error.message_dict) from None
         return attrs

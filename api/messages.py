@@ -183,7 +183,9 @@ class MessageCreateSerializer(serializers.Serializer):
                 raise serializers.ValidationError({"official_account": [_("Unknown official account.")]}, code="invalid")
         limit = account.sms_gateway.sms_char_limit if account.sms_gateway else 660
         try:
-            validate_sms_text(attrs["sms_text"], limit=limit)
+            validate_sms_text(
+                attrs["sms_text"], limit=limit, short_link_base_setting=account.organization.short_link_base
+            )
         except DjangoValidationError as error:
             raise serializers.ValidationError(error.message_dict) from None
         attrs["account"] = account

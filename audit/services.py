@@ -21,7 +21,8 @@ Actions in use (keep the names stable, the audit page filters on them):
   password.reset_refused, password.reset, two_factor.enrolled, two_factor.removed,
   two_factor.recovery_code_used, two_factor.recovery_codes_regenerated, two_factor.reset,
   settings.two_factor, settings.business_hours, settings.frequency_cap, template.created,
-  template.renamed, template.deleted, campaign.cloned
+  template.renamed, template.deleted, campaign.cloned, settings.short_link_base, gateway.prices_changed,
+  export.usage
 
 Each has a translated label in ACTION_LABELS (``action_label``), which the audit page and its
 export show instead of the code.
@@ -120,6 +121,9 @@ ACTION_LABELS = {
     "template.renamed": _("Template renamed"),
     "template.deleted": _("Template deleted"),
     "campaign.cloned": _("Campaign cloned"),
+    "settings.short_link_base": _("Short-link base changed"),
+    "gateway.prices_changed": _("Gateway prices changed"),
+    "export.usage": _("Usage exported"),
 }
 ACTIONS = tuple(ACTION_LABELS)
 

@@ -33,7 +33,9 @@ def campaign_validate_for_send(campaign: Campaign) -> None:
     account = campaign.official_account
     limit = account.sms_gateway.sms_char_limit if account.sms_gateway else 660
     try:
-        validate_sms_text(campaign.sms_text, limit=limit)
+        validate_sms_text(
+            campaign.sms_text, limit=limit, short_link_base_setting=campaign.organization.short_link_base
+        )
     except ValidationError as error:
         errors.update(error.message_dict)
     if not account.can_send:

@@ -1,12 +1,13 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from accounts.views import passwords
 from accounts.views import two_factor as views_two_factor
 from campaigns.views import optout as views_optout
 from console import health, metrics, views, views_audit, views_media, views_usage
+from messaging import views_links
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -33,6 +34,8 @@ urlpatterns = [
     path("o/<str:token>/", views_optout.opt_out_page, name="opt_out"),
     path("usage/", views_usage.usage, name="usage"),
     path("usage/export.csv", views_usage.usage_export, name="usage_export"),
+    # A tracked link in an SMS text (core.short_links): short, so no trailing slash is needed.
+    re_path(r"^s/(?P<token>[0-9a-z]{1,40})/?$", views_links.short_link, name="short_link"),
     path("audit/", views_audit.audit_log, name="audit_log"),
     path("audit/export.csv", views_audit.audit_export, name="audit_export"),
     path("consent/<int:pk>/ledger.csv", views_optout.consent_ledger_export, name="consent_ledger"),

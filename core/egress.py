@@ -219,6 +219,33 @@ def _parse(url: str) -> tuple[str, str, int, str]:
     return scheme, host, port, quote(path, safe=_PRINTABLE_ASCII)  # only non-ASCII is escaped
 
 
+_LOCAL_NAME_SUFFIXES = (".localhost", ".local", ".internal", ".intranet", ".lan", ".home.arpa", ".corp")
+
+
+def public_url_refusal(url: str) -> str | None:
+    """Why ``url`` is not an http/https link to a public host (a reason), or None when it is.
+
+    Judged from the URL alone, without resolving the name: for links that people open on their own
+    phones (the console never requests them), so what matters is that the link is well formed and
+    does not name an internal host. An IP literal goes through ``address_refusal`` (loopback never
+    allowed); a name must have a dot and not end in a local-use suffix.
+    """
+    try:
+        _scheme, host, _port, _path = _parse(url)
+    except EgressRefused as error:
+        return error.reason
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    if address is not None:
+        return address_refusal(address)
+    name = host.rstrip(".")
+    if name == "localhost" or "." not in name or name.endswith(_LOCAL_NAME_SUFFIXES):
+        return f"not a public host name: {name!r}"
+    return None
+
+
 def _resolve(host: str, port: int) -> list[tuple[int, tuple]]:
     """The one lookup of a fetch: every (family, sockaddr) the host resolves to."""
     try:

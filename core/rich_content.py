@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from core.short_links import LINK_OPENING
+
 TEXT_MAX = 2730
 CHIPS_MAX = 11
 CARD_BUTTONS_MAX = 4
@@ -110,6 +112,11 @@ def check_text(errors, field, value, limit, required=True):
         errors.add(
             field,
             _("Is %(length)d characters long; the limit is %(limit)d.") % {"length": len(value), "limit": limit},
+        )
+    if "{{" in value and LINK_OPENING.search(value):
+        errors.add(
+            field,
+            _("{{link:…}} is for the SMS text. In +Message, add an “Open URL” button: its clicks are tracked."),
         )
 
 

@@ -470,6 +470,8 @@ class CampaignEngagement(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=8, choices=EngagementKind.choices)
+    # The A/B variant the person got, when the campaign has variants (none yet: issue 17 item 3).
+    variant = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -59,7 +59,7 @@ def message_send(
         raise ValidationError({"to": error.messages}) from None
     validate_rich_content(content)
     limit = official_account.sms_gateway.sms_char_limit if official_account.sms_gateway else 660
-    validate_sms_text(sms_text, limit=limit)
+    validate_sms_text(sms_text, limit=limit, short_link_base_setting=organization.short_link_base)
     contacts = Contact.objects.only("id", "organization_id", "phone", "opted_out_at").filter(
         organization=organization, phone=e164
     )

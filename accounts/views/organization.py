@@ -1,5 +1,6 @@
 """The organization itself: switching the organization one works in, its quiet hours, its opt-in
-keyword, its business hours, its frequency cap and its data retention (what is kept and for how long)."""
+keyword, its business hours, its frequency cap, the base of its SMS short links and its data retention
+(what is kept and for how long)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -16,6 +17,7 @@ from accounts.forms import (
     OptInKeywordForm,
     QuietHoursForm,
     RetentionForm,
+    ShortLinkBaseForm,
 )
 from accounts.models import Organization
 from accounts.selectors import SESSION_KEY
@@ -23,10 +25,12 @@ from accounts.services import (
     organization_business_hours_set,
     organization_frequency_cap_update,
     organization_retention_update,
+    organization_short_link_base_set,
 )
 from accounts.tenancy import user_org_ids
 from audit.services import audit_record
 from campaigns.optout import opt_in_keyword_set
+from core.short_links import example_short_url, short_link_base
 from messaging.retention import USEFUL_LIFE
 
 
@@ -63,7 +67,38 @@ def quiet_hours(request):
     return render(request, "accounts/quiet_hours.html", {
         "form": form, "organization": organization,
         "keyword_form": OptInKeywordForm(initial={"keyword": organization.opt_in_keyword}),
+        **_short_link_context(organization),
     })
+
+
+def _short_link_context(organization, form=None) -> dict:
+    return {
+        "short_link_form": form or ShortLinkBaseForm(initial={"short_link_base": organization.short_link_base}),
+        "short_link_example": example_short_url(short_link_base(organization.short_link_base)),
+    }
+
+
+@require_POST
+@member_required("manage")
+def short_link_base_view(request):
+    """Admins set where SMS short links point (the rule lives in accounts.services)."""
+    organization = request.organization
+    form = ShortLinkBaseForm(request.POST)
+    if form.is_valid():
+        try:
+            organization_short_link_base_set(organization, form.cleaned_data["short_link_base"], request=request)
+        except ValidationError as error:
+            form.add_error("short_link_base", " ".join(error.messages))
+        else:
+            messages.success(request, _("Short links in SMS now look like %(example)s.")
+                             % {"example": example_short_url(short_link_base(organization.short_link_base))})
+            return redirect("accounts:quiet_hours")
+    initial = {"start": organization.quiet_hours_start, "end": organization.quiet_hours_end}
+    return render(request, "accounts/quiet_hours.html", {
+        "form": QuietHoursForm(initial=initial), "organization": organization,
+        "keyword_form": OptInKeywordForm(initial={"keyword": organization.opt_in_keyword}),
+        **_short_link_context(organization, form),
+    }, status=400)
 
 
 @member_required("manage")
@@ -132,6 +167,7 @@ def opt_in_keyword(request):
     initial = {"start": organization.quiet_hours_start, "end": organization.quiet_hours_end}
     return render(request, "accounts/quiet_hours.html", {
         "form": QuietHoursForm(initial=initial), "organization": organization, "keyword_form": form,
+        **_short_link_context(organization),
     }, status=400)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -66,6 +67,13 @@ class CampaignForm(RecurrenceForm, forms.ModelForm):
         self.fields["classification"].choices = Classification.choices
         self.fields["name"].widget.attrs.update({"placeholder": _("e.g. Winter sale coupon"), "autocomplete": "off"})
         self.fields["sms_text"].required = True
+        # The limit is on the text as sent (validate_sms_text): a tracked link's URL is typed longer
+        # than the short URL that replaces it, so the typed length is bounded only by the links' rules.
+        self.fields["sms_text"].max_length = None
+        self.fields["sms_text"].validators = [
+            v for v in self.fields["sms_text"].validators if not isinstance(v, MaxLengthValidator)
+        ]
+        self.fields["sms_text"].widget.attrs.pop("maxlength", None)
         self.fields["sms_text"].widget.attrs.update({"data-sms-limit": str(self.sms_limit())})
         self.fields["ttl_seconds"].widget.attrs.update({"min": 60, "max": 30 * 86400, "step": 60})
         instance = self.instance
@@ -92,7 +100,10 @@ class CampaignForm(RecurrenceForm, forms.ModelForm):
     def clean_sms_text(self):
         text = self.cleaned_data.get("sms_text") or ""
         try:
-            validate_sms_text(text, limit=self.sms_limit(), field="sms_text")
+            validate_sms_text(
+                text, limit=self.sms_limit(), field="sms_text",
+                short_link_base_setting=self.organization.short_link_base,
+            )
         except ValidationError as error:
             raise ValidationError(error.message_dict["sms_text"]) from None
         return text

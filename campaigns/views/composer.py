@@ -26,6 +26,7 @@ from campaigns.media import display_url, store_media
 from campaigns.models import Campaign, CampaignStatus, CampaignTemplate, Classification, Contact, ContactList
 from campaigns.views.common import audience_context, campaign_or_404, limited_uploads, ttl_label
 from campaigns.views.preview import attribute_keys, preview_context, sample_contacts
+from core.short_links import LINK_SYNTAX_EXAMPLE, example_short_url, short_link_base
 from core.signed_links import PLACEHOLDER_KEY as OPT_OUT_KEY
 from messaging.testsends import confirmed_test_numbers
 
@@ -110,6 +111,8 @@ def _composer_context(request, form, state, errors, campaign=None) -> dict:
         "cron_summary": crontab_summary(posted_crontab(form.data) if form.is_bound else
                                         (campaign.recurrence if campaign else "")),
         "sms_limit": form.sms_limit(),
+        "short_link_example": example_short_url(short_link_base(organization.short_link_base)),
+        "link_syntax": LINK_SYNTAX_EXAMPLE,
         "organization": organization,
     }
     exclude_ids = _selected_ids(form, "exclusion_lists", campaign)

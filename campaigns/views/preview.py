@@ -13,6 +13,7 @@ from campaigns.compliance import TOKYO
 from campaigns.media import display_url
 from campaigns.models import Contact, ContactListMembership
 from core.personalize import is_placeholder_key, personalize_content, personalize_text
+from core.short_links import short_link_base, text_as_sent
 from core.signed_links import PLACEHOLDER_KEY as OPT_OUT_KEY
 from core.signed_links import opt_out_url
 from core.sms_text import measure_sms
@@ -61,9 +62,12 @@ def _sms_measure(text: str, limit: int = 660) -> dict:
 
 def preview_context(document, sms_text, account, contact, mode) -> dict:
     """What templates/campaigns/_phone.html draws: the personalized content, its cards and chips, the
-    SMS text with its segment count (of the text as typed), the account's name and colour."""
+    SMS text as sent — each tracked link as an example short URL of the real length — with its
+    segment count (placeholders other than links as typed), the account's name and colour."""
     document = document if isinstance(document, dict) else {}
-    shown, sms_shown = personalized_for(contact, document, sms_text or "")
+    base = short_link_base(account.organization.short_link_base if account else "")
+    sms_as_sent = text_as_sent(sms_text or "", base)
+    shown, sms_shown = personalized_for(contact, document, sms_as_sent)
     if isinstance(shown.get("media"), dict):
         shown["media"]["url"] = display_url(shown["media"].get("url"))
     cards = []
@@ -85,7 +89,7 @@ def preview_context(document, sms_text, account, contact, mode) -> dict:
         "account": account,
         "brand_color": account.brand_color if account else "#0B57D0",
         "sms_text": sms_shown,
-        "sms": _sms_measure(sms_text or "", limit),
+        "sms": _sms_measure(sms_as_sent, limit),
         "contact": contact,
         "now": timezone.localtime(timezone.now(), TOKYO),
     }

@@ -13,6 +13,7 @@ from core import throttle
 from core.carriers import PLUS_MESSAGE_CARRIERS, carrier_approved
 from core.personalize import personalize_content, personalize_text
 from core.rich_content import iter_urls
+from core.short_links import fill_short_links, has_links, short_link_base
 from core.signed_links import PLACEHOLDER_KEY as OPT_OUT_KEY
 from core.signed_links import opt_out_url
 from messaging.links import rewrite_tracked_links
@@ -55,6 +56,7 @@ class SendContext:
     approved_carriers: frozenset[str] = frozenset(PLUS_MESSAGE_CARRIERS)
     lane: str = throttle.BULK
     backup_sms_gateway: GatewayAccount | None = None
+    short_link_base: str = ""  # where the SMS text's tracked links point (core.short_links)
 
     @property
     def traffic_type(self) -> str:
@@ -63,6 +65,10 @@ class SendContext:
     @functools.cached_property
     def has_links(self) -> bool:
         return any(True for _ in iter_urls(self.content or {}))
+
+    @functools.cached_property
+    def has_sms_links(self) -> bool:
+        return has_links(self.sms_text or "")
 
     @functools.cached_property
     def personalized(self) -> bool:
@@ -102,6 +108,7 @@ def context_for_campaign(campaign: Campaign) -> SendContext:
         sms_gateway=account.sms_gateway,
         approved_carriers=account.approved_carriers,
         backup_sms_gateway=account.backup_sms_gateway,
+        short_link_base=short_link_base(campaign.organization.short_link_base),
     )
 
 
@@ -119,6 +126,7 @@ def context_for_single(delivery: Delivery) -> SendContext:
         sms_gateway=account.sms_gateway,
         approved_carriers=account.approved_carriers,
         backup_sms_gateway=account.backup_sms_gateway,
+        short_link_base=short_link_base(delivery.organization.short_link_base),
     )
 
 
@@ -139,5 +147,9 @@ def content_for(ctx: SendContext, row: Row) -> dict:
 
 
 def sms_text_for(ctx: SendContext, row: Row) -> str:
-    """The SMS text as this person gets it: personalized."""
-    return personalize_text(ctx.sms_text, row.name, row.attributes, _extras(ctx, row))
+    """The SMS text as this person gets it: each tracked link as this delivery's short URL (filled
+    first, so that nothing a contact's attributes hold can become a link), then personalized."""
+    text = ctx.sms_text
+    if ctx.has_sms_links:
+        text = fill_short_links(text, ctx.short_link_base, row.id)
+    return personalize_text(text, row.name, row.attributes, _extras(ctx, row))

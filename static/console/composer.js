@@ -2,7 +2,9 @@
  *
  * - live character counters for every input with data-limit (the limits of messaging.rich_content);
  * - the SMS meter: encoding, characters and segments, the same rules as messaging.sms_text.measure_sms
- *   (GSM-7 160/153 with the extension table counting double, otherwise UCS-2 70/67 in UTF-16 units);
+ *   (GSM-7 160/153 with the extension table counting double, otherwise UCS-2 70/67 in UTF-16 units),
+ *   of the text as sent: each {{link:…}} counted as the example short URL the server gives
+ *   (data-short-link-example, core.short_links), like validate_sms_text;
  * - personalisation tokens inserted at the cursor of the last focused text field;
  * - confirmation for dangerous buttons (data-confirm) and <dialog> openers (data-open-dialog).
  * The server validates everything again; this only helps while typing.
@@ -38,6 +40,13 @@
   }
   window.measureSms = measureSms;
 
+  // The same pattern as core.short_links.LINK_PLACEHOLDER.
+  var LINK_PLACEHOLDER = /\{\{\s*link\s*:([^\n{}]*)\}\}/gi;
+  function textAsSent(text, example) {
+    if (!example || !text || text.indexOf("{{") < 0) return text;
+    return text.replace(LINK_PLACEHOLDER, function () { return example; });
+  }
+
   function updateCounter(input) {
     var field = input.closest(".field");
     var counter = field && field.querySelector(".counter");
@@ -54,7 +63,7 @@
     var meter = document.querySelector('[data-sms-meter-for="' + textarea.id + '"]');
     if (!meter) return;
     var limit = parseInt(textarea.getAttribute("data-sms-limit"), 10) || 660;
-    var m = measureSms(textarea.value);
+    var m = measureSms(textAsSent(textarea.value, textarea.getAttribute("data-short-link-example")));
     meter.querySelector(".enc").textContent = m.encoding;
     meter.querySelector(".chars").textContent = m.characters + " / " + limit + " " + T.chars;
     meter.querySelector(".segs").textContent = m.segments + " " + T.segment + " (" + m.perSegment + "/" + T.segment + ")";

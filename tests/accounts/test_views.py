@@ -581,3 +581,36 @@ def test_frequency_cap_refuses_out_of_range_values_at_the_field_in_japanese(org,
     assert "配信頻度の上限" in body and "期間は 1〜90 日で指定してください。" in body  # in Japanese
     org.refresh_from_db()
     assert org.frequency_cap_count is None
+
+
+# --- the short-link base of SMS links (core.short_links) -----------------------------------------
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_only_managers_set_the_short_link_base(client, org, login, role):
+    login(member(org, role))
+    response = client.post(reverse("accounts:short_link_base"), {"short_link_base": "https://s.shop.jp/s"})
+    org.refresh_from_db()
+    if role in MANAGERS:
+        assert response.status_code == 302 and org.short_link_base == "https://s.shop.jp/s/"
+    else:
+        assert response.status_code == 403 and org.short_link_base == ""
+
+
+def test_the_short_link_base_page_shows_the_example_and_refuses_a_bad_base_at_the_field(client, org, login, settings):
+    from audit.models import AuditEvent
+
+    settings.PUBLIC_BASE_URL = "https://pm.example.jp"
+    login(member(org, Role.ADMIN))
+    page = client.get(reverse("accounts:quiet_hours"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "https://pm.example.jp/s/k7x2p9q40m3z8c5w1r" in page
+    response = client.post(reverse("accounts:short_link_base"), {"short_link_base": "ftp://s.shop.jp/"})
+    assert response.status_code == 400
+    assert "such as https://s.example.jp/s/" in response.content.decode()
+    client.cookies["django_language"] = "ja"
+    response = client.post(reverse("accounts:short_link_base"), {"short_link_base": "https://s.shop.jp/?x"})
+    assert "英数字・ドット・ハイフン・スラッシュ" in response.content.decode()
+    client.post(reverse("accounts:short_link_base"), {"short_link_base": "https://s.shop.jp/s/"})
+    assert AuditEvent.objects.filter(action="settings.short_link_base", organization=org).exists()
+    assert "https://s.shop.jp/s/k7x2p9q40m3z8c5w1r" in client.get(reverse("accounts:quiet_hours")).content.decode()
+    assert "SMSの短縮URL" in client.get(reverse("accounts:quiet_hours")).content.decode()

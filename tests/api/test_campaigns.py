@@ -92,3 +92,17 @@ def test_list_and_filter(api, tenant, audience):
     assert api.get("/api/v1/campaigns/?status=running").json()["results"] == []
     assert api.get("/api/v1/campaigns/?status=bogus").status_code == 400
     assert CampaignStatus.DRAFT
+
+
+def test_sms_links_are_checked_and_counted_as_sent_through_the_api(api, tenant, audience):
+    """The API goes through the same validate_sms_text as the composer (core.short_links)."""
+    long_link = "{{link:https://shop.example.jp/" + "winter/" * 20 + "coupon}}"
+    text = "【テスト】" + "あ" * 590 + long_link  # over 670 as typed, well under 660 as sent
+    assert len(text) > 670
+    response = api.post("/api/v1/campaigns/", {**draft_body(tenant, audience), "sms_text": text}, format="json")
+    assert response.status_code == 201, response.json()
+    assert Campaign.objects.get(pk=response.json()["id"]).sms_text == text
+    refused = api.post("/api/v1/campaigns/", {**draft_body(tenant, audience),
+                                              "sms_text": "クーポン {{link:http://192.168.1.1/}}"}, format="json")
+    assert refused.status_code == 400
+    assert "public website" in str(refused.json())

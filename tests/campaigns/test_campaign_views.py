@@ -1201,3 +1201,80 @@ def test_monitor_shows_sms_going_through_the_backup_while_the_primary_is_down(cl
         assert "sms-failover" not in client.get(url, HTTP_HX_REQUEST="true").content.decode()
     finally:
         gateway_health.reset(cm.pk)
+
+
+# --- tracked short links in the SMS text (core.short_links) ---------------------------------------
+
+LINK_SMS = f"【{LEGAL}】冬のクーポン {{{{link:https://shop.example.jp/winter-coupon-2026/details}}}} 配信停止は「停止」と返信"
+
+
+def test_composer_counts_sms_links_at_the_short_urls_length(client, org, account, users):
+    from core.short_links import EXAMPLE_TOKEN
+
+    org.short_link_base = "https://s.shop.jp/s/"
+    org.save()
+    body = login(client, users[Role.MARKETER]).get(reverse("campaigns:create")).content.decode()
+    example = f"https://s.shop.jp/s/{EXAMPLE_TOKEN}"
+    assert f'data-short-link-example="{example}"' in body  # the meter counts links as this
+    assert "{{link:https://example.jp/page}}" in body and "38 characters" in body
+
+
+def test_preview_shows_the_sms_as_sent_with_an_example_short_url(client, org, account, users, audience):
+    from core.short_links import EXAMPLE_TOKEN, short_link_length
+
+    login(client, users[Role.MARKETER])
+    contact = audience.contacts.order_by("id").first()
+    response = client.post(reverse("campaigns:compose_preview"),
+                           composer_data(account, sms_text=LINK_SMS, preview_mode="sms", sample_contact=str(contact.pk)))
+    preview = response.context["preview"]
+    example = f"https://console.example.jp/s/{EXAMPLE_TOKEN}"
+    assert example in preview["sms_text"] and "{{link" not in preview["sms_text"]
+    typed_link = "{{link:https://shop.example.jp/winter-coupon-2026/details}}"
+    as_sent = len(LINK_SMS) - len(typed_link) + short_link_length("https://console.example.jp/s/")
+    assert preview["sms"]["characters"] == as_sent
+    assert f"{as_sent} / 660 characters" in response.content.decode()
+
+
+def test_composer_refuses_an_sms_link_to_an_internal_address_at_the_field(client, org, account, users):
+    login(client, users[Role.MARKETER])
+    response = client.post(reverse("campaigns:create"),
+                           composer_data(account, sms_text=f"{PROMO_SMS} {{{{link:http://10.0.0.8/admin}}}}"))
+    assert response.status_code == 200 and not Campaign.objects.exists()
+    assert "is not an http:// or https:// address of a public website" in str(response.context["form"].errors["sms_text"])
+    client.cookies["django_language"] = "ja"
+    response = client.post(reverse("campaigns:create"),
+                           composer_data(account, sms_text=f"{PROMO_SMS} {{{{link:http://10.0.0.8/admin}}}}"))
+    assert "公開されたWebサイト" in response.content.decode()
+
+
+def test_composer_refuses_a_text_that_is_too_long_only_as_sent(client, org, account, users):
+    login(client, users[Role.MARKETER])
+    # 640 characters as typed; each of the two links becomes a 47-character short URL.
+    text = PROMO_SMS + "あ" * (640 - len(PROMO_SMS) - 2 * len("{{link:https://a.jp/}}")) + "{{link:https://a.jp/}}" * 2
+    assert len(text) == 640
+    response = client.post(reverse("campaigns:create"), composer_data(account, sms_text=text))
+    assert not Campaign.objects.exists()
+    assert "characters long as sent" in str(response.context["form"].errors["sms_text"])
+
+
+def test_monitor_shows_sms_link_clicks_next_to_message_clicks(client, org, account, users):
+    campaign = running_campaign(org, account, users)
+    minute = timezone.now().replace(second=0, microsecond=0)
+    CampaignCounter.objects.create(campaign=campaign, minute=minute, channel="rcs", metric=Metric.CLICKED, count=3)
+    CampaignCounter.objects.create(campaign=campaign, minute=minute, channel="sms", metric=Metric.CLICKED, count=5)
+    body = login(client, users[Role.OPERATOR]).get(reverse("campaigns:monitor", args=[campaign.pk])).content.decode()
+    assert "Clicked: 3 on +Message buttons · 5 on SMS links" in body
+    assert "5 clicked a link" in body
+    client.cookies["django_language"] = "ja"
+    body = client.get(reverse("campaigns:monitor", args=[campaign.pk])).content.decode()
+    assert "SMSのリンク 5件" in body
+
+
+def test_a_long_link_typed_in_a_full_sms_text_is_fine_when_the_text_fits_as_sent(client, org, account, users):
+    login(client, users[Role.MARKETER])
+    link = "{{link:https://shop.example.jp/" + "campaign/" * 12 + "coupon}}"
+    text = PROMO_SMS + "あ" * (600 - len(PROMO_SMS)) + link  # 600 + 47 as sent; over 670 as typed
+    assert len(text) > 670
+    response = client.post(reverse("campaigns:create"), composer_data(account, sms_text=text))
+    assert response.status_code == 302, response.context["form"].errors
+    assert Campaign.objects.get().sms_text == text

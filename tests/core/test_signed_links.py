@@ -36,3 +36,23 @@ def test_the_two_kinds_of_token_are_signed_with_different_keys():
     opt_out = opt_out_token(5, 6)
     assert parse_tracked_link_token(opt_out, "") is None
     assert parse_opt_out_token(tracked_link_token(5, 6, "")) is None
+
+
+def test_short_link_tokens_have_a_fixed_length_and_verify_only_as_signed(settings):
+    from core.signed_links import SHORT_LINK_TOKEN_LENGTH, parse_short_link_token, short_link_token
+
+    tokens = {short_link_token(delivery_id, index) for delivery_id in (1, 2, 36**8 - 1) for index in (0, 1, 35)}
+    assert len(tokens) == 9 and {len(token) for token in tokens} == {SHORT_LINK_TOKEN_LENGTH}
+    token = short_link_token(123456, 2)
+    assert parse_short_link_token(token) == (123456, 2)
+    assert token.isalnum() and token == token.lower()
+    tampered = token[:8] + "3" + token[9:]  # another link index, same signature
+    assert parse_short_link_token(tampered) is None
+    assert parse_short_link_token(token[:-1]) is None
+    assert parse_short_link_token(token.upper()) is None
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40
+    assert parse_short_link_token(token) is None  # signed with the key
+    with pytest.raises(OverflowError):
+        short_link_token(36**8, 0)
+    with pytest.raises(ValueError):
+        short_link_token(1, 36)

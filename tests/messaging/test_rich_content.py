@@ -515,3 +515,12 @@ def test_unparsable_url_message_is_japanese_when_language_is_ja():
         message = errors_of({"text": "a", "chips": [open_url("http://[::1")]})["chips[0].url"][0]
     assert message != "Enter a valid URL."
     assert "URL" in message and "入力" in message
+
+
+def test_a_short_link_placeholder_belongs_to_the_sms_text_not_the_rich_content():
+    from core.rich_content import validate_rich_content
+
+    with pytest.raises(ValidationError) as caught:
+        validate_rich_content({"text": "クーポンはこちら {{link:https://shop.example.jp/c}}"})
+    assert "Open URL" in caught.value.message_dict["text"][0]
+    validate_rich_content({"text": "{{name}}様 クーポンのご案内"})  # other placeholders stay fine

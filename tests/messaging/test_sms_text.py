@@ -125,3 +125,30 @@ def test_length_message_in_japanese():
 
 def test_required_message_in_japanese():
     assert_japanese(lambda: _error(" ")["sms_text"][0], "The SMS text is required.", "SMS")
+
+
+def test_links_count_at_their_short_urls_length_as_sent(settings):
+    from core.short_links import short_link_length
+
+    settings.PUBLIC_BASE_URL = "https://pm.example.jp"
+    link = "{{link:https://shop.example.jp/a-very-long-path/for-the-winter-campaign/coupon?utm_source=sms}}"
+    text = "Sale! " + link
+    measure = validate_sms_text(text)
+    assert measure.characters == len("Sale! ") + short_link_length("https://pm.example.jp/s/") == 6 + 42
+    assert measure.encoding == "GSM-7"
+    # The organization's own base counts at its own length.
+    assert validate_sms_text(text, short_link_base_setting="https://s.jp/").characters == 6 + len("https://s.jp/") + 18
+
+
+def test_a_text_over_the_limit_only_as_sent_says_so():
+    text = "あ" * 50 + "{{link:https://shop.example.jp/}}"  # 83 typed; 50 + 40 as sent
+    with pytest.raises(ValidationError) as caught:
+        validate_sms_text(text, limit=85)
+    assert "as sent" in caught.value.message_dict["sms_text"][0]
+    assert validate_sms_text("あ" * 40 + "{{link:https://shop.example.jp/long/long/long/path}}", limit=85)
+
+
+def test_a_link_to_an_internal_host_is_refused_at_the_field():
+    with pytest.raises(ValidationError) as caught:
+        validate_sms_text("クーポン {{link:http://192.168.0.10/admin}}", field="text")
+    assert "public website" in caught.value.message_dict["text"][0]

@@ -603,3 +603,28 @@ def test_egress_https_refuses_an_untrusted_certificate(loopback_allowed, tls_ser
 def test_egress_defaults_come_from_settings(settings):
     assert settings.EGRESS_CONNECT_TIMEOUT > 0 and settings.EGRESS_TIMEOUT >= settings.EGRESS_CONNECT_TIMEOUT
     assert egress.DEFAULT_MAX_BYTES > 0
+
+
+# --- public links (judged without resolving: links people open on their own phones) --------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://shop.example.jp/coupon?a=1", "http://www.example.com:8080/x", "https://8.8.8.8/", "https://[2001:4860:4860::8888]/"],
+)
+def test_public_url_refusal_accepts_public_http_links(url, monkeypatch):
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: pytest.fail("a link is judged without DNS"))
+    assert egress.public_url_refusal(url) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://shop.example.jp/", "mailto:a@example.jp", "https://", "http://localhost:8000/", "http://127.0.0.1/",
+        "http://10.1.2.3/", "http://[::ffff:192.168.0.1]/", "http://100.64.0.1/", "http://nas/", "http://router.lan/",
+        "http://db.internal/", "https://u:p@shop.example.jp/", "https://shop.example.jp/\nx",
+    ],
+)
+def test_public_url_refusal_names_why_a_link_is_not_public(url, settings):
+    settings.EGRESS_ALLOW_LOOPBACK = True  # development's loopback allowance never applies to links
+    assert egress.public_url_refusal(url)

@@ -4,11 +4,16 @@ The campaign's deliveries are inserted with one INSERT … SELECT from generate_
 as the engine would have folded them (per minute, channel, metric), and the campaign monitor and
 the dashboard are each requested repeatedly through Django's test client by a signed-in owner:
 ``monitor_ms`` and ``dashboard_ms`` are the median server times. PostgreSQL only.
+
+``redirect_ms`` is the median server time of the short-link redirect (``/s/<token>``, a tracked link
+in the SMS text) for people spread over the million deliveries, each a first click (signature check,
+one primary-key lookup, one insert); ``redirect_repeat_ms`` the same people clicking again.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import statistics
 import time
 from datetime import time as dtime
@@ -18,14 +23,16 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
+from django.db.models import Max, Min
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Carrier, CarrierReview, Membership, OfficialAccount, Organization, Role
 from campaigns.models import Campaign, CampaignStatus, ContactList
+from core.signed_links import short_link_token
 from devtools.cleanup import delete_organization
-from messaging.models import CampaignCounter, Metric
+from messaging.models import CampaignCounter, Delivery, Metric
 
 
 class Command(BaseCommand):
@@ -72,6 +79,26 @@ class Command(BaseCommand):
                 if response.status_code != 200:
                     raise CommandError(f"{url} answered {response.status_code}")
             results[name] = round(statistics.median(timings), 1)
+        results.update(self._measure_redirect(campaign, requests))
+        return results
+
+    def _measure_redirect(self, campaign, requests):
+        """Anonymous taps on SMS short links, as phones make them (no session, no login)."""
+        client = Client()
+        span = Delivery.objects.filter(campaign=campaign).aggregate(low=Min("id"), high=Max("id"))
+        low, high = span["low"], span["high"]
+        people = random.Random(17).sample(range(low, high + 1), min(requests + 1, high - low + 1))
+        results = {}
+        for name, rounds in (("redirect_ms", people), ("redirect_repeat_ms", people)):
+            timings = []
+            for delivery_id in rounds:
+                url = f"/s/{short_link_token(delivery_id, 0)}"
+                begin = time.perf_counter()
+                response = client.get(url, secure=True)
+                timings.append((time.perf_counter() - begin) * 1000)
+                if response.status_code != 302:
+                    raise CommandError(f"{url} answered {response.status_code}")
+            results[name] = round(statistics.median(timings[1:]), 1)  # the first warms up
         return results
 
     def _fill(self, n):
@@ -89,7 +116,8 @@ class Command(BaseCommand):
         audience = ContactList.objects.create(organization=organization, name="bench")
         campaign = Campaign.objects.create(
             organization=organization, official_account=account, name="1,000,000 recipients",
-            classification="transaction", content={"text": "bench"}, sms_text="bench", created_by=user,
+            classification="transaction", content={"text": "bench"},
+            sms_text="bench {{link:https://shop.example.jp/coupon}}", created_by=user,
             status=CampaignStatus.COMPLETED, approved_by=user, approved_at=timezone.now(),
             started_at=timezone.now() - timedelta(minutes=30), finished_at=timezone.now(),
         )
@@ -140,10 +168,11 @@ class Command(BaseCommand):
 
     def _cleanup(self, organization):
         with connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM messaging_campaigncounter WHERE campaign_id IN "
-                "(SELECT id FROM campaigns_campaign WHERE organization_id = %s)", [organization.pk]
-            )
+            for table in ("messaging_campaigncounter", "messaging_counterdelta", "messaging_campaignengagement"):
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE campaign_id IN "
+                    "(SELECT id FROM campaigns_campaign WHERE organization_id = %s)", [organization.pk]
+                )
             cursor.execute("DELETE FROM messaging_delivery WHERE organization_id = %s", [organization.pk])
             cursor.execute("DELETE FROM campaigns_contact WHERE organization_id = %s", [organization.pk])
         users = list(organization.memberships.values_list("user_id", flat=True))
