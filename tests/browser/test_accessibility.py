@@ -208,6 +208,29 @@ def test_a11y_page_has_no_serious_or_critical_axe_finding(browser, live_server, 
     assert not findings, f"axe-core on {name} ({lang}):\n" + "\n".join(findings)
 
 
+def test_a11y_other_console_pages_have_no_serious_or_critical_axe_finding(browser, live_server, world):
+    """The rest of the console in one walk (Japanese): lists, details, settings and administration."""
+    from django.urls import reverse
+
+    campaign, account = world["campaign"].pk, world["account"].pk
+    urls = [reverse("campaigns:list"), reverse("campaigns:detail", args=[campaign]),
+            reverse("contacts:detail", args=[world["conversation"].contact_id]), reverse("contacts:lists"),
+            reverse("contacts:list_create"), reverse("contacts:opt_outs"), reverse("messaging:inbox"),
+            reverse("messaging:inbox_quick_replies"), reverse("audit_log"), reverse("password_change"),
+            reverse("accounts:official_list"), reverse("accounts:official_detail", args=[account]),
+            reverse("accounts:fixed_menu", args=[account])]
+    urls += [reverse(f"accounts:{name}") for name in ("members", "two_factor", "quiet_hours", "retention",
+                                                      "test_numbers", "api_keys", "webhooks")]
+    page = sign_in(browser, live_server, "ja")
+    findings = []
+    for url in urls:
+        page.goto(f"{live_server.url}{url}")
+        page.wait_for_load_state("networkidle")
+        findings += [f"{url}: {line}" for line in axe_findings(page)]
+    page.context.close()
+    assert not findings, "axe-core:\n" + "\n".join(findings)
+
+
 def focused(page):
     """A short description of the element that has the keyboard focus."""
     return page.evaluate(
