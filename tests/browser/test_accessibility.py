@@ -109,7 +109,10 @@ def shot(page, name):
 
 
 def axe_findings(page):
-    """axe-core's violations of impact serious or critical, as readable lines."""
+    """axe-core's violations of impact serious or critical, as readable lines. Polling (the inbox, a
+    running monitor) is held first, so no swap lands while axe-core reads the page."""
+    page.evaluate("document.addEventListener('htmx:beforeRequest', (event) => event.preventDefault(), true)")
+    page.wait_for_load_state("networkidle")
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
     lines = []
