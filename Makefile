@@ -17,10 +17,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml tests/sandbox/cm_sdk/package-lock.json | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml tests/sandbox/cm_sdk/package-lock.json tests/browser/axe/package-lock.json | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
 	@command -v npm >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null)
 	npm ci --prefix tests/sandbox/cm_sdk --no-audit --no-fund --loglevel=error
+	npm ci --prefix tests/browser/axe --no-audit --no-fund --loglevel=error
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
