@@ -8,6 +8,7 @@ from celery import Celery, signals
 from django.conf import settings
 from django.db import close_old_connections
 
+from core import stage_cpu
 from core.logs import bind, log_context, replace_context, unbind
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -27,6 +28,12 @@ def _close_old_connections(sender=None, **kwargs):
     Django's own check still closes a connection that has expired or broken."""
     if not getattr(getattr(sender, "request", None), "is_eager", False):
         close_old_connections()
+
+
+@signals.task_postrun.connect
+def _flush_stage_cpu(**kwargs):
+    """A task's CPU time by stage, when a benchmark measures it (nothing otherwise: core.stage_cpu)."""
+    stage_cpu.flush()
 
 
 # --- structured logs (core.logs) ------------------------------------------------------------------
