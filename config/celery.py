@@ -8,6 +8,7 @@ from celery import Celery, signals
 from django.conf import settings
 from django.db import close_old_connections, reset_queries
 
+from core import stage_cpu
 from core.logs import bind, log_context, replace_context, unbind
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -30,6 +31,12 @@ def _close_old_connections(sender=None, **kwargs):
         # With DEBUG on (the embedded default runs so) Django keeps every query a connection ran,
         # up to 9,000 each; a request starts afresh, a long-lived worker must be told to.
         reset_queries()
+
+
+@signals.task_postrun.connect
+def _flush_stage_cpu(**kwargs):
+    """A task's CPU time by stage, when a benchmark measures it (nothing otherwise: core.stage_cpu)."""
+    stage_cpu.flush()
 
 
 # --- structured logs (core.logs) ------------------------------------------------------------------

@@ -409,6 +409,9 @@ STRICT_RATE_BELOW = env.int("STRICT_RATE_BELOW", default=1000)
 # While campaigns and single messages (the priority lane) send through one gateway account, single
 # messages get this share of its rate; either alone gets all of it (see core.throttle).
 PRIORITY_RATE_SHARE = env.float("PRIORITY_RATE_SHARE", default=0.2)
+# CPU time by engine stage (core/stage_cpu.py): off when empty; the benchmarks set it to the role
+# of each process they start.
+STAGE_CPU = env.str("STAGE_CPU", default="")
 LANE_IDLE_SECONDS = env.float("LANE_IDLE_SECONDS", default=2.0)
 # Stored receipts are handed to the workers in one apply task per web process and this many seconds.
 WEBHOOK_ENQUEUE_INTERVAL = env.float("WEBHOOK_ENQUEUE_INTERVAL", default=0.2)

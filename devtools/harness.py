@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from datetime import time as dtime
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -93,6 +94,20 @@ def wait_http(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
     raise CommandError(f"{url} did not answer")
 
 
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _with_application_name(url: str, application_name: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}application_name={application_name}"
+
+
 class SandboxAdmin:
     """The sandbox carrier's admin API (loopback only), as the benchmarks use it."""
 
@@ -125,9 +140,12 @@ class Processes:
     (so that stopping it stops what it forked), logs to ``var/<log_prefix>-<name>.log``, and every one
     still running is stopped on exit, on an error or on SIGTERM too."""
 
-    def __init__(self, log_prefix: str, env: dict):
-        self.log_prefix, self.env = log_prefix, env
+    def __init__(self, log_prefix: str, env: dict, *, stage_cpu: bool = False):
+        self.log_prefix, self.env, self.stage_cpu = log_prefix, env, stage_cpu
         self.running: list[subprocess.Popen] = []
+        # For devtools.cpu: each process's pid by name, and the name behind each application_name.
+        self.pids: dict[str, int] = {}
+        self.sessions: dict[str, str] = {}
         self._previous_sigterm = None
 
     def __enter__(self) -> Processes:
@@ -144,30 +162,43 @@ class Processes:
 
     def start(self, name: str, argv: list[str], *, env: dict | None = None, nice: int = 0) -> subprocess.Popen:
         """Start ``argv`` in the project directory with the shared environment plus ``env``, at
-        niceness ``nice``."""
+        niceness ``nice``. Its database sessions are named ``<log_prefix>-<name>`` (unless ``env``
+        names them otherwise), and with ``stage_cpu`` it reports its CPU by stage as ``name``."""
         path = self.log_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
+        child_env = {**self.env, **(env or {})}
+        url = child_env.get("DATABASE_URL", "")
+        if url.startswith("postgres") and "application_name=" not in url:
+            child_env["DATABASE_URL"] = _with_application_name(child_env["DATABASE_URL"], f"{self.log_prefix}-{name}")
+        session_name = parse_qs(urlsplit(child_env.get("DATABASE_URL", "")).query).get("application_name")
+        if session_name:
+            self.sessions[session_name[0]] = name
+        if self.stage_cpu:
+            child_env["STAGE_CPU"] = name
         log = open(path, "wb")  # noqa: SIM115 - the child has its own copy; ours is closed below
         process = subprocess.Popen(
-            argv, cwd=BASE_DIR, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            argv, cwd=BASE_DIR, env=child_env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=(lambda: lower_priority(nice)) if nice else None,  # noqa: PLW1509 - no threads started yet
         )
         log.close()
         self.running.append(process)
+        self.pids[name] = process.pid
         return process
+
+    def stop(self, process: subprocess.Popen) -> None:
+        """Stop one process started here (and what it forked)."""
+        if process in self.running:
+            self.running.remove(process)
+        for name in [name for name, pid in self.pids.items() if pid == process.pid]:
+            del self.pids[name]  # in place: a CpuMeter holds this mapping
+        _stop(process)
 
     def stop_all(self) -> None:
         """Stop every process started here, the last started first (workers before the sandbox)."""
         while self.running:
-            process = self.running.pop()
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            _stop(self.running.pop())
+        self.pids.clear()
 
     def sandbox(self, nice: int = 0) -> SandboxAdmin:
         """The sandbox carrier on a free port, without the database (gateways are registered through

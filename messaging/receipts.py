@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from campaigns.models import Contact
+from core import stage_cpu
 from core.sql import among
 from messaging.counters import counters_add
 from messaging.engine.dispatch import dispatch_fallbacks
@@ -235,7 +236,7 @@ def events_apply(event_ids: list[int]) -> int:
     if not event_ids:
         return 0
     matching, params = among("id", event_ids)
-    with transaction.atomic():
+    with stage_cpu.stage("receipt_apply"), transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {ProviderEvent._meta.db_table} SET applied_at = %s WHERE {matching} AND applied_at IS NULL "

@@ -26,7 +26,7 @@ from django.utils.translation import gettext
 from campaigns.compliance import quiet_hours_held_reason, quiet_hours_hold
 from campaigns.models import Campaign, CampaignStatus, Classification, Contact
 from campaigns.status import TransitionError, campaign_transition
-from core import throttle
+from core import stage_cpu, throttle
 from core.sql import among
 from messaging import tasks
 from messaging.engine.claim import deliveries_claim
@@ -95,7 +95,7 @@ def dispatch_batch(campaign_id: int, batch_size: int = BATCH_SIZE) -> str:
     opens = quiet_hours_hold(campaign.organization, campaign.classification)
     if opens is None:
         ctx = context_for_campaign(campaign)
-        with transaction.atomic():
+        with stage_cpu.stage("claim"), transaction.atomic():
             # A completed campaign has nothing queued left; what it can still have is the SMS leg of an
             # RCS message whose expiry was reported late. That leg is sent all the same.
             rows = deliveries_claim(_batch_size_for(ctx, batch_size), campaign_id=campaign_id)
@@ -221,7 +221,7 @@ def send_single(delivery_id: int) -> str:
     if opens is not None:
         _send_later({delivery_id: _single_recheck_seconds(opens)})
         return "quiet"
-    with transaction.atomic():
+    with stage_cpu.stage("claim"), transaction.atomic():
         own = deliveries_claim(1, delivery_id=delivery_id)
         if own:
             delivery = _singles_loaded([delivery_id])[delivery_id]
@@ -370,21 +370,26 @@ def _process_jobs(batches: list[tuple[SendContext, list[Row]]]) -> list[Outcome]
     jobs = [_plan(ctx, rows) for ctx, rows in batches]
     sender = process_sender.open()
     if any(job.plan["fresh"] for job in jobs):
-        _decide_fresh(sender, jobs)
-    sms_gateways_choose([(job.ctx, job.plan["sms"] + job.plan["fallback"]) for job in jobs])
-    not_reachable = sender.run(
-        gather(send_planned(sender.session, job.ctx, job.plan, job.outcome) for job in jobs)
-    )
-    bounced = [(job, rows) for job, rows in zip(jobs, not_reachable, strict=True) if rows]
-    if bounced:
-        _switch_to_sms([row for _job, rows in bounced for row in rows], FallbackReason.NOT_REACHABLE)
-        sms_gateways_choose([(job.ctx, rows) for job, rows in bounced])
-        sender.run(gather(send_sms(sender.session, job.ctx, rows, job.outcome) for job, rows in bounced))
+        with stage_cpu.stage("capability"):
+            _decide_fresh(sender, jobs)
+    with stage_cpu.stage("send"):
+        sms_gateways_choose([(job.ctx, job.plan["sms"] + job.plan["fallback"]) for job in jobs])
+        not_reachable = sender.run(
+            gather(send_planned(sender.session, job.ctx, job.plan, job.outcome) for job in jobs)
+        )
+        bounced = [(job, rows) for job, rows in zip(jobs, not_reachable, strict=True) if rows]
+        if bounced:
+            _switch_to_sms([row for _job, rows in bounced for row in rows], FallbackReason.NOT_REACHABLE)
+            sms_gateways_choose([(job.ctx, rows) for job, rows in bounced])
+            sender.run(gather(send_sms(sender.session, job.ctx, rows, job.outcome) for job, rows in bounced))
     by_campaign = defaultdict(list)
     for job in jobs:
         by_campaign[job.ctx.campaign_id].append(job)
-    for campaign_id, group in by_campaign.items():
-        record_outcome(campaign_id, _merged([job.outcome for job in group]), [row for job in group for row in job.cancelled])
+    with stage_cpu.stage("record"):
+        for campaign_id, group in by_campaign.items():
+            record_outcome(
+                campaign_id, _merged([job.outcome for job in group]), [row for job in group for row in job.cancelled]
+            )
     return [job.outcome for job in jobs]
 
 

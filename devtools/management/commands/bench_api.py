@@ -7,7 +7,10 @@ creates a throwaway organization with a 100,000-recipient campaign, launches it,
 campaign is sending, posts transactional messages to POST /api/v1/messages from concurrent clients,
 timing each request. Figures: ``sends_per_s`` (API requests answered 201 per second), ``p50_ms`` and
 ``p99_ms`` (request latency), how far the campaign moved meanwhile, and how many of the API's messages
-had reached the carrier by the end (the priority lane at work). Everything it started is stopped and
+had reached the carrier by the end (the priority lane at work). ``cpu`` gives the CPU seconds per
+1,000 messages over the timed run — API messages and the campaign's sends together — of the web,
+receipt and worker processes and the PostgreSQL backends serving them, by role and by engine stage
+(devtools/cpu.py). Everything it started is stopped and
 its data removed (unless --keep).
 """
 
@@ -27,6 +30,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from accounts.models import ApiKey, ApiScope
+from core import stage_cpu
+from devtools.cpu import CpuMeter, cpu_report
 from devtools.harness import Processes, SandboxAdmin, bench_campaign, bench_cleanup, child_env, database_url
 from messaging.counters import counters_fold
 from messaging.models import Delivery, DeliveryStatus
@@ -34,6 +39,7 @@ from messaging.runs import campaign_start
 from messaging.stats import campaign_stats
 
 BULK_DB_APPLICATION = "bench-api-bulk"  # the application_name of the bulk side's database sessions
+COUNTED = ("web", "hooks", "bulk", "priority")  # the product's processes (not the sandbox carrier)
 MIX = {"android_plus_message": 70, "iphone_no_app": 15, "rakuten_sms_only": 10, "never_reads": 5}
 
 
@@ -71,7 +77,7 @@ class Command(BaseCommand):
             raise CommandError("bench_api needs DATABASE_URL (PostgreSQL) and REDIS_URL (Redis).")
         organization = None
         try:
-            with Processes("bench-api", child_env(API_KEY_RATE="100000/second")) as processes:
+            with Processes("bench-api", child_env(API_KEY_RATE="100000/second"), stage_cpu=True) as processes:
                 result, organization = self._run(processes, options)
         finally:
             if organization is not None and not options["keep"]:
@@ -133,14 +139,19 @@ class Command(BaseCommand):
             time.sleep(0.2)
         accepted_before = sandbox.carrier_accepted()
 
-        load_before = os.getloadavg()[0]
-        latencies, errors, seconds, ids = asyncio.run(self._send(web, secret, account.pk, options))
-        load_after = os.getloadavg()[0]
+        stage_cpu.reset()
+        with CpuMeter(processes.pids, processes.sessions, dsn=database_url(), stages=True) as meter:
+            cpu_before = meter.sample()
+            load_before = os.getloadavg()[0]
+            latencies, errors, seconds, ids = asyncio.run(self._send(web, secret, account.pk, options))
+            load_after = os.getloadavg()[0]
+            accepted_after = sandbox.carrier_accepted()
+            time.sleep(0.5)  # the running tasks' stage figures are flushed as each ends
+            cpu = cpu_report(cpu_before, meter.sample(), len(latencies) + accepted_after - accepted_before, COUNTED)
         stop_renicing.set()
         if renicer.is_alive():
             renicer.join()
 
-        accepted_after = sandbox.carrier_accepted()
         counters_fold()
         campaign.refresh_from_db()
         stats = campaign_stats(campaign)
@@ -169,6 +180,7 @@ class Command(BaseCommand):
             "campaign_carrier_accepted_during_api_run": accepted_after - accepted_before,
             "campaign_sent_by_end": stats["sent"],
             "api_messages_at_carrier": sent,
+            "cpu": cpu,
         }
         return result, organization
 

@@ -5,6 +5,8 @@ Starts its own sandbox (``runsandbox`` on a free port, no database), then measur
 - ``adapter_sends_per_s``: the same sends through ``RbmGateway.send`` (validation and rendering
   included);
 - ``cm_batch_sends_per_s``: SMS through ``CmGateway.send_batch``, 100 messages per request.
+Each also with ``cpu``: CPU seconds per 1,000 messages of this process (the client: ``bench``) and
+of the sandbox carrier (devtools/cpu.py), so the adapter's own cost shows next to the bare client's.
 Prints one JSON line. The sandbox must never be the bottleneck of the fan-out engine.
 """
 
@@ -20,6 +22,7 @@ import aiohttp
 from django.core.management.base import BaseCommand
 
 from accounts.models import GatewayAccount
+from devtools.cpu import CpuMeter, cpu_report
 from devtools.harness import Processes, SandboxAdmin
 from messaging.gateways import GatewayError, OutboundMessage, gateway_for
 from sandbox.server import event_loop_name
@@ -55,20 +58,23 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["sandbox_url"]:
-            result = self._bench_against(SandboxAdmin(options["sandbox_url"]), options)
+            result = self._bench_against(SandboxAdmin(options["sandbox_url"]), options, CpuMeter({}))
         else:
             # The sandbox reads no database here: this process's environment is all it needs.
             with Processes("bench-gateway", dict(os.environ)) as processes:
-                result = self._bench_against(processes.sandbox(), options)
+                sandbox = processes.sandbox()
+                result = self._bench_against(sandbox, options, CpuMeter(processes.pids))
         self.stdout.write(json.dumps(result))
 
-    def _bench_against(self, sandbox: SandboxAdmin, options) -> dict:
+    def _bench_against(self, sandbox: SandboxAdmin, options, meter: CpuMeter) -> dict:
         sandbox.call("POST", "gateways", {"kind": "rbm", "webhook_url": "", **CREDENTIALS})
         sandbox.call("POST", "gateways", {"kind": "cm", "webhook_url": "", **CM_CREDENTIALS})
         sandbox.call("POST", "config", {"profile_mix": {"android_plus_message": 1}, "rate_limit": {"rate": None}})
-        return asyncio.run(self.bench(sandbox.url, options["messages"], options["concurrency"]))
+        return asyncio.run(self.bench(sandbox.url, options["messages"], options["concurrency"], meter))
 
-    async def bench(self, base: str, messages: int, concurrency: int) -> dict:
+    async def bench(self, base: str, messages: int, concurrency: int, meter: CpuMeter | None = None) -> dict:
+        meter = meter or CpuMeter({})
+        cpu = {}
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
             raw_body = json.dumps(
@@ -87,7 +93,9 @@ class Command(BaseCommand):
                     return response.status == 200
 
             await _run_workers(min(2000, messages), concurrency, lambda i: raw_send(i, "warm"))
+            before = meter.sample()
             raw_seconds, raw_errors = await _run_workers(messages, concurrency, raw_send)
+            cpu["raw"] = cpu_report(before, meter.sample(), messages, counted=["bench"])
 
             account = GatewayAccount(kind="rbm", base_url=base, credentials=dict(CREDENTIALS))
             gateway = gateway_for(account)
@@ -102,7 +110,9 @@ class Command(BaseCommand):
                     return False
                 return True
 
+            before = meter.sample()
             adapter_seconds, adapter_errors = await _run_workers(messages, concurrency, adapter_send)
+            cpu["adapter"] = cpu_report(before, meter.sample(), messages, counted=["bench"])
 
             cm = gateway_for(GatewayAccount(kind="cm", base_url=base, credentials=dict(CM_CREDENTIALS)))
             batches = max(1, messages // 100)
@@ -118,7 +128,9 @@ class Command(BaseCommand):
                 results = await cm.send_batch(session, batch)
                 return not any(isinstance(r, GatewayError) for r in results)
 
+            before = meter.sample()
             cm_seconds, cm_errors = await _run_workers(batches, min(8, concurrency), cm_batch)
+            cpu["cm_batch"] = cpu_report(before, meter.sample(), batches * 100, counted=["bench"])
 
         return {
             "raw_sends_per_s": round(messages / raw_seconds, 1),
@@ -132,4 +144,6 @@ class Command(BaseCommand):
             "client": f"aiohttp {aiohttp.__version__}",
             "server": f"uvicorn+httptools ({event_loop_name()})",
             "cpus": os.cpu_count(),
+            # CPU seconds per 1,000 messages of this process (the client) and, apart, the sandbox.
+            "cpu": cpu,
         }
