@@ -58,3 +58,22 @@ def audience_count(organization, classification, include_list_ids, exclude_list_
     opted_out = base.filter(opted_out_at__isnull=False).count()
     no_consent = base.filter(opted_out_at__isnull=True, has_consent=False).count()
     return {"total": total, "eligible": total - opted_out - no_consent, "opted_out": opted_out, "no_consent": no_consent}
+
+
+def audience_sample(organization, classification, include_list_ids=(), exclude_list_ids=(), limit=20) -> list:
+    """The first contacts (by id) the send would reach: whom the composer's preview shows.
+
+    The same candidates and the same eligibility as the launch's freeze (``annotated_candidates``,
+    ``eligibility_filter``): a promotion leaves out opted-out contacts and those without an active
+    consent. Without lists chosen, the organization's contacts stand in, filtered the same way;
+    opted-out people are left out of the preview for every classification — a transactional
+    message still reaches them, but they should not be the face of a campaign.
+    """
+    organization_id = getattr(organization, "id", organization)
+    include_list_ids = list(include_list_ids or [])
+    if include_list_ids:
+        contacts = annotated_candidates(organization_id, include_list_ids, list(exclude_list_ids or []))
+    else:
+        contacts = Contact.objects.filter(organization_id=organization_id).annotate(has_consent=has_active_consent())
+    contacts = contacts.filter(eligibility_filter(classification), opted_out_at__isnull=True)
+    return list(contacts.order_by("id")[:limit])

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
 from campaigns import services
+from campaigns.audience import audience_sample
 from campaigns.compliance import display_rule_problems, quiet_hours_notice
 from campaigns.forms.campaign import SendBackForm, TestSendForm
 from campaigns.forms.recurrence import crontab_summary
@@ -26,7 +27,7 @@ from campaigns.views.common import (
     require_any,
     ttl_label,
 )
-from campaigns.views.preview import preview_context, sample_contacts
+from campaigns.views.preview import preview_context
 from core.phone import national_format
 from messaging import runs
 from messaging.testsends import campaign_test_send as test_send_service
@@ -39,7 +40,7 @@ def campaign_detail(request, pk):
     permissions = member_permissions(request)
     include_ids = list(campaign.audience_lists.values_list("id", flat=True))
     exclude_ids = list(campaign.exclusion_lists.values_list("id", flat=True))
-    contacts = sample_contacts(request.organization, include_ids, limit=1)
+    contacts = audience_sample(request.organization, campaign.classification, include_ids, exclude_ids, limit=1)
     contact = contacts[0] if contacts else None
     account = campaign.official_account
     audience = None

@@ -18,14 +18,15 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
 from campaigns import services
+from campaigns.audience import audience_sample
 from campaigns.compliance import OPT_OUT_PLACEHOLDER, display_rule_problems, quiet_hours_notice
 from campaigns.forms import content_builder as builder
 from campaigns.forms.campaign import CampaignForm, ScheduleMode, approved_accounts
 from campaigns.forms.recurrence import crontab_problem, crontab_summary
-from campaigns.media import display_url, store_media
+from campaigns.media import store_media, unreachable_media
 from campaigns.models import Campaign, CampaignStatus, Classification, Contact, ContactList
 from campaigns.views.common import audience_context, campaign_or_404, limited_uploads, ttl_label
-from campaigns.views.preview import attribute_keys, preview_context, sample_contacts
+from campaigns.views.preview import attribute_keys, preview_context
 from core.signed_links import PLACEHOLDER_KEY as OPT_OUT_KEY
 from messaging.testsends import confirmed_test_numbers
 
@@ -82,12 +83,13 @@ def _composer_context(request, form, state, errors, campaign=None) -> dict:
         selected_account = accounts.first()
         form.initial.setdefault("official_account", selected_account.pk)
     include_ids = _selected_ids(form, "audience_lists", campaign)
-    contacts = sample_contacts(organization, include_ids)
+    exclude_ids = _selected_ids(form, "exclusion_lists", campaign)
     document = builder.document_from_state(state)
     sms_text = form.data.get("sms_text", "") if form.is_bound else (campaign.sms_text if campaign else "")
     classification = (form.data.get("classification") if form.is_bound else None) or (
         campaign.classification if campaign else Classification.PROMOTION
     )
+    contacts = audience_sample(organization, classification, include_ids, exclude_ids)
     probe = Campaign(organization=organization, official_account=selected_account, classification=classification,
                      content=document, sms_text=sms_text or "")
     context = {
@@ -106,13 +108,13 @@ def _composer_context(request, form, state, errors, campaign=None) -> dict:
         "preview": preview_context(document, sms_text, selected_account,
                                    contacts[0] if contacts else None, "rcs"),
         "problems": display_rule_problems(probe),
+        "media_warnings": unreachable_media(document),
         "quiet_notice": _quiet_notice_from(request, form, classification, campaign),
         "cron_summary": crontab_summary((form.data.get("recurrence") if form.is_bound else
                                          (campaign.recurrence if campaign else "")) or ""),
         "sms_limit": form.sms_limit(),
         "organization": organization,
     }
-    exclude_ids = _selected_ids(form, "exclusion_lists", campaign)
     context["audience"] = audience_context(request, classification, include_ids, exclude_ids)
     context["include_ids"] = set(include_ids)
     context["exclude_ids"] = set(exclude_ids)
@@ -282,6 +284,7 @@ def compose_preview(request):
     context = {
         "preview": preview_context(document, sms_text, account, contact, request.POST.get("preview_mode")),
         "problems": display_rule_problems(probe),
+        "media_warnings": unreachable_media(document),
         "quiet_notice": _quiet_notice_from(request, form, classification, None),
         "cron_summary": crontab_summary(request.POST.get("recurrence", "")),
         "form": form,
@@ -299,7 +302,7 @@ def compose_audience(request):
     classification = data.get("classification") or Classification.PROMOTION
     context = {
         "audience": audience_context(request, classification, include, exclude),
-        "sample_contacts": sample_contacts(request.organization, include),
+        "sample_contacts": audience_sample(request.organization, classification, include, exclude),
         "oob": True,
     }
     response = render(request, "campaigns/_audience_response.html", context)
@@ -324,7 +327,7 @@ def media_upload(request):
     slot = field_name[: -len(".upload")]
     existing = request.POST.get(f"{slot}.url", "")
     kind = request.POST.get("media.kind", "image") if slot == "media" else None
-    errors = []
+    errors, warnings = [], []
     url = existing
     if _upload_too_large(request):
         errors.append(_("The file is larger than 100 MB."))
@@ -338,11 +341,11 @@ def media_upload(request):
             else:
                 url = stored.url
                 kind = stored.kind
+                warnings.extend(stored.warnings)
         except ValidationError as error:
             errors.extend(error.messages)
     context = {
-        "slot": {"path": slot, "url": url, "display_url": display_url(url), "errors": errors, "kind": kind,
-                 "is_message_media": slot == "media"},
+        "slot": {**builder.media_slot(slot, url, {}, kind), "errors": errors, "warnings": warnings},
         "b": builder.builder_context(builder.empty_state(), {}),
     }
     response = render(request, "campaigns/_builder.html#media_slot", context)
