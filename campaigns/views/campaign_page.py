@@ -16,6 +16,7 @@ from campaigns.audience import audience_sample
 from campaigns.compliance import display_rule_problems, quiet_hours_notice
 from campaigns.forms.campaign import SendBackForm, TestSendForm
 from campaigns.forms.recurrence import crontab_summary
+from campaigns.media import unreachable_media
 from campaigns.models import CampaignStatus
 from campaigns.views.common import (
     CONTROL_PERMISSIONS,
@@ -57,6 +58,7 @@ def campaign_detail(request, pk):
         "rcs_preview": preview_context(campaign.content, campaign.sms_text, account, contact, "rcs"),
         "sms_preview": preview_context(campaign.content, campaign.sms_text, account, contact, "sms"),
         "problems": display_rule_problems(campaign),
+        "media_warnings": unreachable_media(campaign.content),
         "quiet_notice": quiet_hours_notice(request.organization, campaign.classification,
                                            scheduled_at=campaign.scheduled_at, recurrence=campaign.recurrence),
         "cron_summary": crontab_summary(campaign.recurrence),

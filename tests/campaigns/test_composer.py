@@ -153,6 +153,9 @@ def test_a_loopback_media_url_is_warned_about_while_typing_and_on_the_page(clien
     assert Campaign.objects.count() == 1  # a warning, not a refusal
     assert "通信事業者は 192.168.10.5 のメディアを取得できません" in page
     assert "プライベートネットワークのアドレス" in page
+    # The campaign page, where it is approved and launched, says so too.
+    detail = client.get(reverse("campaigns:detail", args=[Campaign.objects.get().pk])).content.decode()
+    assert "通信事業者は 192.168.10.5 のメディアを取得できません" in detail
 
 
 # --- sample recipients ---------------------------------------------------------------------------------
