@@ -197,7 +197,9 @@ def line_chart(series: list[dict], lines: list[tuple[str, str, str]], tz: tzinfo
         drawn.append({"key": key, "label": label, "css": css, "points": " ".join(coordinates),
                       "total": sum(p.get(key, 0) for p in points)})
     grid = [{"y": f"{y(value):.1f}", "label": f"{value:,}"} for value in values]
-    ticks = [{"x": f"{x(moment):.1f}", "label": label} for moment, label in time_ticks(t0, t1, tz)]
+    # A label at the right edge ends there rather than being cut off by it.
+    ticks = [{"x": f"{x(moment):.1f}", "label": label, "anchor": "end" if x(moment) > width - pad_right - 40 else "middle"}
+             for moment, label in time_ticks(t0, t1, tz)]
     return {"empty": False, "width": width, "height": height, "lines": drawn, "grid": grid, "ticks": ticks,
             "left": pad_left, "right": width - pad_right, "top": pad_top, "bottom": height - pad_bottom,
             "bucket_seconds": bucket_seconds, "points": len(points)}

@@ -71,6 +71,7 @@ def test_a_single_bucket_is_drawn_as_a_line_from_zero():
     assert sent["total"] == 50
     assert [g["label"] for g in chart["grid"]] == ["0", "10", "20", "30", "40", "50"]
     assert [t["label"] for t in chart["ticks"]] == ["10:00:00", "10:00:10"]
+    assert [t["anchor"] for t in chart["ticks"]] == ["middle", "end"]  # the last label is not cut off
 
 
 def test_buckets_that_counted_nothing_are_zeros_on_an_even_time_axis():
