@@ -65,6 +65,8 @@ def _process_uploads(request, state: dict, errors: dict) -> None:
             errors.setdefault(f"{slot}.url", []).append(_("A card shows an image or a video, not a file."))
             continue
         builder.set_path(state, f"{slot}.url", stored.url)
+        for warning in stored.warnings:  # e.g. an image larger than phones need
+            messages.warning(request, warning)
         if slot == "media":
             state["media"]["kind"] = stored.kind
 

@@ -120,6 +120,16 @@ def test_a_very_large_image_is_accepted_with_a_warning_at_its_slot(client, accou
     assert "https://console.example.jp/media/" in body  # stored, its URL in the slot
 
 
+def test_a_very_large_image_sent_with_the_whole_form_is_warned_about_too(client, account, marketer):
+    buffer = io.BytesIO()
+    Image.new("L", (3000, 1000), 128).save(buffer, "PNG")
+    data = composer_data(account, kind="media", text="", **{"media.kind": "image"})
+    data["media.upload"] = SimpleUploadedFile("wide.png", buffer.getvalue(), "image/png")  # no JavaScript
+    page = signed_in(client, marketer, "en").post(reverse("campaigns:create"), data, follow=True).content.decode()
+    assert Campaign.objects.count() == 1
+    assert "This image is 3,000×1,000 px" in page
+
+
 def test_an_image_over_the_image_limit_is_refused_at_its_slot(client, account, marketer):
     content = b"\x89PNG\r\n\x1a\n" + b"\x00" * (11 * 1024 * 1024)
     body = upload_response(signed_in(client, marketer, "en"), "card.media", content).content.decode()
