@@ -45,6 +45,40 @@ class Contact(models.Model):
         return self.opted_out_at is not None
 
 
+class FieldKind(models.TextChoices):
+    TEXT = "text", _("Text")
+    NUMBER = "number", _("Number")
+    DATE = "date", _("Date")
+    CHOICE = "choice", _("Choice")
+
+
+class CustomField(models.Model):
+    """A typed field an organization keeps for its contacts. Values live in ``Contact.attributes``
+    under ``key``, converted by ``campaigns.fields`` (text: string, number: JSON number, date: ISO
+    ``YYYY-MM-DD`` string, which sorts as the date does; choice: one of ``choices``)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="custom_fields")
+    key = models.CharField(
+        _("key"), max_length=50, help_text=_("The attribute name values are stored under, e.g. “rank” or “会員ランク”.")
+    )
+    label = models.CharField(_("label"), max_length=100)
+    kind = models.CharField(_("type"), max_length=8, choices=FieldKind.choices, default=FieldKind.TEXT)
+    choices = models.JSONField(_("choices"), default=list, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
+        ordering = ["label", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="custom_field_unique_key_per_org"),
+            models.CheckConstraint(condition=Q(kind__in=FieldKind.values), name="custom_field_kind_valid"),
+        ]
+
+    def __str__(self):
+        return self.label
+
+
 class ListPurpose(models.TextChoices):
     PROMOTION = "promotion", _("Promotion")
     TRANSACTION = "transaction", _("Transaction")

@@ -2,13 +2,17 @@
 
 from django.urls import path
 
-from campaigns.views import contact_import, contact_lists, contacts
+from campaigns.views import contact_import, contact_lists, contacts, custom_fields
 
 app_name = "contacts"
 
 urlpatterns = [
     path("", contacts.contact_list, name="list"),
     path("<int:pk>/", contacts.contact_detail, name="detail"),
+    path("<int:pk>/fields/", custom_fields.contact_fields_edit, name="contact_fields"),
+    path("fields/", custom_fields.field_index, name="fields"),
+    path("fields/new/", custom_fields.field_create, name="field_create"),
+    path("fields/<int:pk>/edit/", custom_fields.field_edit, name="field_edit"),
     path("export.csv", contacts.contact_export, name="export"),
     path("opt-outs/", contacts.opt_outs, name="opt_outs"),
     path("lists/", contact_lists.list_index, name="lists"),

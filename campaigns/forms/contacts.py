@@ -3,8 +3,9 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from campaigns.imports import TARGET_CHOICES
-from campaigns.models import ConsentMethod, ContactList
+from campaigns.fields import choices_parse
+from campaigns.imports import target_choices
+from campaigns.models import ConsentMethod, ContactList, CustomField, FieldKind
 
 
 class ContactListForm(forms.ModelForm):
@@ -80,10 +81,11 @@ class ImportMappingForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.job = job
         self.column_fields = []
+        choices = target_choices(job.organization_id)
         for index, header in enumerate(job.headers):
             name = f"col_{index}"
             self.fields[name] = forms.ChoiceField(
-                label=header, choices=TARGET_CHOICES, required=False, initial=job.mapping.get(str(index), "")
+                label=header, choices=choices, required=False, initial=job.mapping.get(str(index), "")
             )
             samples = [row[index] for row in job.sample_rows if index < len(row) and row[index]]
             self.column_fields.append((self[name], samples))
@@ -98,3 +100,53 @@ class ImportMappingForm(forms.Form):
             "source": self.cleaned_data["source"].strip(),
             "wording_version": self.cleaned_data["wording_version"].strip(),
         }
+
+
+class CustomFieldForm(forms.ModelForm):
+    """A typed custom field; its choices are typed one per line."""
+
+    choices_text = forms.CharField(
+        label=_("Choices"), required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("For a choice field: one choice per line, e.g. ゴールド, シルバー, ブロンズ."),
+    )
+
+    class Meta:
+        model = CustomField
+        fields = ["label", "key", "kind"]
+        help_texts = {"kind": _("Values are checked against the type at import and on the contact page.")}
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.organization = organization
+        if self.instance.pk:
+            self.fields["choices_text"].initial = "\n".join(self.instance.choices)
+            # The key names stored values and the type decides how they compare: fixed once made.
+            self.fields["key"].disabled = True
+            self.fields["kind"].disabled = True
+
+    def clean(self):
+        cleaned = super().clean()
+        self.instance.choices = choices_parse(cleaned.get("choices_text", ""))
+        return cleaned
+
+
+class ContactFieldsForm(forms.Form):
+    """The contact page's editor of custom field values, one input per field of its type."""
+
+    def __init__(self, *args, fields, contact, **kwargs):
+        super().__init__(*args, **kwargs)
+        attributes = contact.attributes or {}
+        for field in fields:
+            initial = attributes.get(field.key, "")
+            if field.kind == FieldKind.CHOICE:
+                form_field = forms.ChoiceField(choices=[("", "—"), *[(c, c) for c in field.choices]])
+            elif field.kind == FieldKind.DATE:
+                form_field = forms.CharField(widget=forms.DateInput(attrs={"type": "date"}))
+            elif field.kind == FieldKind.NUMBER:
+                form_field = forms.CharField(widget=forms.TextInput(attrs={"inputmode": "decimal"}))
+            else:
+                form_field = forms.CharField(max_length=1000)
+            form_field.label = field.label
+            form_field.required = False
+            form_field.initial = initial
+            self.fields[field.key] = form_field
