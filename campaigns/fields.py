@@ -22,11 +22,15 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import JSONField
 from django.utils.translation import gettext as _
 
 from campaigns.models import Contact, CustomField, FieldKind
 
-KEY_PATTERN = re.compile(r"^[^\s\"'\\]{1,50}$")
+# A key is one step of an ORM path into the attributes (messaging.segments): no "__", not all
+# digits (an array index), and not the name of a lookup (checked in custom_field_save).
+KEY_PATTERN = re.compile(r"^(?!\d+$)(?!.*__)[^\s\"'\\]{1,50}$")
+_RESERVED_KEYS = {name.lower() for name in JSONField.get_lookups()} | {"lt", "gt", "lte", "gte", "icontains"}
 CHOICES_MAX = 100
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日", "%Y%m%d")
 
@@ -114,8 +118,8 @@ def custom_field_save(field: CustomField) -> CustomField:
     """Create or change a field, checking its key and choices."""
     errors = {}
     field.key = _normalize(field.key)
-    if not KEY_PATTERN.match(field.key):
-        errors["key"] = _("Use up to 50 characters without spaces or quotes.")
+    if not KEY_PATTERN.match(field.key) or field.key.lower() in _RESERVED_KEYS:
+        errors["key"] = _("Use up to 50 characters without spaces, quotes or “__”, not only digits.")
     elif CustomField.objects.filter(organization_id=field.organization_id, key=field.key).exclude(pk=field.pk).exists():
         errors["key"] = _("A field with this key already exists.")
     if field.kind == FieldKind.CHOICE and not field.choices:

@@ -277,6 +277,39 @@ class Campaign(models.Model):
         return self.name
 
 
+class SegmentMatch(models.TextChoices):
+    ALL = "all", _("all of the conditions")
+    ANY = "any", _("any of the conditions")
+
+
+class Segment(models.Model):
+    """A saved audience rule: all or any of ``conditions`` (checked by ``campaigns.segments``, turned
+    into one query filter by ``messaging.segments``), evaluated whenever it is counted or frozen."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="segments")
+    name = models.CharField(_("name"), max_length=200)
+    match = models.CharField(_("match"), max_length=3, choices=SegmentMatch.choices, default=SegmentMatch.ALL)
+    conditions = models.JSONField(_("conditions"), default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="segment_unique_name_per_org"),
+            models.CheckConstraint(condition=Q(match__in=SegmentMatch.values), name="segment_match_valid"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
 class ImportStatus(models.TextChoices):
     MAPPING = "mapping", _("Waiting for column mapping")
     QUEUED = "queued", _("Queued")

@@ -149,3 +149,10 @@ def test_a_viewer_cannot_define_fields(client, org):
     client.force_login(member(org, Role.VIEWER))
     assert client.get(reverse("contacts:fields")).status_code == 200
     assert client.get(reverse("contacts:field_create")).status_code == 403
+
+
+@pytest.mark.parametrize("key", ["a__b", "2024", "contains", "has key", "a\"b"])
+def test_keys_that_cannot_name_a_path_into_the_attributes_are_refused(org, key):
+    with pytest.raises(ValidationError) as error:
+        custom_field_save(CustomField(organization=org, key=key, label="x"))
+    assert "key" in error.value.message_dict
