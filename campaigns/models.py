@@ -213,6 +213,14 @@ class Campaign(models.Model):
     exclusion_lists = models.ManyToManyField(
         ContactList, verbose_name=_("exclusion lists"), related_name="excluded_from_campaigns", blank=True
     )
+    # Segments are evaluated when the audience is frozen (messaging.engine.freeze): each run of a
+    # recurring campaign reaches the people who match at that run.
+    audience_segments = models.ManyToManyField(
+        "Segment", verbose_name=_("audience segments"), related_name="campaigns", blank=True
+    )
+    exclusion_segments = models.ManyToManyField(
+        "Segment", verbose_name=_("exclusion segments"), related_name="excluded_from_campaigns", blank=True
+    )
     ttl_seconds = models.PositiveIntegerField(_("time before SMS fallback (seconds)"), default=3600)
     status = models.CharField(_("status"), max_length=20, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
     status_reason = models.CharField(_("status reason"), max_length=300, blank=True)

@@ -128,6 +128,22 @@ def segments_filter(segments, now=None) -> Q | None:
     return combined
 
 
+def campaign_segment_filters(campaign, now=None) -> tuple[Q | None, Q | None]:
+    """A campaign's audience and exclusion segments as (include, exclude) filters for
+    ``campaigns.audience.candidates`` (None where it has none)."""
+    now = now or timezone.now()
+    return (segments_filter(campaign.audience_segments.all(), now),
+            segments_filter(campaign.exclusion_segments.all(), now))
+
+
+def chosen_segment_filters(organization_id, include_ids, exclude_ids, now=None) -> tuple[Q | None, Q | None]:
+    """The composer's chosen segments (only the organization's own count) as (include, exclude)."""
+    now = now or timezone.now()
+    own = Segment.objects.filter(organization_id=organization_id)
+    return (segments_filter(own.filter(pk__in=list(include_ids or [])), now) if include_ids else None,
+            segments_filter(own.filter(pk__in=list(exclude_ids or [])), now) if exclude_ids else None)
+
+
 def segment_contacts(organization_id, match: str, conditions: list[dict], now=None):
     return Contact.objects.filter(organization_id=organization_id).filter(conditions_filter(match, conditions, now))
 

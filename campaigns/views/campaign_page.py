@@ -31,6 +31,7 @@ from campaigns.views.common import (
 from campaigns.views.preview import preview_context
 from core.phone import national_format
 from messaging import runs
+from messaging.segments import campaign_segment_filters
 from messaging.testsends import campaign_test_send as test_send_service
 from messaging.testsends import confirmed_test_numbers
 
@@ -41,13 +42,19 @@ def campaign_detail(request, pk):
     permissions = member_permissions(request)
     include_ids = list(campaign.audience_lists.values_list("id", flat=True))
     exclude_ids = list(campaign.exclusion_lists.values_list("id", flat=True))
-    contacts = audience_sample(request.organization, campaign.classification, include_ids, exclude_ids, limit=1)
+    include_filter, exclude_filter = campaign_segment_filters(campaign)
+    contacts = audience_sample(request.organization, campaign.classification, include_ids, exclude_ids, limit=1,
+                               include_filter=include_filter, exclude_filter=exclude_filter)
     contact = contacts[0] if contacts else None
     account = campaign.official_account
     audience = None
     if campaign.status in (CampaignStatus.DRAFT, CampaignStatus.PENDING_APPROVAL, CampaignStatus.APPROVED,
                            CampaignStatus.SCHEDULED):
-        audience = audience_context(request, campaign.classification, include_ids, exclude_ids)
+        audience = audience_context(
+            request, campaign.classification, include_ids, exclude_ids,
+            list(campaign.audience_segments.values_list("id", flat=True)),
+            list(campaign.exclusion_segments.values_list("id", flat=True)),
+        )
     context = {
         "campaign": campaign,
         "can_compose": "compose" in permissions,
@@ -65,6 +72,8 @@ def campaign_detail(request, pk):
         "audience": audience,
         "audience_lists": campaign.audience_lists.all(),
         "exclusion_lists": campaign.exclusion_lists.all(),
+        "audience_segments": campaign.audience_segments.all(),
+        "exclusion_segments": campaign.exclusion_segments.all(),
         "test_form": TestSendForm(),
         "test_numbers": confirmed_test_numbers(request.organization),
         "send_back_form": SendBackForm(),

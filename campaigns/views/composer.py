@@ -24,10 +24,11 @@ from campaigns.forms import content_builder as builder
 from campaigns.forms.campaign import CampaignForm, ScheduleMode, approved_accounts
 from campaigns.forms.recurrence import crontab_problem, crontab_summary
 from campaigns.media import store_media, unreachable_media
-from campaigns.models import Campaign, CampaignStatus, Classification, Contact, ContactList
+from campaigns.models import Campaign, CampaignStatus, Classification, Contact, ContactList, Segment
 from campaigns.views.common import audience_context, campaign_or_404, limited_uploads, ttl_label
 from campaigns.views.preview import attribute_keys, preview_context
 from core.signed_links import PLACEHOLDER_KEY as OPT_OUT_KEY
+from messaging.segments import chosen_segment_filters
 from messaging.testsends import confirmed_test_numbers
 
 COMPOSER_FIELDS = ["name", "official_account", "classification", "sms_text", "ttl_seconds", "scheduled_at",
@@ -86,12 +87,16 @@ def _composer_context(request, form, state, errors, campaign=None) -> dict:
         form.initial.setdefault("official_account", selected_account.pk)
     include_ids = _selected_ids(form, "audience_lists", campaign)
     exclude_ids = _selected_ids(form, "exclusion_lists", campaign)
+    include_segment_ids = _selected_ids(form, "audience_segments", campaign)
+    exclude_segment_ids = _selected_ids(form, "exclusion_segments", campaign)
+    include_filter, exclude_filter = chosen_segment_filters(organization.id, include_segment_ids, exclude_segment_ids)
     document = builder.document_from_state(state)
     sms_text = form.data.get("sms_text", "") if form.is_bound else (campaign.sms_text if campaign else "")
     classification = (form.data.get("classification") if form.is_bound else None) or (
         campaign.classification if campaign else Classification.PROMOTION
     )
-    contacts = audience_sample(organization, classification, include_ids, exclude_ids)
+    contacts = audience_sample(organization, classification, include_ids, exclude_ids,
+                               include_filter=include_filter, exclude_filter=exclude_filter)
     probe = Campaign(organization=organization, official_account=selected_account, classification=classification,
                      content=document, sms_text=sms_text or "")
     context = {
@@ -107,6 +112,7 @@ def _composer_context(request, form, state, errors, campaign=None) -> dict:
         "opt_out_placeholder": OPT_OUT_PLACEHOLDER,
         "sample_contacts": contacts,
         "lists": lists,
+        "segments": Segment.objects.filter(organization=organization).order_by("name"),
         "preview": preview_context(document, sms_text, selected_account,
                                    contacts[0] if contacts else None, "rcs"),
         "problems": display_rule_problems(probe),
@@ -117,9 +123,12 @@ def _composer_context(request, form, state, errors, campaign=None) -> dict:
         "sms_limit": form.sms_limit(),
         "organization": organization,
     }
-    context["audience"] = audience_context(request, classification, include_ids, exclude_ids)
+    context["audience"] = audience_context(request, classification, include_ids, exclude_ids,
+                                           include_segment_ids, exclude_segment_ids)
     context["include_ids"] = set(include_ids)
     context["exclude_ids"] = set(exclude_ids)
+    context["include_segment_ids"] = set(include_segment_ids)
+    context["exclude_segment_ids"] = set(exclude_segment_ids)
     context["ttl_choices"] = _ttl_choices(form)
     return context
 
@@ -301,10 +310,14 @@ def compose_audience(request):
     data = request.POST if request.method == "POST" else request.GET
     include = [int(v) for v in data.getlist("audience_lists") if str(v).isdigit()]
     exclude = [int(v) for v in data.getlist("exclusion_lists") if str(v).isdigit()]
+    include_segments = [int(v) for v in data.getlist("audience_segments") if str(v).isdigit()]
+    exclude_segments = [int(v) for v in data.getlist("exclusion_segments") if str(v).isdigit()]
+    include_filter, exclude_filter = chosen_segment_filters(request.organization.id, include_segments, exclude_segments)
     classification = data.get("classification") or Classification.PROMOTION
     context = {
-        "audience": audience_context(request, classification, include, exclude),
-        "sample_contacts": audience_sample(request.organization, classification, include, exclude),
+        "audience": audience_context(request, classification, include, exclude, include_segments, exclude_segments),
+        "sample_contacts": audience_sample(request.organization, classification, include, exclude,
+                                           include_filter=include_filter, exclude_filter=exclude_filter),
         "oob": True,
     }
     response = render(request, "campaigns/_audience_response.html", context)

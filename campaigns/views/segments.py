@@ -130,8 +130,11 @@ def segment_edit(request, pk):
 @member_required("compose")
 def segment_delete(request, pk):
     segment = get_object_or_404(Segment, pk=pk, organization=request.organization)
-    segment.delete()
-    messages.success(request, _("The segment was deleted."))
+    if segment.campaigns.exists() or segment.excluded_from_campaigns.exists():
+        messages.error(request, _("This segment is a campaign's audience or exclusion and cannot be deleted."))
+    else:
+        segment.delete()
+        messages.success(request, _("The segment was deleted."))
     return redirect("contacts:segments")
 
 

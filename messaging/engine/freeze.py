@@ -13,16 +13,25 @@ from campaigns.audience import annotated_candidates
 from campaigns.models import Campaign, Classification, Contact
 from messaging.counters import counters_add
 from messaging.models import Delivery, Metric
+from messaging.segments import campaign_segment_filters
 
 FREEZE_CHUNK = 10_000
 FREEZE_LOCK = 0x46524545  # advisory lock namespace of audience freezing ("FREE")
 
 
 def _audience_sql(campaign: Campaign):
-    """SQL and params selecting (contact id, opted out, has consent) of the campaign's candidates."""
+    """SQL and params selecting (contact id, opted out, has consent) of the campaign's candidates.
+
+    Segments are evaluated here, at the freeze, with their engagement windows ending when the run
+    started (the same instant for every chunk), so a recurring run reaches who matches at that run.
+    """
     include = list(campaign.audience_lists.values_list("id", flat=True))
     exclude = list(campaign.exclusion_lists.values_list("id", flat=True))
-    queryset = annotated_candidates(campaign.organization_id, include, exclude).values_list(
+    started_at = Campaign.objects.filter(pk=campaign.pk).values_list("started_at", flat=True).first()
+    include_filter, exclude_filter = campaign_segment_filters(campaign, now=started_at)
+    queryset = annotated_candidates(
+        campaign.organization_id, include, exclude, include_filter, exclude_filter
+    ).values_list(
         "id", "opted_out_at", "has_consent", "active_consent_id"
     )
     return queryset.query.sql_with_params()

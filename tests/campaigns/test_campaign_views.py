@@ -836,7 +836,7 @@ def test_submit_refusal_is_shown_beside_the_fields_and_the_draft_kept(client, or
     assert response.status_code == 200
     assert campaign.status == CampaignStatus.DRAFT
     assert 'data-field="audience_lists"' in body
-    assert "Choose at least one audience list." in body
+    assert "Choose at least one audience list or segment." in body
     assert f'action="{reverse("campaigns:edit", args=[campaign.pk])}"' in body
 
 

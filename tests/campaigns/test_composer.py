@@ -203,3 +203,49 @@ def test_the_preview_never_shows_opted_out_people(client, org, account, marketer
     detail = client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
     assert "停止した人" not in detail
 
+
+
+# --- segments as the audience ----------------------------------------------------------------------
+
+
+def test_a_segment_is_chosen_counted_and_saved_as_audience_and_exclusion(client, org, account, marketer):
+    from campaigns.models import CustomField, FieldKind, Segment
+    from campaigns.segments import segment_save
+
+    CustomField.objects.create(organization=org, key="rank", label="会員ランク", kind=FieldKind.CHOICE,
+                               choices=["ゴールド", "シルバー"])
+    for name, rank in (("金さん", "ゴールド"), ("金の停止", "ゴールド"), ("銀さん", "シルバー")):
+        contact = ContactFactory(organization=org, name=name, attributes={"rank": rank})
+        ConsentFactory(contact=contact)
+    contact_opt_out(org.contacts.get(name="金の停止"), OptOutMethod.KEYWORD, "停止", confirm=False)
+    gold = segment_save(Segment(organization=org, name="ゴールド会員", match="all"),
+                        [{"type": "field", "field": "rank", "op": "eq", "value": "ゴールド"}])
+    everyone = segment_save(Segment(organization=org, name="全員", match="all"), [])
+    stranger = segment_save(Segment(organization=OrganizationFactory(), name="よそ", match="all"), [])
+    client = signed_in(client, marketer, "en")
+
+    page = client.get(reverse("campaigns:create")).content.decode()
+    assert "ゴールド会員" in page and "よそ" not in page
+    counted = client.post(reverse("campaigns:compose_audience"),
+                          {"audience_segments": [gold.pk], "classification": "promotion"}).content.decode()
+    assert '<span class="value">1</span>' in counted and "1 opted out" in counted
+    assert sample_names(counted) == ["金さん"]
+    excluded = client.post(reverse("campaigns:compose_audience"), {
+        "audience_segments": [everyone.pk], "exclusion_segments": [gold.pk], "classification": "promotion",
+    }).content.decode()
+    assert sample_names(excluded) == ["銀さん"]
+    foreign = client.post(reverse("campaigns:compose_audience"),
+                          {"audience_segments": [stranger.pk], "classification": "promotion"}).content.decode()
+    assert "Choose at least one list or segment to send to." in foreign or '<span class="value">0</span>' in foreign
+
+    saved = client.post(reverse("campaigns:create"), composer_data(
+        account, audience_segments=[everyone.pk], exclusion_segments=[gold.pk]))
+    assert saved.status_code == 302
+    campaign = Campaign.objects.get()
+    assert list(campaign.audience_segments.all()) == [everyone]
+    assert list(campaign.exclusion_segments.all()) == [gold]
+    detail = client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert "Evaluated when the audience is frozen at each send." in detail
+    refused = client.post(reverse("campaigns:create"), composer_data(
+        account, name="two", audience_segments=[gold.pk], exclusion_segments=[gold.pk]))
+    assert "A segment cannot be both included and excluded." in refused.content.decode()
