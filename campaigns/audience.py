@@ -30,10 +30,11 @@ def candidates(organization_id, include_list_ids, exclude_list_ids, include_filt
         )
         queryset = queryset.exclude(Exists(excluded))
     if exclude_filter is not None:
-        # Not .exclude(): a NULL inside the filter must not let anyone through; keep only those who
-        # certainly do not match.
-        queryset = queryset.filter(~Q(pk__in=Contact.objects.filter(organization_id=organization_id)
-                                       .filter(exclude_filter).values("pk")))
+        # NOT EXISTS on the contact itself, not exclude(filter): the excluded are exactly the people
+        # the segment counts (a NULL comparison inside it excludes nobody), and PostgreSQL plans it
+        # as an anti-join rather than a NOT IN over a million ids.
+        matching = Contact.objects.filter(pk=OuterRef("pk")).filter(exclude_filter)
+        queryset = queryset.filter(~Exists(matching))
     return queryset
 
 

@@ -105,3 +105,13 @@ def test_another_organizations_segment_is_404_and_a_viewer_cannot_build(client, 
     client.force_login(member(org, Role.VIEWER))
     assert client.get(reverse("contacts:segments")).status_code == 200
     assert client.get(reverse("contacts:segment_create")).status_code == 403
+
+
+def test_the_builder_speaks_japanese(client, org, settings):
+    settings.LANGUAGE_CODE = "ja"
+    client.force_login(member(org, Role.MARKETER))
+    page = client.get(reverse("contacts:segment_create"), HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    assert "新しいセグメント" in page and "条件を追加" in page and "人が一致" in page
+    row = client.post(reverse("contacts:segment_row"), {"add": "1", "add_type": "engagement"},
+                      HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    assert "クリックした" in row and "過去N日以内" in row
