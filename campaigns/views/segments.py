@@ -141,15 +141,18 @@ def segment_delete(request, pk):
 @require_POST
 @member_required("compose")
 def segment_row(request):
-    """A condition row: a new one (``add``) at the next index, or one re-drawn after its kind or
-    field changed (the row's own inputs are posted)."""
+    """A condition row: a new one (``add``) at the next index, or row ``redraw`` re-drawn after its
+    kind, field or comparison changed."""
     fields = list(CustomField.objects.filter(organization=request.organization))
     rows = _posted_rows(request.POST)
     if request.POST.get("add"):
         index = str(max([int(index) for index, _values in rows] + [-1]) + 1)
         values = {"type": request.POST.get("add_type") or "field"}
     else:
-        index, values = rows[0] if rows else ("0", {})
+        # A row inside the form posts the whole form (htmx adds the enclosing form's values): the
+        # row to re-draw is the one named by ``redraw``.
+        wanted = request.POST.get("redraw", "")
+        index, values = next(((i, v) for i, v in rows if i == wanted), rows[0] if rows else ("0", {}))
     context = {"row": _row_context(index, values, fields), **_choices(request.organization)}
     response = render(request, "contacts/segment_builder.html#condition-row", context)
     response["HX-Trigger-After-Settle"] = "segment-changed"

@@ -115,3 +115,11 @@ def test_the_builder_speaks_japanese(client, org, settings):
     row = client.post(reverse("contacts:segment_row"), {"add": "1", "add_type": "engagement"},
                       HTTP_ACCEPT_LANGUAGE="ja").content.decode()
     assert "クリックした" in row and "過去N日以内" in row
+
+
+def test_the_row_named_by_redraw_is_redrawn_when_the_whole_form_is_posted(marketer):
+    response = marketer.post(reverse("contacts:segment_row"), {
+        "rows": ["0", "1"], "redraw": "1", "c-0-type": "field", "c-0-field": "rank",
+        "c-1-type": "carrier", "c-1-op": "eq", "c-1-value": "au"})
+    page = response.content.decode()
+    assert 'id="condition-1"' in page and 'id="condition-0"' not in page and 'value="docomo"' in page
