@@ -62,6 +62,8 @@ PK_MODELS = {
     "accounts/members/": "accounts.membership",
     "campaigns/contacts/lists/": "campaigns.contactlist",
     "campaigns/contacts/import/": "campaigns.importjob",
+    "campaigns/contacts/segments/": "campaigns.segment",
+    "campaigns/contacts/fields/": "campaigns.customfield",
     "campaigns/contacts/": "campaigns.contact",
     "campaigns/": "campaigns.campaign",
     "messaging/inbox/": "messaging.conversation",

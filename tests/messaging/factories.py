@@ -2,7 +2,7 @@ import factory
 from django.utils import timezone
 
 from accounts.models import ApiKey, Carrier, Role, WebhookDelivery, WebhookEndpoint
-from campaigns.models import ContactListMembership
+from campaigns.models import ContactListMembership, CustomField, Segment
 from messaging.models import Conversation, ConversationMessage, Delivery
 from messaging.models import TestNumber as Number
 from tests.accounts.factories import (
@@ -60,7 +60,11 @@ def tenant_objects(organization, tag="", user=None):
     )
     webhook_delivery = WebhookDelivery.objects.create(endpoint=webhook_endpoint, event_type="message.sent", payload={})
     test_number = Number.objects.create(organization=organization, phone=contact.phone, label=f"{tag}-test-number")
+    custom_field = CustomField.objects.create(organization=organization, key=f"{tag}-rank", label=f"{tag}-rank")
+    segment = Segment.objects.create(organization=organization, name=f"{tag}-segment")
     return {
+        "campaigns.customfield": custom_field,
+        "campaigns.segment": segment,
         "messaging.testnumber": test_number,
         "accounts.webhookendpoint": webhook_endpoint,
         "accounts.webhookdelivery": webhook_delivery,
