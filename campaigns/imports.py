@@ -45,6 +45,7 @@ from django.utils.translation import gettext_lazy
 
 from audit.services import audit_record
 from campaigns.contacts import UPSERT_BATCH, ContactRow, contacts_upsert
+from campaigns.fields import field_value_convert, organization_fields
 from campaigns.models import (
     CONSENT_WORDING_NOT_STATED,
     ConsentMethod,
@@ -91,6 +92,19 @@ TARGET_CHOICES = [
     (TARGET_CONSENT_EVIDENCE, gettext_lazy("Consent: evidence")),
 ]
 SINGLE_TARGETS = {t for t, _label in TARGET_CHOICES} - {TARGET_IGNORE, TARGET_ATTRIBUTE}
+# A column mapped to one of the organization's typed custom fields (campaigns.fields): "field:<key>".
+TARGET_FIELD_PREFIX = "field:"
+
+
+def target_choices(organization_id) -> list:
+    """What a column can mean for this organization: the fixed targets, then its custom fields."""
+    fields = [
+        (f"{TARGET_FIELD_PREFIX}{field.key}", f"{field.label} ({field.get_kind_display()})")
+        for field in organization_fields(organization_id).values()
+    ]
+    if not fields:
+        return list(TARGET_CHOICES)
+    return [*TARGET_CHOICES, (gettext_lazy("Custom fields"), fields)]
 
 # Header words that suggest a column's meaning (compared after NFKC and lower-casing).
 _GUESSES = [
@@ -299,7 +313,18 @@ def import_job_create(organization, user, uploaded, contact_list: ContactList) -
         raise ValidationError(_("The file is empty. The first row must name the columns."))
     job.headers = [name or _("Column %(number)d") % {"number": index + 1} for index, name in enumerate(header)]
     job.sample_rows = samples
-    job.mapping = {str(index): guess_target(name) for index, name in enumerate(header)}
+    fields_by_name = {}
+    for custom_field in organization_fields(organization.id).values():
+        for name in (custom_field.key, custom_field.label):
+            fields_by_name[unicodedata.normalize("NFKC", name).strip().casefold()] = custom_field.key
+    job.mapping = {
+        str(index): (
+            f"{TARGET_FIELD_PREFIX}{fields_by_name[known]}"
+            if (known := unicodedata.normalize("NFKC", name or "").strip().casefold()) in fields_by_name
+            else guess_target(name)
+        )
+        for index, name in enumerate(header)
+    }
     phone_columns = [key for key, target in job.mapping.items() if target == TARGET_PHONE]
     for key in phone_columns[1:]:
         job.mapping[key] = TARGET_ATTRIBUTE
@@ -352,6 +377,21 @@ def import_job_set_mapping(job: ImportJob, mapping: dict, consent_defaults: dict
                 if chosen == target:
                     errors.setdefault(f"column_{key}", []).append(
                         _("Only one column can be “%(target)s”.") % {"target": label}
+                    )
+    fields = organization_fields(job.organization_id)
+    for target in set(targets):
+        if target.startswith(TARGET_FIELD_PREFIX):
+            field = fields.get(target.removeprefix(TARGET_FIELD_PREFIX))
+            for key, chosen in mapping.items():
+                if chosen != target:
+                    continue
+                if field is None:
+                    errors.setdefault(f"column_{key}", []).append(
+                        _("A chosen custom field no longer exists. Choose again.")
+                    )
+                elif targets.count(target) > 1:
+                    errors.setdefault(f"column_{key}", []).append(
+                        _("Only one column can be “%(target)s”.") % {"target": field.label}
                     )
     if targets.count(TARGET_ATTRIBUTE) > ATTRIBUTE_MAX:
         errors.setdefault("columns", []).append(
@@ -538,6 +578,12 @@ def _run(job: ImportJob) -> None:
     phone_col = next(index for index, target in mapping.items() if target == TARGET_PHONE)
     columns = {target: index for index, target in mapping.items() if target not in (TARGET_ATTRIBUTE, TARGET_PHONE)}
     attribute_cols = [(index, job.headers[index]) for index, target in mapping.items() if target == TARGET_ATTRIBUTE]
+    fields = organization_fields(job.organization_id)
+    field_cols = [
+        (index, fields[target.removeprefix(TARGET_FIELD_PREFIX)])
+        for index, target in mapping.items()
+        if target.startswith(TARGET_FIELD_PREFIX) and target.removeprefix(TARGET_FIELD_PREFIX) in fields
+    ]
     defaults = job.consent_defaults or {}
     promotional = job.contact_list.purpose == ListPurpose.PROMOTION
     attested_at = job.started_at or timezone.now()
@@ -571,7 +617,7 @@ def _run(job: ImportJob) -> None:
                 else:
                     good = _build_row(number, cells, phone, raw_phone, cell, attribute_cols, bad, tz, promotional,
                                       defaults, attested_at, default_method, default_source, default_wording,
-                                      run.method_notes)
+                                      run.method_notes, field_cols)
                     if good is not None:
                         seen[phone] = number
                         run.chunk.append(good)
@@ -611,12 +657,19 @@ def _method_note_entries(notes: dict) -> list[dict]:
 
 
 def _build_row(number, cells, phone, raw_phone, cell, attribute_cols, bad, tz, promotional, defaults,
-               attested_at, default_method, default_source, default_wording, method_notes):
+               attested_at, default_method, default_source, default_wording, method_notes, field_cols=()):
     name = cell(cells, TARGET_NAME)[:200]
     attributes = {}
     for index, key in attribute_cols:
         if index < len(cells) and cells[index] != "":
             attributes[key] = cells[index]
+    for index, custom_field in field_cols:
+        if index < len(cells) and cells[index] != "":
+            try:
+                attributes[custom_field.key] = field_value_convert(custom_field, cells[index])
+            except ValidationError as error:
+                bad(number, raw_phone, error.messages[0])
+                return None
     consent = None
     granted_text = cell(cells, TARGET_CONSENT_GRANTED_AT)
     try:

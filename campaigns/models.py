@@ -45,6 +45,40 @@ class Contact(models.Model):
         return self.opted_out_at is not None
 
 
+class FieldKind(models.TextChoices):
+    TEXT = "text", _("Text")
+    NUMBER = "number", _("Number")
+    DATE = "date", _("Date")
+    CHOICE = "choice", _("Choice")
+
+
+class CustomField(models.Model):
+    """A typed field an organization keeps for its contacts. Values live in ``Contact.attributes``
+    under ``key``, converted by ``campaigns.fields`` (text: string, number: JSON number, date: ISO
+    ``YYYY-MM-DD`` string, which sorts as the date does; choice: one of ``choices``)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="custom_fields")
+    key = models.CharField(
+        _("key"), max_length=50, help_text=_("The attribute name values are stored under, e.g. “rank” or “会員ランク”.")
+    )
+    label = models.CharField(_("label"), max_length=100)
+    kind = models.CharField(_("type"), max_length=8, choices=FieldKind.choices, default=FieldKind.TEXT)
+    choices = models.JSONField(_("choices"), default=list, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
+        ordering = ["label", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="custom_field_unique_key_per_org"),
+            models.CheckConstraint(condition=Q(kind__in=FieldKind.values), name="custom_field_kind_valid"),
+        ]
+
+    def __str__(self):
+        return self.label
+
+
 class ListPurpose(models.TextChoices):
     PROMOTION = "promotion", _("Promotion")
     TRANSACTION = "transaction", _("Transaction")
@@ -190,6 +224,14 @@ class Campaign(models.Model):
     exclusion_lists = models.ManyToManyField(
         ContactList, verbose_name=_("exclusion lists"), related_name="excluded_from_campaigns", blank=True
     )
+    # Segments are evaluated when the audience is frozen (messaging.engine.freeze): each run of a
+    # recurring campaign reaches the people who match at that run.
+    audience_segments = models.ManyToManyField(
+        "Segment", verbose_name=_("audience segments"), related_name="campaigns", blank=True
+    )
+    exclusion_segments = models.ManyToManyField(
+        "Segment", verbose_name=_("exclusion segments"), related_name="excluded_from_campaigns", blank=True
+    )
     ttl_seconds = models.PositiveIntegerField(_("time before SMS fallback (seconds)"), default=3600)
     status = models.CharField(_("status"), max_length=20, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
     status_reason = models.CharField(_("status reason"), max_length=300, blank=True)
@@ -275,6 +317,39 @@ class CampaignTemplate(models.Model):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "name"], name="campaign_template_unique_name_per_org"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class SegmentMatch(models.TextChoices):
+    ALL = "all", _("all of the conditions")
+    ANY = "any", _("any of the conditions")
+
+
+class Segment(models.Model):
+    """A saved audience rule: all or any of ``conditions`` (checked by ``campaigns.segments``, turned
+    into one query filter by ``messaging.segments``), evaluated whenever it is counted or frozen."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="segments")
+    name = models.CharField(_("name"), max_length=200)
+    match = models.CharField(_("match"), max_length=3, choices=SegmentMatch.choices, default=SegmentMatch.ALL)
+    conditions = models.JSONField(_("conditions"), default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="segment_unique_name_per_org"),
+            models.CheckConstraint(condition=Q(match__in=SegmentMatch.values), name="segment_match_valid"),
         ]
 
     def __str__(self):

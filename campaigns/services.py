@@ -44,8 +44,8 @@ def campaign_validate_for_send(campaign: Campaign) -> None:
         )
     if not account.rcs_gateway and not account.sms_gateway:
         errors.setdefault("official_account", []).append(_("The official account has no gateway configured."))
-    if not campaign.audience_lists.exists():
-        errors.setdefault("audience_lists", []).append(_("Choose at least one audience list."))
+    if not campaign.audience_lists.exists() and not campaign.audience_segments.exists():
+        errors.setdefault("audience_lists", []).append(_("Choose at least one audience list or segment."))
     if campaign.classification == Classification.PROMOTION:
         for problem in display_rule_problems(campaign):
             errors.setdefault("display_rules", []).append(problem)

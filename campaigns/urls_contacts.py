@@ -2,13 +2,23 @@
 
 from django.urls import path
 
-from campaigns.views import contact_import, contact_lists, contacts
+from campaigns.views import contact_import, contact_lists, contacts, custom_fields, segments
 
 app_name = "contacts"
 
 urlpatterns = [
     path("", contacts.contact_list, name="list"),
     path("<int:pk>/", contacts.contact_detail, name="detail"),
+    path("<int:pk>/fields/", custom_fields.contact_fields_edit, name="contact_fields"),
+    path("segments/", segments.segment_index, name="segments"),
+    path("segments/new/", segments.segment_create, name="segment_create"),
+    path("segments/<int:pk>/edit/", segments.segment_edit, name="segment_edit"),
+    path("segments/<int:pk>/delete/", segments.segment_delete, name="segment_delete"),
+    path("segments/row/", segments.segment_row, name="segment_row"),
+    path("segments/count/", segments.segment_count, name="segment_count"),
+    path("fields/", custom_fields.field_index, name="fields"),
+    path("fields/new/", custom_fields.field_create, name="field_create"),
+    path("fields/<int:pk>/edit/", custom_fields.field_edit, name="field_edit"),
     path("export.csv", contacts.contact_export, name="export"),
     path("opt-outs/", contacts.opt_outs, name="opt_outs"),
     path("lists/", contact_lists.list_index, name="lists"),

@@ -3,13 +3,14 @@
 The pages draw their charts with plain ``<svg>`` elements (no JavaScript chart library); these
 functions turn numbers into what the templates need. The dashboard draws ``bar_chart`` (sends per
 day) and ``donut_chart`` (+Message against SMS), a campaign's monitor draws ``line_chart`` (sends,
-deliveries and reads per minute).
+deliveries and reads per bucket of seconds, minutes or hours — ``time_bucket_seconds`` — with round
+value and time ticks, ``value_ticks`` and ``time_ticks``).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 BAR_WIDTH, BAR_HEIGHT, BAR_PAD_LEFT, BAR_PAD_BOTTOM, BAR_PAD_TOP = 560, 200, 40, 22, 10
 DONUT_R = 52
@@ -98,39 +99,107 @@ def donut_chart(parts):
     return {"segments": segments, "total": total, "r": DONUT_R, "circumference": f"{DONUT_C:.2f}"}
 
 
-def line_chart(series: list[dict], lines: list[tuple[str, str, str]], tz: tzinfo, width=960, height=240) -> dict:
-    """Polylines in SVG coordinates for points ``{"minute": datetime, key: value, …}``.
+# Bucket widths the monitor's time axis may use, and the steps its labels may fall on (seconds).
+BUCKET_LADDER = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+TICK_LADDER = (10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)
 
-    ``lines`` are (key, label, css class) in drawing order; the time axis is labelled in ``tz``.
+
+def time_bucket_seconds(span_seconds: float, *, minimum: int = 10, max_points: int = 120) -> int:
+    """The narrowest bucket from ``BUCKET_LADDER`` (at least ``minimum``) that draws a time span of
+    ``span_seconds`` in at most ``max_points`` points: seconds for a short send, then minutes, hours."""
+    for width in BUCKET_LADDER:
+        if width >= minimum and span_seconds / width + 1 <= max_points:
+            return width
+    return BUCKET_LADDER[-1]
+
+
+def value_ticks(peak: float, most: int = 5) -> list[int]:
+    """Whole-number axis values from 0: a step of 1, 2 or 5 × 10ⁿ, at most ``most`` steps, the
+    last at or above ``peak`` (peak 3 gives 0 1 2 3; 7 gives 0 2 4 6 8; 1,234 gives 0 500 … 1,500)."""
+    peak = max(int(math.ceil(peak)), 1)
+    magnitude = 1
+    while True:
+        for factor in (1, 2, 5):
+            step = factor * magnitude
+            if math.ceil(peak / step) <= most:
+                return [step * i for i in range(math.ceil(peak / step) + 1)]
+        magnitude *= 10
+
+
+def _local(moment: datetime, tz: tzinfo) -> datetime:
+    return moment.astimezone(tz) if moment.utcoffset() is not None else moment
+
+
+def time_ticks(start: datetime, end: datetime, tz: tzinfo, most: int = 7) -> list[tuple[datetime, str]]:
+    """Round times between ``start`` and ``end`` (aware datetimes) to label an axis in ``tz``: every
+    10 s, 30 s, 1 min, 5 min, 1 h … whichever gives at most ``most`` labels, on whole multiples of
+    the step in local time. Labels: ``HH:MM:SS`` below a minute, ``HH:MM``, with the date (``M/D``)
+    on the first label and where the day changes; dates alone for steps of a day or more."""
+    span = max((end - start).total_seconds(), 1)
+    step = next((s for s in TICK_LADDER if span / s <= most - 1), TICK_LADDER[-1])
+    local_start = _local(start, tz)
+    offset = local_start.utcoffset().total_seconds() if local_start.utcoffset() is not None else 0
+    epoch = start.timestamp()
+    first = math.ceil((epoch + offset) / step) * step - offset
+    ticks, previous_day = [], None
+    moment = first
+    while moment <= end.timestamp() + 1e-6:
+        local = datetime.fromtimestamp(moment, tz)
+        if step >= 86400:
+            label = f"{local.month}/{local.day}"
+        else:
+            label = local.strftime("%H:%M:%S" if step < 60 else "%H:%M")
+            if previous_day is not None and local.date() != previous_day or (
+                previous_day is None and _local(end, tz).date() != local_start.date()
+            ):
+                label = f"{local.month}/{local.day} {label}"
+        previous_day = local.date()
+        ticks.append((local, label))
+        moment += step
+    return ticks
+
+
+def line_chart(series: list[dict], lines: list[tuple[str, str, str]], tz: tzinfo, bucket_seconds: int = 60,
+               width=960, height=240) -> dict:
+    """Polylines in SVG coordinates for points ``{"at": datetime, key: value, …}``, one per bucket of
+    ``bucket_seconds`` that counted anything.
+
+    ``lines`` are (key, label, css class) in drawing order; the time axis is labelled in ``tz``. The
+    buckets in between that counted nothing are drawn as zeros, and so is the bucket before the
+    first, so every series is a line from the start (never a lone dot).
     """
-    pad_left, pad_bottom, pad_top, pad_right = 44, 26, 12, 12
+    pad_left, pad_bottom, pad_top, pad_right = 52, 26, 12, 16
     if not series:
         return {"empty": True, "width": width, "height": height}
-    peak = max(max(p.get(key, 0) for key, _label, _css in lines) for p in series) or 1
-    magnitude = 10 ** max(0, len(str(int(peak))) - 1)
-    top = math.ceil(peak / magnitude) * magnitude
+    step = timedelta(seconds=bucket_seconds)
+    by_time = {point["at"]: point for point in series}
+    first, last = min(by_time), max(by_time)
+    points, moment = [], first - step
+    while moment <= last:
+        points.append(by_time.get(moment, {"at": moment}))
+        moment += step
+    peak = max(max(p.get(key, 0) for key, _label, _css in lines) for p in points)
+    values = value_ticks(peak)
+    top = values[-1]
     plot_w, plot_h = width - pad_left - pad_right, height - pad_top - pad_bottom
-    count = len(series)
+    t0, t1 = points[0]["at"], points[-1]["at"]
+    duration = (t1 - t0).total_seconds() or 1
 
-    def x(i):
-        return pad_left + (plot_w * i / (count - 1) if count > 1 else plot_w / 2)
+    def x(moment):
+        return pad_left + plot_w * (moment - t0).total_seconds() / duration
 
     def y(value):
         return pad_top + plot_h - plot_h * value / top
 
     drawn = []
     for key, label, css in lines:
-        coordinates = [(f"{x(i):.1f}", f"{y(p.get(key, 0)):.1f}") for i, p in enumerate(series)]
-        drawn.append({"key": key, "label": label, "css": css, "points": " ".join(f"{a},{b}" for a, b in coordinates),
-                      # markers when there are few points (a single minute draws no line at all)
-                      "dots": coordinates if count <= 30 else [],
-                      "total": sum(p.get(key, 0) for p in series)})
-    grid = [{"y": f"{y(top * f / 4):.1f}", "label": f"{int(top * f / 4):,}"} for f in range(5)]
-    ticks = []
-    step = max(1, count // 6)
-    for i in range(0, count, step):
-        minute: datetime = series[i]["minute"]
-        local = minute.astimezone(tz) if minute.utcoffset() is not None else minute
-        ticks.append({"x": f"{x(i):.1f}", "label": local.strftime("%H:%M")})
+        coordinates = [f"{x(p['at']):.1f},{y(p.get(key, 0)):.1f}" for p in points]
+        drawn.append({"key": key, "label": label, "css": css, "points": " ".join(coordinates),
+                      "total": sum(p.get(key, 0) for p in points)})
+    grid = [{"y": f"{y(value):.1f}", "label": f"{value:,}"} for value in values]
+    # A label at the right edge ends there rather than being cut off by it.
+    ticks = [{"x": f"{x(moment):.1f}", "label": label, "anchor": "end" if x(moment) > width - pad_right - 40 else "middle"}
+             for moment, label in time_ticks(t0, t1, tz)]
     return {"empty": False, "width": width, "height": height, "lines": drawn, "grid": grid, "ticks": ticks,
-            "left": pad_left, "right": width - pad_right, "bottom": height - pad_bottom}
+            "left": pad_left, "right": width - pad_right, "top": pad_top, "bottom": height - pad_bottom,
+            "bucket_seconds": bucket_seconds, "points": len(points)}

@@ -170,6 +170,53 @@ def address_refusal(address: str | IPAddress, *, allow_loopback: bool = False) -
     return None
 
 
+# --- reachable from the internet? ------------------------------------------------------------------
+
+# Names that only mean something inside one network (RFC 6761 localhost, RFC 6762 .local, RFC 8375
+# home.arpa, and the de-facto .internal, .lan and .localdomain): no carrier can resolve them.
+LOCAL_NAME_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".localdomain", ".home.arpa")
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    """The address a host written as a number means (``127.0.0.1``, ``[::1]``, ``2130706433``,
+    ``0177.1``), without any lookup; None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if host and all(char in "0123456789abcdefx." for char in host) and any(char.isdigit() for char in host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))  # the C library's numeric forms
+        except OSError:
+            return None
+    return None
+
+
+def public_reach_problem(url: str) -> str | None:
+    """Why a machine on the internet (a carrier fetching campaign media) could not reach ``url``'s
+    host, as a log-style reason ("loopback", "private", "link-local", "local name" …), or None
+    when nothing in the URL says so.
+
+    No lookup is made (this runs while a marketer types). An address written in the URL is
+    classified with :func:`address_refusal`, loopback included whatever ``EGRESS_ALLOW_LOOPBACK``
+    says (that setting lets *our* requests reach the local sandbox; a carrier is never on our
+    loopback); a name that only resolves inside a network (``localhost``, ``*.local``, a single
+    label such as ``intranet``) is a "local name". A malformed URL is the rich-content validator's
+    business: it answers None here.
+    """
+    try:
+        _scheme, host, _port, _path = _parse(url)
+    except EgressRefused:
+        return None
+    address = _literal_address(host)
+    if address is not None:
+        return address_refusal(address)
+    name = host.rstrip(".")
+    if name == "localhost" or name.endswith(LOCAL_NAME_SUFFIXES) or "." not in name:
+        return "local name"
+    return None
+
+
 # --- URL checks -----------------------------------------------------------------------------------
 
 

@@ -229,7 +229,9 @@ def validate_rich_content(document) -> None:
         errors.add("content", _("The message must be an object."))
         errors.raise_if_any()
     present = [key for key in MAIN_ELEMENTS if document.get(key) not in (None, "", {}, [])]
-    if len(present) != 1:
+    if not present:
+        errors.add("content", _("The message is empty: write a text, or add media, a rich card or a carousel."))
+    elif len(present) > 1:
         errors.add("content", _("A message holds exactly one of: text, media, card, carousel."))
     _reject_unknown(errors, "", document, {*MAIN_ELEMENTS, "chips"})
     if "text" in present:

@@ -11,7 +11,7 @@ from collections import Counter
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from messaging.counters import counters_add, current_minute
+from messaging.counters import counter_bucket, counters_add
 from messaging.models import CampaignEngagement, CounterDelta, EngagementKind, Metric
 
 
@@ -29,7 +29,7 @@ def engagement_record(campaign_id: int, contact_id: int, kind: str, channel: str
             f"INSERT INTO {deltas} (campaign_id, minute, channel, metric, detail, delta) "
             f"SELECT campaign_id, %s, %s, %s, '', 1 FROM first RETURNING id"
         )
-        params = [campaign_id, contact_id, kind, variant, timezone.now(), current_minute(), channel or "", metric]
+        params = [campaign_id, contact_id, kind, variant, timezone.now(), counter_bucket(), channel or "", metric]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone() is not None

@@ -199,7 +199,8 @@ class CounterDelta(models.Model):
 
 
 class CampaignCounter(models.Model):
-    """Folded counters per (campaign, minute, channel, metric, detail): what stats pages read."""
+    """Folded counters per (campaign, minute, channel, metric, detail): what stats pages read.
+    ``minute`` is the start of the counter's 10-second bucket (``messaging.counters.counter_bucket``)."""
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="counters")
     minute = models.DateTimeField()

@@ -146,6 +146,8 @@ def campaign_new_run(parent: Campaign) -> Campaign:
     )
     child.audience_lists.set(parent.audience_lists.all())
     child.exclusion_lists.set(parent.exclusion_lists.all())
+    child.audience_segments.set(parent.audience_segments.all())
+    child.exclusion_segments.set(parent.exclusion_segments.all())
     return child
 
 

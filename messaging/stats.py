@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Carrier
+from campaigns.compliance import TOKYO
 from campaigns.models import Campaign
 from campaigns.status import TERMINAL
 from core.carriers import RAKUTEN
-from core.charts import percent
-from messaging.counters import counter_rows, counter_totals
+from core.charts import percent, time_bucket_seconds
+from messaging.counters import COUNTER_BUCKET_SECONDS, counter_rows, counter_span, counter_totals
 from messaging.models import Metric
 
 FUNNEL = [Metric.SENT, Metric.DELIVERED, Metric.READ]
@@ -66,8 +68,19 @@ def campaigns_progress(campaigns) -> dict[int, dict]:
     return result
 
 
+def _series_bucket(campaign: Campaign) -> int:
+    """The chart's bucket width for the campaign: seconds for a short send, minutes, then hours."""
+    span = counter_span(campaign.id, FUNNEL)
+    seconds = (span[1] - span[0]).total_seconds() if span else 0
+    return time_bucket_seconds(seconds, minimum=COUNTER_BUCKET_SECONDS)
+
+
 def campaign_stats(campaign: Campaign) -> dict:
-    rows = counter_rows(campaign.id)
+    """The campaign's figures from its counters. ``series`` holds sends, deliveries and reads per
+    ``bucket_seconds`` (each point's ``at`` is its bucket's start), only the buckets that counted."""
+    bucket = _series_bucket(campaign)
+    offset = int(timezone.now().astimezone(TOKYO).utcoffset().total_seconds())
+    rows = counter_rows(campaign.id, bucket, utc_offset_seconds=offset)
     totals = defaultdict(int)
     by_channel = {"rcs": defaultdict(int), "sms": defaultdict(int)}
     fallback_by_reason = defaultdict(int)
@@ -75,7 +88,7 @@ def campaign_stats(campaign: Campaign) -> dict:
     skipped = defaultdict(int)
     series = defaultdict(lambda: defaultdict(int))
     by_carrier = defaultdict(int)
-    for minute, channel, metric, detail, count in rows:
+    for at, channel, metric, detail, count in rows:
         if metric in CARRIER_METRICS:
             by_carrier[(metric, detail)] += count
             continue
@@ -89,12 +102,12 @@ def campaign_stats(campaign: Campaign) -> dict:
         elif metric == Metric.SKIPPED:
             skipped[detail] += count
         if metric in FUNNEL:
-            series[minute][metric] += count
+            series[at][metric] += count
 
     targeted = totals[Metric.TARGETED]
     done, progress = processed_and_progress(totals, campaign.status)
     queued = max(targeted - done, 0)
-    rate = _recent_rate(series)
+    rate = _recent_rate(campaign.id)
     finished = campaign.status in TERMINAL
     return {
         "targeted": targeted,
@@ -115,9 +128,8 @@ def campaign_stats(campaign: Campaign) -> dict:
         "failed_by_reason": dict(failed_by_reason),
         "by_channel": {channel: dict(values) for channel, values in by_channel.items()},
         "by_carrier": carrier_split(by_carrier),
-        "series": [
-            {"minute": minute, **{m.value: values[m] for m in FUNNEL}} for minute, values in sorted(series.items())
-        ],
+        "series": [{"at": at, **{m.value: values[m] for m in FUNNEL}} for at, values in sorted(series.items())],
+        "bucket_seconds": bucket,
         "progress": min(progress, 1.0),
         "rate_per_s": rate,
         "eta_seconds": (queued / rate) if rate and queued and not finished else None,
@@ -125,13 +137,14 @@ def campaign_stats(campaign: Campaign) -> dict:
     }
 
 
-def _recent_rate(series) -> float:
-    """Sends per second over the last two minutes that saw sends."""
+def _recent_rate(campaign_id: int) -> float:
+    """Sends per second over the last three minutes that saw sends (from the stored buckets)."""
     now = timezone.now()
-    recent = [(minute, values[Metric.SENT]) for minute, values in series.items() if values[Metric.SENT]]
-    recent = [item for item in recent if (now - item[0]).total_seconds() < 180]
-    if not recent:
+    sends = defaultdict(int)
+    for at, _channel, metric, _detail, count in counter_rows(campaign_id, since=now - timedelta(seconds=180)):
+        if metric == Metric.SENT and count:
+            sends[at] += count
+    if not sends:
         return 0.0
-    recent.sort()
-    span = max((now - recent[0][0]).total_seconds(), 1.0)
-    return sum(n for _, n in recent) / span
+    span = max((now - min(sends)).total_seconds(), 1.0)
+    return sum(sends.values()) / span

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import OfficialAccount, ReviewStatus
 from campaigns.compliance import TOKYO
 from campaigns.forms.recurrence import RecurrenceForm
-from campaigns.models import Campaign, Classification, ContactList
+from campaigns.models import Campaign, Classification, ContactList, Segment
 from core.phone import normalize_mobile
 from core.sms_text import DEFAULT_LIMIT, validate_sms_text
 
@@ -46,12 +46,14 @@ class CampaignForm(RecurrenceForm, forms.ModelForm):
     class Meta:
         model = Campaign
         fields = ["name", "official_account", "classification", "sms_text", "audience_lists", "exclusion_lists",
-                  "ttl_seconds", "scheduled_at", "recurrence"]
+                  "audience_segments", "exclusion_segments", "ttl_seconds", "scheduled_at", "recurrence"]
         widgets = {
             "classification": forms.RadioSelect,
             "sms_text": forms.Textarea(attrs={"rows": 5}),
             "audience_lists": forms.CheckboxSelectMultiple,
             "exclusion_lists": forms.CheckboxSelectMultiple,
+            "audience_segments": forms.CheckboxSelectMultiple,
+            "exclusion_segments": forms.CheckboxSelectMultiple,
         }
 
     def __init__(self, *args, organization, **kwargs):
@@ -64,6 +66,10 @@ class CampaignForm(RecurrenceForm, forms.ModelForm):
         self.fields["exclusion_lists"].queryset = lists
         self.fields["audience_lists"].required = False
         self.fields["exclusion_lists"].required = False
+        segments = Segment.objects.filter(organization=organization).order_by("name")
+        for name in ("audience_segments", "exclusion_segments"):
+            self.fields[name].queryset = segments
+            self.fields[name].required = False
         self.fields["classification"].choices = Classification.choices
         self.fields["name"].widget.attrs.update({"placeholder": _("e.g. Winter sale coupon"), "autocomplete": "off"})
         self.fields["sms_text"].required = True
@@ -133,6 +139,9 @@ class CampaignForm(RecurrenceForm, forms.ModelForm):
         exclude = {item.pk for item in data.get("exclusion_lists") or []}
         if include & exclude:
             self.add_error("exclusion_lists", _("A list cannot be both included and excluded."))
+        chosen = {item.pk for item in data.get("audience_segments") or []}
+        if chosen & {item.pk for item in data.get("exclusion_segments") or []}:
+            self.add_error("exclusion_segments", _("A segment cannot be both included and excluded."))
         return data
 
 

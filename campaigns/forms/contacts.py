@@ -3,8 +3,9 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from campaigns.imports import TARGET_CHOICES, import_requirements
-from campaigns.models import ConsentMethod, ContactList
+from campaigns.fields import choices_parse
+from campaigns.imports import import_requirements, target_choices
+from campaigns.models import ConsentMethod, ContactList, CustomField, FieldKind
 
 
 class ContactListForm(forms.ModelForm):
@@ -84,10 +85,11 @@ class ImportMappingForm(forms.Form):
         self.job = job
         self.column_fields = []
         self.column_errors = []  # about the mapping as a whole, shown above the columns
+        choices = target_choices(job.organization_id)
         for index, header in enumerate(job.headers):
             name = f"col_{index}"
             self.fields[name] = forms.ChoiceField(
-                label=header, choices=TARGET_CHOICES, required=False, initial=job.mapping.get(str(index), "")
+                label=header, choices=choices, required=False, initial=job.mapping.get(str(index), "")
             )
             samples = [row[index] for row in job.sample_rows if index < len(row) and row[index]]
             self.column_fields.append((self[name], samples))
@@ -121,3 +123,52 @@ class ImportMappingForm(forms.Form):
                 self.add_error(key, messages)
             else:
                 self.column_errors.extend(messages)
+
+class CustomFieldForm(forms.ModelForm):
+    """A typed custom field; its choices are typed one per line."""
+
+    choices_text = forms.CharField(
+        label=_("Choices"), required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("For a choice field: one choice per line, e.g. ゴールド, シルバー, ブロンズ."),
+    )
+
+    class Meta:
+        model = CustomField
+        fields = ["label", "key", "kind"]
+        help_texts = {"kind": _("Values are checked against the type at import and on the contact page.")}
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.organization = organization
+        if self.instance.pk:
+            self.fields["choices_text"].initial = "\n".join(self.instance.choices)
+            # The key names stored values and the type decides how they compare: fixed once made.
+            self.fields["key"].disabled = True
+            self.fields["kind"].disabled = True
+
+    def clean(self):
+        cleaned = super().clean()
+        self.instance.choices = choices_parse(cleaned.get("choices_text", ""))
+        return cleaned
+
+
+class ContactFieldsForm(forms.Form):
+    """The contact page's editor of custom field values, one input per field of its type."""
+
+    def __init__(self, *args, fields, contact, **kwargs):
+        super().__init__(*args, **kwargs)
+        attributes = contact.attributes or {}
+        for field in fields:
+            initial = attributes.get(field.key, "")
+            if field.kind == FieldKind.CHOICE:
+                form_field = forms.ChoiceField(choices=[("", "—"), *[(c, c) for c in field.choices]])
+            elif field.kind == FieldKind.DATE:
+                form_field = forms.CharField(widget=forms.DateInput(attrs={"type": "date"}))
+            elif field.kind == FieldKind.NUMBER:
+                form_field = forms.CharField(widget=forms.TextInput(attrs={"inputmode": "decimal"}))
+            else:
+                form_field = forms.CharField(max_length=1000)
+            form_field.label = field.label
+            form_field.required = False
+            form_field.initial = initial
+            self.fields[field.key] = form_field

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.compliance import TOKYO
-from campaigns.media import display_url
+from campaigns.media import KIND_MAX_BYTES, display_url, media_guidance
 from core import rich_content as rc
 
 KINDS = ("text", "media", "card", "carousel")
@@ -246,15 +246,46 @@ def document_from_state(state: dict) -> dict:
     return document
 
 
+# What to do when the chosen message type is still empty, said at the input to fill in.
+EMPTY_KIND_FIELDS = {
+    "text": ("text", _("Write the message text (up to %(limit)s characters).")),
+    "media": ("media.url", _("Upload an image, a video or a PDF, or enter the public URL of one.")),
+    "card": ("card", _("Give the card a title, a description or an image.")),
+}
+
+
+def _chosen_kind_if_empty(document: dict) -> str | None:
+    """The one message type the builder made ``document`` from, when the marketer left it empty."""
+    chosen = [key for key in rc.MAIN_ELEMENTS if key in document]
+    if len(chosen) != 1:
+        return None
+    value = document[chosen[0]]
+    if chosen[0] == "media":
+        return "media" if not (value or {}).get("url") else None
+    return chosen[0] if value in (None, "", {}, []) else None
+
+
 def content_errors(document: dict) -> dict[str, list[str]]:
-    """The validator's errors keyed by field path; empty when the document is valid."""
+    """The validator's errors keyed by field path; empty when the document is valid.
+
+    An empty message gets, instead of the validator's general words, what to do at the input of
+    the chosen type (“write the message text”, “upload an image …”).
+    """
     try:
         rc.validate_rich_content(document)
     except ValidationError as error:
         if hasattr(error, "error_dict"):
-            return {field: [str(m) for e in errs for m in e.messages] for field, errs in error.error_dict.items()}
-        return {"content": [str(m) for m in error.messages]}
-    return {}
+            errors = {field: [str(m) for e in errs for m in e.messages] for field, errs in error.error_dict.items()}
+        else:
+            errors = {"content": [str(m) for m in error.messages]}
+    else:
+        return {}
+    kind = _chosen_kind_if_empty(document)
+    if kind in EMPTY_KIND_FIELDS:
+        field, message = EMPTY_KIND_FIELDS[kind]
+        errors.pop("content", None)
+        errors[field] = [str(message) % {"limit": f"{rc.TEXT_MAX:,}"}]
+    return errors
 
 
 # --- Builder operations (add / remove cards, buttons, chips) --------------------------------------
@@ -320,8 +351,10 @@ def media_slot(path: str, url, errors: dict, kind: str | None = None) -> dict:
     """One media input: the stored URL, the file chooser and the errors of both."""
     if kind is None and isinstance(url, str):
         kind = "video" if url.lower().rsplit("?", 1)[0].endswith((".mp4", ".webm")) else "image"
+    kinds = ("image", "video", "file") if path == "media" else ("image", "video")
     return {"path": path, "url": url or "", "display_url": display_url(url or ""), "kind": kind,
-            "is_message_media": path == "media",
+            "is_message_media": path == "media", "guidance": media_guidance(kinds),
+            "limits": {kind: limit for kind, limit in KIND_MAX_BYTES.items() if kind in kinds}, "warnings": [],
             "errors": errors.get(f"{path}.url", []) + errors.get(path, []) + errors.get(f"{path}.kind", [])}
 
 

@@ -13,8 +13,10 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
 from campaigns import services
+from campaigns.audience import audience_sample
 from campaigns.compliance import TOKYO, display_rule_problems, quiet_hours_notice
 from campaigns.forms.campaign import SendBackForm, TestSendForm
+from campaigns.media import unreachable_media
 from campaigns.models import CampaignStatus
 from campaigns.views.common import (
     CONTROL_PERMISSIONS,
@@ -26,10 +28,11 @@ from campaigns.views.common import (
     require_any,
     ttl_label,
 )
-from campaigns.views.preview import preview_context, sample_contacts
+from campaigns.views.preview import preview_context
 from core.phone import national_format
 from messaging import runs
 from messaging.costs import campaign_cost_estimate
+from messaging.segments import campaign_segment_filters
 from messaging.testsends import campaign_test_send as test_send_service
 from messaging.testsends import confirmed_test_numbers
 
@@ -40,13 +43,19 @@ def campaign_detail(request, pk):
     permissions = member_permissions(request)
     include_ids = list(campaign.audience_lists.values_list("id", flat=True))
     exclude_ids = list(campaign.exclusion_lists.values_list("id", flat=True))
-    contacts = sample_contacts(request.organization, include_ids, limit=1)
+    include_filter, exclude_filter = campaign_segment_filters(campaign)
+    contacts = audience_sample(request.organization, campaign.classification, include_ids, exclude_ids, limit=1,
+                               include_filter=include_filter, exclude_filter=exclude_filter)
     contact = contacts[0] if contacts else None
     account = campaign.official_account
     audience = None
     if campaign.status in (CampaignStatus.DRAFT, CampaignStatus.PENDING_APPROVAL, CampaignStatus.APPROVED,
                            CampaignStatus.SCHEDULED):
-        audience = audience_context(request, campaign.classification, include_ids, exclude_ids)
+        audience = audience_context(
+            request, campaign.classification, include_ids, exclude_ids,
+            list(campaign.audience_segments.values_list("id", flat=True)),
+            list(campaign.exclusion_segments.values_list("id", flat=True)),
+        )
     context = {
         "campaign": campaign,
         "can_compose": "compose" in permissions,
@@ -57,12 +66,15 @@ def campaign_detail(request, pk):
         "rcs_preview": preview_context(campaign.content, campaign.sms_text, account, contact, "rcs"),
         "sms_preview": preview_context(campaign.content, campaign.sms_text, account, contact, "sms"),
         "problems": display_rule_problems(campaign),
+        "media_warnings": unreachable_media(campaign.content),
         "quiet_notice": quiet_hours_notice(request.organization, campaign.classification,
                                            scheduled_at=campaign.scheduled_at, recurrence=campaign.recurrence),
         "launch": _launch_context(campaign) if campaign.status == CampaignStatus.APPROVED else None,
         "audience": audience,
         "audience_lists": campaign.audience_lists.all(),
         "exclusion_lists": campaign.exclusion_lists.all(),
+        "audience_segments": campaign.audience_segments.all(),
+        "exclusion_segments": campaign.exclusion_segments.all(),
         "test_form": TestSendForm(),
         "test_numbers": confirmed_test_numbers(request.organization),
         "send_back_form": SendBackForm(),

@@ -27,6 +27,7 @@ from accounts.tenancy import ROLE_PERMISSIONS
 from campaigns.media import SizeLimitUploadHandler
 from campaigns.models import Campaign, ContactList
 from messaging.engine.freeze import audience_estimate
+from messaging.segments import chosen_segment_filters
 
 MONITOR_PERMISSIONS = {"operate", "compose", "approve"}
 CONTROL_PERMISSIONS = {"compose", "approve"}
@@ -62,15 +63,20 @@ def hx_or_redirect(request, url):
     return redirect(url)
 
 
-def audience_context(request, classification, include_ids, exclude_ids) -> dict:
-    """The live recipient count for the chosen lists (only the organization's own lists count),
+def audience_context(request, classification, include_ids, exclude_ids, include_segment_ids=(),
+                     exclude_segment_ids=()) -> dict:
+    """The live recipient count for the chosen lists and segments (only the organization's own count),
     decided as the freeze decides (opt-outs, consent, the frequency cap)."""
     lists = ContactList.objects.filter(organization=request.organization)
     include_ids = list(lists.filter(pk__in=include_ids).values_list("id", flat=True))
     exclude_ids = list(lists.filter(pk__in=exclude_ids).values_list("id", flat=True))
-    if not include_ids:
+    include_filter, exclude_filter = chosen_segment_filters(
+        request.organization.id, include_segment_ids, exclude_segment_ids
+    )
+    if not include_ids and include_filter is None:
         return {"empty": True}
-    return {"counts": audience_estimate(request.organization, classification, include_ids, exclude_ids)}
+    return {"counts": audience_estimate(request.organization, classification, include_ids, exclude_ids,
+                                        include_filter, exclude_filter)}
 
 
 def ttl_label(seconds: int) -> str:

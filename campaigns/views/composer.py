@@ -18,16 +18,26 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
 from campaigns import services
+from campaigns.audience import audience_sample
 from campaigns.compliance import OPT_OUT_PLACEHOLDER, display_rule_problems, quiet_hours_notice
 from campaigns.forms import content_builder as builder
 from campaigns.forms.campaign import CampaignForm, ScheduleMode, approved_accounts
 from campaigns.forms.recurrence import crontab_summary, posted_crontab
-from campaigns.media import display_url, store_media
-from campaigns.models import Campaign, CampaignStatus, CampaignTemplate, Classification, Contact, ContactList
+from campaigns.media import store_media, unreachable_media
+from campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    CampaignTemplate,
+    Classification,
+    Contact,
+    ContactList,
+    Segment,
+)
 from campaigns.views.common import audience_context, campaign_or_404, limited_uploads, ttl_label
-from campaigns.views.preview import attribute_keys, preview_context, sample_contacts
+from campaigns.views.preview import attribute_keys, preview_context
 from core.short_links import LINK_SYNTAX_EXAMPLE, example_short_url, short_link_base
 from core.signed_links import PLACEHOLDER_KEY as OPT_OUT_KEY
+from messaging.segments import chosen_segment_filters
 from messaging.testsends import confirmed_test_numbers
 
 COMPOSER_FIELDS = ["name", "official_account", "classification", "sms_text", "ttl_seconds", "scheduled_at",
@@ -65,6 +75,8 @@ def _process_uploads(request, state: dict, errors: dict) -> None:
             errors.setdefault(f"{slot}.url", []).append(_("A card shows an image or a video, not a file."))
             continue
         builder.set_path(state, f"{slot}.url", stored.url)
+        for warning in stored.warnings:  # e.g. an image larger than phones need
+            messages.warning(request, warning)
         if slot == "media":
             state["media"]["kind"] = stored.kind
 
@@ -83,12 +95,17 @@ def _composer_context(request, form, state, errors, campaign=None) -> dict:
         selected_account = accounts.first()
         form.initial.setdefault("official_account", selected_account.pk)
     include_ids = _selected_ids(form, "audience_lists", campaign)
-    contacts = sample_contacts(organization, include_ids)
+    exclude_ids = _selected_ids(form, "exclusion_lists", campaign)
+    include_segment_ids = _selected_ids(form, "audience_segments", campaign)
+    exclude_segment_ids = _selected_ids(form, "exclusion_segments", campaign)
+    include_filter, exclude_filter = chosen_segment_filters(organization.id, include_segment_ids, exclude_segment_ids)
     document = builder.document_from_state(state)
     sms_text = form.data.get("sms_text", "") if form.is_bound else (campaign.sms_text if campaign else "")
     classification = (form.data.get("classification") if form.is_bound else None) or (
         campaign.classification if campaign else Classification.PROMOTION
     )
+    contacts = audience_sample(organization, classification, include_ids, exclude_ids,
+                               include_filter=include_filter, exclude_filter=exclude_filter)
     probe = Campaign(organization=organization, official_account=selected_account, classification=classification,
                      content=document, sms_text=sms_text or "")
     context = {
@@ -104,9 +121,11 @@ def _composer_context(request, form, state, errors, campaign=None) -> dict:
         "opt_out_placeholder": OPT_OUT_PLACEHOLDER,
         "sample_contacts": contacts,
         "lists": lists,
+        "segments": Segment.objects.filter(organization=organization).order_by("name"),
         "preview": preview_context(document, sms_text, selected_account,
                                    contacts[0] if contacts else None, "rcs"),
         "problems": display_rule_problems(probe),
+        "media_warnings": unreachable_media(document),
         "quiet_notice": _quiet_notice_from(request, form, classification, campaign),
         "cron_summary": crontab_summary(posted_crontab(form.data) if form.is_bound else
                                         (campaign.recurrence if campaign else "")),
@@ -115,10 +134,12 @@ def _composer_context(request, form, state, errors, campaign=None) -> dict:
         "link_syntax": LINK_SYNTAX_EXAMPLE,
         "organization": organization,
     }
-    exclude_ids = _selected_ids(form, "exclusion_lists", campaign)
-    context["audience"] = audience_context(request, classification, include_ids, exclude_ids)
+    context["audience"] = audience_context(request, classification, include_ids, exclude_ids,
+                                           include_segment_ids, exclude_segment_ids)
     context["include_ids"] = set(include_ids)
     context["exclude_ids"] = set(exclude_ids)
+    context["include_segment_ids"] = set(include_segment_ids)
+    context["exclude_segment_ids"] = set(exclude_segment_ids)
     context["ttl_choices"] = _ttl_choices(form)
     return context
 
@@ -312,6 +333,7 @@ def compose_preview(request):
     context = {
         "preview": preview_context(document, sms_text, account, contact, request.POST.get("preview_mode")),
         "problems": display_rule_problems(probe),
+        "media_warnings": unreachable_media(document),
         "quiet_notice": _quiet_notice_from(request, form, classification, None),
         "cron_summary": crontab_summary(posted_crontab(request.POST)),
         "form": form,
@@ -326,10 +348,14 @@ def compose_audience(request):
     data = request.POST if request.method == "POST" else request.GET
     include = [int(v) for v in data.getlist("audience_lists") if str(v).isdigit()]
     exclude = [int(v) for v in data.getlist("exclusion_lists") if str(v).isdigit()]
+    include_segments = [int(v) for v in data.getlist("audience_segments") if str(v).isdigit()]
+    exclude_segments = [int(v) for v in data.getlist("exclusion_segments") if str(v).isdigit()]
+    include_filter, exclude_filter = chosen_segment_filters(request.organization.id, include_segments, exclude_segments)
     classification = data.get("classification") or Classification.PROMOTION
     context = {
-        "audience": audience_context(request, classification, include, exclude),
-        "sample_contacts": sample_contacts(request.organization, include),
+        "audience": audience_context(request, classification, include, exclude, include_segments, exclude_segments),
+        "sample_contacts": audience_sample(request.organization, classification, include, exclude,
+                                           include_filter=include_filter, exclude_filter=exclude_filter),
         "oob": True,
     }
     response = render(request, "campaigns/_audience_response.html", context)
@@ -354,7 +380,7 @@ def media_upload(request):
     slot = field_name[: -len(".upload")]
     existing = request.POST.get(f"{slot}.url", "")
     kind = request.POST.get("media.kind", "image") if slot == "media" else None
-    errors = []
+    errors, warnings = [], []
     url = existing
     if _upload_too_large(request):
         errors.append(_("The file is larger than 100 MB."))
@@ -368,11 +394,11 @@ def media_upload(request):
             else:
                 url = stored.url
                 kind = stored.kind
+                warnings.extend(stored.warnings)
         except ValidationError as error:
             errors.extend(error.messages)
     context = {
-        "slot": {"path": slot, "url": url, "display_url": display_url(url), "errors": errors, "kind": kind,
-                 "is_message_media": slot == "media"},
+        "slot": {**builder.media_slot(slot, url, {}, kind), "errors": errors, "warnings": warnings},
         "b": builder.builder_context(builder.empty_state(), {}),
     }
     response = render(request, "campaigns/_builder.html#media_slot", context)

@@ -16,6 +16,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
@@ -75,10 +76,23 @@ def _funnel(stats: dict) -> list[dict]:
              "width": max(_percent(value, targeted), 0.5 if value else 0)} for key, label, value in steps]
 
 
-def chart_svg(series: list[dict]) -> dict:
-    """Sends, deliveries and reads per minute as SVG polylines, the time axis in Japan time."""
+def bucket_label(seconds: int) -> str:
+    """“per 10 seconds”, “per minute”, “per 3 hours”: the width of the chart's buckets."""
+    if seconds < 60:
+        return ngettext("per %(n)d second", "per %(n)d seconds", seconds) % {"n": seconds}
+    if seconds < 3600:
+        minutes = seconds // 60
+        return _("per minute") if minutes == 1 else _("per %(n)d minutes") % {"n": minutes}
+    hours = seconds // 3600
+    return _("per hour") if hours == 1 else _("per %(n)d hours") % {"n": hours}
+
+
+def chart_svg(series: list[dict], bucket_seconds: int = 60) -> dict:
+    """Sends, deliveries and reads per bucket as SVG polylines, the time axis in Japan time."""
     lines = [("sent", _("Sent"), "sent"), ("delivered", _("Delivered"), "delivered"), ("read", _("Read"), "read")]
-    return line_chart(series, lines, TOKYO)
+    chart = line_chart(series, lines, TOKYO, bucket_seconds)
+    chart["per"] = bucket_label(bucket_seconds)
+    return chart
 
 
 def _monitor_context(request, campaign) -> dict:
@@ -120,7 +134,7 @@ def _monitor_context(request, campaign) -> dict:
             ),
             "skipped": (stats.get("skipped_opted_out") or 0) + (stats.get("skipped_no_consent") or 0)
             + (stats.get("skipped_frequency_cap") or 0),
-            "chart": chart_svg(stats.get("series") or []),
+            "chart": chart_svg(stats.get("series") or [], stats.get("bucket_seconds") or 60),
             "targeted": targeted,
         }
     )

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import copy
 
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from campaigns.compliance import TOKYO
 from campaigns.media import display_url
-from campaigns.models import Contact, ContactListMembership
+from campaigns.models import Contact
 from core.personalize import is_placeholder_key, personalize_content, personalize_text
 from core.short_links import short_link_base, text_as_sent
 from core.signed_links import PLACEHOLDER_KEY as OPT_OUT_KEY
@@ -27,16 +26,6 @@ def attribute_keys(organization, sample=500) -> list[str]:
         if isinstance(attributes, dict):
             keys.update(str(k) for k in attributes)
     return sorted(k for k in keys if is_placeholder_key(k))
-
-
-def sample_contacts(organization, list_ids=(), limit=20):
-    """The first contacts (by id) of the chosen lists, or of the organization: whom the preview shows."""
-    contacts = Contact.objects.filter(organization=organization)
-    if list_ids:
-        # EXISTS rather than a join with DISTINCT: the first contacts by id, whatever the list size.
-        members = ContactListMembership.objects.filter(contact=OuterRef("pk"), contact_list_id__in=list_ids)
-        contacts = contacts.filter(Exists(members))
-    return list(contacts.order_by("id")[:limit])
 
 
 def personalized_for(contact, document: dict, sms_text: str) -> tuple[dict, str]:

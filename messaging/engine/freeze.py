@@ -31,6 +31,7 @@ from campaigns.audience import annotated_candidates, audience_count
 from campaigns.models import Campaign, Classification, Contact
 from messaging.counters import counters_add
 from messaging.models import Delivery, DeliveryStatus, Metric
+from messaging.segments import campaign_segment_filters
 
 FREEZE_CHUNK = 10_000
 FREEZE_LOCK = 0x46524545  # advisory lock namespace of audience freezing ("FREE")
@@ -60,11 +61,13 @@ def recent_promotions(since, exclude_campaign_id=None):
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
-def audience_candidates(organization_id, classification, include, exclude, *, campaign_id=None):
-    """The candidates with what the freeze decides on: opted out, has consent, the consent relied
-    on, and ``over_cap`` (a promotion's candidate who already had the frequency cap's number of
-    promotions in its period; never for transactional messages or with the cap off)."""
-    queryset = annotated_candidates(organization_id, include, exclude)
+def audience_candidates(organization_id, classification, include, exclude, *, campaign_id=None,
+                        include_filter=None, exclude_filter=None):
+    """The candidates (the lists ``include`` and the segment filter ``include_filter``, minus
+    ``exclude`` and ``exclude_filter``) with what the freeze decides on: opted out, has consent, the
+    consent relied on, and ``over_cap`` (a promotion's candidate who already had the frequency cap's
+    number of promotions in its period; never for transactional messages or with the cap off)."""
+    queryset = annotated_candidates(organization_id, include, exclude, include_filter, exclude_filter)
     cap = frequency_cap(organization_id) if classification == Classification.PROMOTION else None
     if cap is None:
         return queryset.annotate(over_cap=Value(False, output_field=BooleanField()))
@@ -77,20 +80,29 @@ def audience_candidates(organization_id, classification, include, exclude, *, ca
 
 def _audience_sql(campaign: Campaign):
     """SQL and params selecting (contact id, opted out, has consent, consent, over the cap) of the
-    campaign's candidates."""
+    campaign's candidates.
+
+    Segments are evaluated here, at the freeze, with their engagement windows ending when the run
+    started (the same instant for every chunk), so a recurring run reaches who matches at that run.
+    """
     include = list(campaign.audience_lists.values_list("id", flat=True))
     exclude = list(campaign.exclusion_lists.values_list("id", flat=True))
+    started_at = Campaign.objects.filter(pk=campaign.pk).values_list("started_at", flat=True).first()
+    include_filter, exclude_filter = campaign_segment_filters(campaign, now=started_at)
     queryset = audience_candidates(
-        campaign.organization_id, campaign.classification, include, exclude, campaign_id=campaign.pk
+        campaign.organization_id, campaign.classification, include, exclude, campaign_id=campaign.pk,
+        include_filter=include_filter, exclude_filter=exclude_filter,
     ).values_list("id", "opted_out_at", "has_consent", "active_consent_id", "over_cap")
     return queryset.query.sql_with_params()
 
 
-def audience_estimate(organization, classification, include_list_ids, exclude_list_ids) -> dict:
+def audience_estimate(organization, classification, include_list_ids, exclude_list_ids, include_filter=None,
+                      exclude_filter=None) -> dict:
     """The recipient count before launch (composer, launch confirmation): the total, who is left
     out and why — opted out, no consent, over the frequency cap — and who would be sent to, decided
-    as the freeze decides."""
-    counts = audience_count(organization, classification, include_list_ids, exclude_list_ids)
+    as the freeze decides (segments as ``include_filter`` / ``exclude_filter``)."""
+    counts = audience_count(organization, classification, include_list_ids, exclude_list_ids, include_filter,
+                            exclude_filter)
     counts["frequency_cap"] = 0
     organization_id = getattr(organization, "id", organization)
     if (
@@ -101,7 +113,8 @@ def audience_estimate(organization, classification, include_list_ids, exclude_li
         return counts
     capped = (
         audience_candidates(
-            organization_id, classification, list(include_list_ids), list(exclude_list_ids or [])
+            organization_id, classification, list(include_list_ids or []), list(exclude_list_ids or []),
+            include_filter=include_filter, exclude_filter=exclude_filter,
         )
         .filter(opted_out_at__isnull=True, has_consent=True, over_cap=True)
         .count()

@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.sql import among
-from messaging.counters import counters_add
+from messaging.counters import counter_bucket, counters_add
 from messaging.engine.context import Row
 from messaging.engine.failover import gateway_switches_audit, sms_gateways_unpin
 from messaging.engine.send import Outcome
@@ -59,7 +59,7 @@ def record_outcome(cid: int | None, outcome: Outcome, cancelled: list[Row]) -> N
             )
             increments[(cid, "", Metric.CANCELLED, "opted_out")] += updated
         if cid:
-            counters_add(increments, now.replace(second=0, microsecond=0))
+            counters_add(increments, counter_bucket(now))
 
 
 def _by_segments(rows: list[Row]) -> dict[int | None, list[int]]:

@@ -6,7 +6,8 @@
  *   of the text as sent: each {{link:…}} counted as the example short URL the server gives
  *   (data-short-link-example, core.short_links), like validate_sms_text;
  * - personalisation tokens inserted at the cursor of the last focused text field;
- * - confirmation for dangerous buttons (data-confirm) and <dialog> openers (data-open-dialog).
+ * - confirmation for dangerous buttons (data-confirm) and <dialog> openers (data-open-dialog);
+ * - uploads: a file over its kind's limit refused before sending, and a real upload progress bar.
  * The server validates everything again; this only helps while typing.
  */
 (function () {
@@ -158,9 +159,59 @@
     }
     refreshAll(document);
   });
-  // While a file uploads, show it on its slot.
+  // Uploads. Before sending, a file above its kind's limit (the server's own limits, written on the
+  // slot as data-max-image / -video / -file) is refused at once instead of after minutes of upload;
+  // while it uploads, the XHR's upload progress (htmx:xhr:progress) fills the slot's progress bar.
+  function fileKind(file) {
+    var type = (file.type || "").toLowerCase();
+    if (type.indexOf("video/") === 0) return "video";
+    if (type === "application/pdf") return "file";
+    return "image";
+  }
+  function megabytes(bytes) { return (Math.round(bytes / 104857.6) / 10).toLocaleString(lang === "ja" ? "ja-JP" : "en-US"); }
+  function uploadSlot(event) {
+    var input = event.target;
+    if (!input || input.type !== "file" || !input.closest) return null;
+    return input.closest(".media-slot");
+  }
   document.addEventListener("htmx:beforeRequest", function (event) {
-    var slot = event.target.closest && event.target.closest(".media-slot");
-    if (slot && event.target.type === "file") slot.classList.add("uploading");
+    var slot = uploadSlot(event);
+    if (!slot) return;
+    var refused = slot.querySelector(".upload-refused");
+    var file = event.target.files && event.target.files[0];
+    if (file && refused) {
+      var kind = fileKind(file);
+      var limit = parseInt(slot.getAttribute("data-max-" + kind), 10);
+      if (limit && file.size > limit) {
+        event.preventDefault();
+        refused.textContent = refused.getAttribute("data-message")
+          .replace("{size}", megabytes(file.size))
+          .replace("{kind}", refused.getAttribute("data-kind-" + kind) || kind)
+          .replace("{limit}", megabytes(limit));
+        refused.hidden = false;
+        event.target.value = "";
+        return;
+      }
+      refused.hidden = true;
+    }
+    slot.classList.add("uploading");
+    var box = slot.querySelector(".upload-progress");
+    if (box) {
+      box.hidden = false;
+      box.querySelector("progress").value = 0;
+      box.querySelector(".upload-percent").textContent = "0%";
+    }
+  });
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var slot = uploadSlot(event);
+    var box = slot && slot.querySelector(".upload-progress");
+    if (!box || !event.detail.lengthComputable || !event.detail.total) return;
+    var bar = box.querySelector("progress");
+    var percent = Math.floor(100 * event.detail.loaded / event.detail.total);
+    // The response's download reports progress too, from 0 again: the bar only moves forward.
+    if (percent > bar.value) {
+      bar.value = percent;
+      box.querySelector(".upload-percent").textContent = percent + "%";
+    }
   });
 })();

@@ -1069,13 +1069,13 @@ def test_chart_svg_scales_series():
     from campaigns.views.monitor import chart_svg
 
     start = datetime(2026, 1, 1, 1, 0, tzinfo=TOKYO)
-    series = [{"minute": start + timedelta(minutes=i), "sent": i * 10, "delivered": i * 8, "read": i * 5}
+    series = [{"at": start + timedelta(minutes=i), "sent": i * 10, "delivered": i * 8, "read": i * 5}
               for i in range(5)]
-    chart = chart_svg(series)
+    chart = chart_svg(series, 60)
     assert not chart["empty"]
     assert [line["key"] for line in chart["lines"]] == ["sent", "delivered", "read"]
     assert chart["lines"][0]["total"] == 100
-    assert chart["ticks"][0]["label"] == "01:00"
+    assert "01:00" in [tick["label"] for tick in chart["ticks"]]
     assert chart_svg([])["empty"]
 
 
@@ -1087,7 +1087,7 @@ def test_submit_refusal_is_shown_beside_the_fields_and_the_draft_kept(client, or
     assert response.status_code == 200
     assert campaign.status == CampaignStatus.DRAFT
     assert 'data-field="audience_lists"' in body
-    assert "Choose at least one audience list." in body
+    assert "Choose at least one audience list or segment." in body
     assert f'action="{reverse("campaigns:edit", args=[campaign.pk])}"' in body
 
 

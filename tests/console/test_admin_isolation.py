@@ -64,6 +64,8 @@ PK_MODELS = {
     "accounts/two-factor/members/": "accounts.membership",
     "campaigns/contacts/lists/": "campaigns.contactlist",
     "campaigns/contacts/import/": "campaigns.importjob",
+    "campaigns/contacts/segments/": "campaigns.segment",
+    "campaigns/contacts/fields/": "campaigns.customfield",
     "campaigns/contacts/": "campaigns.contact",
     "campaigns/": "campaigns.campaign",
     "campaigns/templates/": "campaigns.campaigntemplate",

@@ -13,7 +13,7 @@ from accounts.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from campaigns.models import CampaignTemplate, ContactListMembership
+from campaigns.models import CampaignTemplate, ContactListMembership, CustomField, Segment
 from messaging.models import Conversation, ConversationMessage, Delivery, KeywordRule
 from messaging.models import TestNumber as Number
 from tests.accounts.factories import (
@@ -82,10 +82,14 @@ def tenant_objects(organization, tag="", user=None):
                                               keyword=f"{tag}-keyword", action="tag", tag=f"{tag}-tag")
     notification = Notification.objects.create(organization=organization, recipient=owner, kind="conversation_assigned",
                                                subject=f"{tag}-notification", url="/messaging/inbox/")
+    custom_field = CustomField.objects.create(organization=organization, key=f"{tag}-rank", label=f"{tag}-rank")
+    segment = Segment.objects.create(organization=organization, name=f"{tag}-segment")
     return {
         "accounts.invitation": invitation,
         "accounts.membersession": member_session,
         "accounts.notification": notification,
+        "campaigns.customfield": custom_field,
+        "campaigns.segment": segment,
         "messaging.testnumber": test_number,
         "messaging.keywordrule": keyword_rule,
         "accounts.webhookendpoint": webhook_endpoint,

@@ -111,18 +111,21 @@ def test_valid_documents_pass(document):
 @pytest.mark.parametrize(
     "document",
     [
-        {},
-        {"chips": [reply()]},
-        {"text": ""},
         {"text": "a", "media": {"url": "https://cdn.example.jp/a.jpg"}},
         {"text": "a", "card": card()},
         {"card": card(), **carousel(2)},
         {"text": "a", "media": {"url": "https://cdn.example.jp/a.jpg"}, "card": card(), **carousel(2)},
     ],
-    ids=["empty", "chips-only", "empty-text", "text+media", "text+card", "card+carousel", "all-four"],
+    ids=["text+media", "text+card", "card+carousel", "all-four"],
 )
 def test_exactly_one_main_element(document):
     assert_refused(document, "content", "exactly one")
+
+
+@pytest.mark.parametrize("document", [{}, {"chips": [reply()]}, {"text": ""}], ids=["empty", "chips-only", "empty-text"])
+def test_an_empty_message_says_what_to_add(document):
+    errors = assert_refused(document, "content", "The message is empty: write a text, or add media")
+    assert not any("exactly one" in message for message in errors["content"])
 
 
 @pytest.mark.parametrize("document", [None, [], "text", 42, [{"text": "a"}]])
