@@ -1,6 +1,7 @@
 """Browser test (Playwright driving Debian's chromium): an owner invites a marketer by e-mail; the
 marketer opens the link from the message the file e-mail backend wrote (as `make run` does under
-var/mail/), chooses a username and a password, and signs in. Screenshots go to
+var/mail/), chooses a username and a password, signs in, enrols an authenticator app (the test plays
+the app), signs out and signs in again with the second factor. Screenshots go to
 test-output/screenshots/."""
 
 import re
@@ -10,6 +11,7 @@ import pytest
 from accounts.models import Membership, Role
 from tests.accounts.factories import PASSWORD, OrganizationFactory, member
 from tests.browser.conftest import NEEDS_CHROMIUM, screenshot_path
+from tests.browser.test_two_factor import app_code, sign_out
 
 pytest.importorskip("playwright.sync_api")
 
@@ -39,7 +41,7 @@ def mailed_link(mail_dir, live_server_url) -> str:
     return found.group(0)
 
 
-def test_invitation_owner_invites_a_marketer_who_accepts_from_the_mail_file_and_signs_in(
+def test_invitation_owner_invites_a_marketer_who_accepts_from_the_mail_file_and_signs_in_with_two_factor(
     browser, live_server, settings, tmp_path
 ):
     mail_dir = tmp_path / "mail"
@@ -92,3 +94,24 @@ def test_invitation_owner_invites_a_marketer_who_accepts_from_the_mail_file_and_
     owner.goto(f"{live_server.url}/accounts/members/")
     assert "hanako@example.jp" not in owner.locator("#invitations-table").inner_text()
     assert "hanako" in owner.locator("#members-table").inner_text()
+
+    # The new marketer switches on two-factor sign-in, then signs in with it.
+    marketer.click("details.user-menu summary")
+    marketer.click("details.user-menu a[href$='/accounts/two-factor/']")
+    marketer.click("a[href$='/accounts/two-factor/setup/']")
+    secret = marketer.inner_text("#two-factor-secret")
+    marketer.fill("input[name=otp_code]", app_code(secret))
+    marketer.click("#two-factor-setup-form button[type=submit]")
+    assert marketer.locator("#recovery-codes li").count() == 10
+    marketer.click("#recovery-codes-done")
+    shot(marketer, "06-two-factor-on")
+    sign_out(marketer)
+    marketer.fill("input[name=username]", "hanako")
+    marketer.fill("input[name=password]", MARKETER_PASSWORD)
+    marketer.click(".auth-card button[type=submit]")
+    marketer.wait_for_url("**/login/two-factor/")
+    marketer.fill("input[name=otp_code]", app_code(secret, 30))
+    marketer.click("#two-factor-verify-form button[type=submit]")
+    marketer.wait_for_url(f"{live_server.url}/")
+    assert marketer.locator(".user-name").inner_text() == "hanako"
+    shot(marketer, "07-signed-in-with-two-factor")
