@@ -67,3 +67,18 @@ def two_factor_gate(request):
         return redirect_to_login(request.get_full_path())
     messages.info(request, _("Your organization requires two-factor sign-in. Set it up to continue."))
     return redirect(f"{reverse('accounts:two_factor_setup')}?{urlencode({'next': request.get_full_path()})}")
+
+
+def signed_in_required(view):
+    """A signed-in user's own pages (not an organization's): signed in, and past the second step."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        refusal = two_factor_gate(request)
+        if refusal is not None:
+            return refusal
+        return view(request, *args, **kwargs)
+
+    return wrapper

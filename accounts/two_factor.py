@@ -164,6 +164,14 @@ def two_factor_reset_member(organization: Organization, member, *, actor, reques
         raise ValidationError(_("Use your own two-factor page for your own sign-in."), code="self")
     if member_role == Role.OWNER and actor_role != Role.OWNER:
         raise ValidationError(_("Only an owner can reset an owner's two-factor sign-in."), code="owner")
+    # The second factor is the person's, not this organization's: resetting it here would open every
+    # other organization (and the platform admin) of theirs to whoever knows the password.
+    if member.is_superuser or Membership.objects.filter(user=member).exclude(organization=organization).exists():
+        raise ValidationError(
+            _("This person also signs in to another organization, so their two-factor sign-in cannot be reset "
+              "from here. They can set up a new authenticator with a recovery code."),
+            code="elsewhere",
+        )
     with transaction.atomic():
         removed = TOTPDevice.objects.filter(user=member).delete()[0]
         RecoveryCodeDevice.objects.filter(user=member).delete()

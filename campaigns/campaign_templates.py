@@ -73,7 +73,7 @@ def template_delete(template: CampaignTemplate, user) -> None:
 
 
 def campaign_clone(campaign: Campaign, user) -> Campaign:
-    """A new draft with the campaign's content, SMS text, audience and exclusion lists and settings
+    """A new draft with the campaign's content, SMS text, audience and exclusion lists and segments, and settings
     (official account, classification, TTL); never its schedule, recurrence, approval, status or
     counters."""
     name = _("%(name)s (copy)") % {"name": campaign.name}
@@ -91,5 +91,7 @@ def campaign_clone(campaign: Campaign, user) -> Campaign:
         )
         clone.audience_lists.set(campaign.audience_lists.all())
         clone.exclusion_lists.set(campaign.exclusion_lists.all())
+        clone.audience_segments.set(campaign.audience_segments.all())
+        clone.exclusion_segments.set(campaign.exclusion_segments.all())
         campaign_audit_record("campaign.cloned", clone, user, source_id=campaign.pk, source_name=campaign.name)
     return clone

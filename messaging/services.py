@@ -17,6 +17,8 @@ anything is written. Transactional messages are exempt from all three.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
@@ -28,6 +30,7 @@ from campaigns.models import Classification, Contact
 from core.phone import normalize_mobile
 from core.rich_content import validate_rich_content
 from core.sms_text import validate_sms_text
+from messaging.engine.freeze import frequency_cap, recent_promotions
 from messaging.models import Delivery
 from messaging.tasks import send_message
 
@@ -109,6 +112,18 @@ def _promotion_check(official_account, contact, content, sms_text) -> int:
             _("This person has no active consent to promotional messages: record their consent first."),
             code="no_consent",
         )]})
+    cap = frequency_cap(official_account.organization_id)
+    if cap is not None and contact is not None:
+        count, days = cap
+        given = (Contact.objects.filter(pk=contact.pk)
+                 .annotate(given=recent_promotions(timezone.now() - timedelta(days=days)))
+                 .values_list("given", flat=True).get())
+        if given >= count:
+            raise MessageRefused({"to": [ValidationError(
+                _("This person already had %(count)d promotions in %(days)d days, the organization's frequency "
+                  "cap.") % {"count": count, "days": days},
+                code="frequency_cap",
+            )]})
     problems = message_display_problems(official_account, content, sms_text)
     if problems:
         errors: dict[str, list] = {}

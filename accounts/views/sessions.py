@@ -1,17 +1,17 @@
 """The signed-in member's own sessions: where they are signed in, and ending the others."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from accounts.decorators import signed_in_required
 from accounts.sessions import member_session_end, member_sessions_active, member_sessions_end_others
 
 
-@login_required
+@signed_in_required
 def sessions(request):
     current = request.session.session_key
     records = member_sessions_active(request.user)
@@ -22,7 +22,7 @@ def sessions(request):
     })
 
 
-@login_required
+@signed_in_required
 @require_POST
 def sessions_end_others(request):
     ended = member_sessions_end_others(request.user, request.session.session_key, request=request)
@@ -31,7 +31,7 @@ def sessions_end_others(request):
     return redirect("accounts:sessions")
 
 
-@login_required
+@signed_in_required
 @require_POST
 def session_end(request, pk):
     if not member_session_end(request.user, pk, request=request):

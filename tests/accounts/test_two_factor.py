@@ -181,3 +181,22 @@ def test_two_factor_reset_of_a_member_by_owners_and_admins(org):
     events = AuditEvent.objects.filter(action="two_factor.reset", organization=org).order_by("id")
     assert [(event.actor_id, event.target_label) for event in events] == [
         (admin.pk, marketer.username), (owner.pk, admin.username)]
+
+
+def test_two_factor_reset_refuses_someone_who_also_belongs_elsewhere_or_a_superuser(org):
+    """An admin who adds an outsider's account to their own organization must not strip its second factor."""
+    from accounts.models import Membership
+    from accounts.two_factor import two_factor_reset_member
+
+    admin = member(org, Role.ADMIN)
+    elsewhere_owner = member(OrganizationFactory(), Role.OWNER)
+    Membership.objects.create(organization=org, user=elsewhere_owner, role=Role.VIEWER)
+    superuser = member(org, Role.VIEWER)
+    superuser.is_superuser = True
+    superuser.save(update_fields=["is_superuser"])
+    for target in (elsewhere_owner, superuser):
+        enrolled(target)
+        with pytest.raises(ValidationError) as error:
+            two_factor_reset_member(org, target, actor=admin)
+        assert error.value.code == "elsewhere"
+        assert two_factor_enabled(target)

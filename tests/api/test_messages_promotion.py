@@ -209,3 +209,19 @@ def test_api_promotion_rules_hold_in_the_service_every_single_message_path_calls
     assert not Delivery.objects.exists()
     delivery = message_send(**send, **good)
     assert delivery.consent_id == consent.pk and Consent.objects.filter(pk=consent.pk, revoked_at=None).exists()
+
+
+def test_api_promotion_over_the_frequency_cap_is_refused_transactional_is_not(api, tenant, _no_enqueue):
+    """The cap the freeze applies to campaigns holds for single promotions too."""
+    no_quiet_hours(tenant.organization)
+    consented(tenant)
+    tenant.organization.frequency_cap_count, tenant.organization.frequency_cap_days = 2, 7
+    tenant.organization.save(update_fields=["frequency_cap_count", "frequency_cap_days"])
+    for key in ("cap-1", "cap-2"):
+        response = api.post("/api/v1/messages/", promotion(tenant), format="json", HTTP_IDEMPOTENCY_KEY=key)
+        assert response.status_code == 201, response.json()
+    response = api.post("/api/v1/messages/", promotion(tenant), format="json", HTTP_IDEMPOTENCY_KEY="cap-3")
+    assert response.status_code == 400 and response.json()["code"] == "frequency_cap"
+    assert Delivery.objects.count() == 2
+    transactional = api.post("/api/v1/messages/", message_body(tenant), format="json", HTTP_IDEMPOTENCY_KEY="cap-4")
+    assert transactional.status_code == 201

@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import Role
 from audit.models import AuditEvent
 from campaigns import campaign_templates
-from campaigns.models import Campaign, CampaignStatus, CampaignTemplate, Classification
+from campaigns.models import Campaign, CampaignStatus, CampaignTemplate, Classification, Segment
 from tests.accounts.factories import member
 from tests.campaigns.factories import CampaignFactory, ContactListFactory
 
@@ -81,6 +81,10 @@ def test_a_clone_copies_content_audience_and_settings_never_schedule_approval_or
     )
     campaign.refresh_from_db()
     user = member(organization, Role.MARKETER)
+    buyers = Segment.objects.create(organization=organization, name="buyers")
+    complained = Segment.objects.create(organization=organization, name="complained")
+    campaign.audience_segments.add(buyers)
+    campaign.exclusion_segments.add(complained)
 
     clone = campaign_templates.campaign_clone(campaign, user)
 
@@ -90,6 +94,7 @@ def test_a_clone_copies_content_audience_and_settings_never_schedule_approval_or
         campaign.official_account_id)
     assert set(clone.audience_lists.all()) == set(campaign.audience_lists.all())
     assert set(clone.exclusion_lists.all()) == set(campaign.exclusion_lists.all())
+    assert list(clone.audience_segments.all()) == [buyers] and list(clone.exclusion_segments.all()) == [complained]
     assert clone.status == CampaignStatus.DRAFT and clone.created_by == user
     assert clone.approved_by is None and clone.approved_at is None and clone.submitted_by is None
     assert clone.scheduled_at is None and clone.recurrence == "" and clone.parent is None
